@@ -1,0 +1,1 @@
+"""Benchmark scripts, one per hot path, each printing its numbers."""

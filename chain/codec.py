@@ -1,0 +1,382 @@
+"""Canonical encoding: msgpack of fixed-order arrays, strict in both directions.
+
+Every value that is hashed or signed is a *record*: a frozen dataclass whose fields
+each have a declared *kind* (``UInt(64)``, ``Bytes(32)``, ``Str(64)`` ...). A record
+encodes as a msgpack array of its fields in declaration order; there are no maps and no
+floats anywhere, so one value has exactly one encoding.
+
+Decoding is where untrusted bytes enter, so it is strict: the bytes are unpacked once
+(in C), every field is checked against its kind, and the result must re-encode to the
+very same bytes. That last rule alone rejects every non-minimal integer, length or
+string header; together with the kind checks it rejects truncated input, trailing
+bytes, wrong types, floats, maps, extension types, out-of-range integers and oversize
+input. Every failure is a :class:`~chain.errors.DecodeError` naming the field.
+
+Integers wider than 64 bits (amounts are up to 256 bits) do not fit a msgpack int, so
+:class:`BigUInt` encodes them as minimal big-endian bytes: zero is ``b""`` and a leading
+zero byte is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, TypeVar
+
+import msgpack
+
+from .errors import DecodeError, EncodeError
+
+#: Hard ceiling for anything decoded by this module; callers pass tighter limits.
+MAX_DECODE_SIZE = 16 * 1024 * 1024
+
+T = TypeVar("T", bound="Record")
+
+
+class Kind:
+    """The declared type of one field: converts between values and msgpack objects."""
+
+    def load(self, raw: Any, where: str) -> Any:
+        """Check a decoded msgpack object and return the field value (or raise)."""
+        raise NotImplementedError  # pragma: no cover - every kind overrides it
+
+    def dump(self, value: Any, where: str) -> Any:
+        """Check a field value and return the msgpack object that encodes it."""
+        raise NotImplementedError  # pragma: no cover - every kind overrides it
+
+
+def _bad(where: str, what: str) -> DecodeError:
+    return DecodeError(f"{where}: {what}")
+
+
+class UInt(Kind):
+    """An unsigned integer of at most ``bits`` bits (``bits`` <= 64), a msgpack int."""
+
+    def __init__(self, bits: int) -> None:
+        if not 0 < bits <= 64:
+            raise ValueError("UInt holds at most 64 bits; use BigUInt")
+        self.bits = bits
+        self.limit = 1 << bits
+
+    def load(self, raw: Any, where: str) -> int:
+        if type(raw) is not int:
+            raise _bad(where, f"expected an integer, got {type(raw).__name__}")
+        if not 0 <= raw < self.limit:
+            raise _bad(where, f"integer out of range for u{self.bits}")
+        return raw
+
+    def dump(self, value: Any, where: str) -> int:
+        if type(value) is not int or not 0 <= value < self.limit:
+            raise EncodeError(f"{where}: {value!r} is not a u{self.bits}")
+        return value
+
+
+class BigUInt(Kind):
+    """An unsigned integer of up to ``bits`` bits, as minimal big-endian bytes."""
+
+    def __init__(self, bits: int = 256) -> None:
+        self.bits = bits
+        self.limit = 1 << bits
+        self.max_len = (bits + 7) // 8
+
+    def load(self, raw: Any, where: str) -> int:
+        if type(raw) is not bytes:
+            raise _bad(where, f"expected bytes for a u{self.bits}, got {type(raw).__name__}")
+        if len(raw) > self.max_len:
+            raise _bad(where, f"u{self.bits} longer than {self.max_len} bytes")
+        if raw[:1] == b"\x00":
+            raise _bad(where, "non-minimal integer (leading zero byte)")
+        value = int.from_bytes(raw, "big")
+        if value >= self.limit:
+            raise _bad(where, f"integer out of range for u{self.bits}")
+        return value
+
+    def dump(self, value: Any, where: str) -> bytes:
+        if type(value) is not int or not 0 <= value < self.limit:
+            raise EncodeError(f"{where}: {value!r} is not a u{self.bits}")
+        return value.to_bytes((value.bit_length() + 7) // 8, "big")
+
+
+class Bytes(Kind):
+    """A byte string of exactly ``size`` bytes, or of at most ``max_len`` bytes."""
+
+    def __init__(self, size: int | None = None, *, max_len: int | None = None) -> None:
+        if (size is None) == (max_len is None):
+            raise ValueError("give exactly one of size and max_len")
+        self.size = size
+        self.max_len = max_len
+
+    def _ok(self, value: Any) -> bool:
+        if type(value) is not bytes:
+            return False
+        if self.size is not None:
+            return len(value) == self.size
+        return len(value) <= self.max_len  # type: ignore[operator]
+
+    def _what(self) -> str:
+        return f"{self.size} bytes" if self.size is not None else f"at most {self.max_len} bytes"
+
+    def load(self, raw: Any, where: str) -> bytes:
+        if not self._ok(raw):
+            got = f"{len(raw)} bytes" if type(raw) is bytes else type(raw).__name__
+            raise _bad(where, f"expected {self._what()}, got {got}")
+        return raw
+
+    def dump(self, value: Any, where: str) -> bytes:
+        if not self._ok(value):
+            raise EncodeError(f"{where}: expected {self._what()}, got {value!r:.80}")
+        return value
+
+
+class Str(Kind):
+    """A UTF-8 text of at most ``max_len`` bytes once encoded."""
+
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+
+    def load(self, raw: Any, where: str) -> str:
+        if type(raw) is not str:
+            raise _bad(where, f"expected text, got {type(raw).__name__}")
+        if len(raw) > self.max_len or len(raw.encode()) > self.max_len:
+            raise _bad(where, f"text longer than {self.max_len} bytes")
+        return raw
+
+    def dump(self, value: Any, where: str) -> str:
+        if type(value) is not str or len(value.encode()) > self.max_len:
+            raise EncodeError(f"{where}: expected text of at most {self.max_len} bytes")
+        return value
+
+
+class Bool(Kind):
+    """``True`` or ``False`` (msgpack booleans, never 0/1)."""
+
+    def load(self, raw: Any, where: str) -> bool:
+        if type(raw) is not bool:
+            raise _bad(where, f"expected a boolean, got {type(raw).__name__}")
+        return raw
+
+    def dump(self, value: Any, where: str) -> bool:
+        if type(value) is not bool:
+            raise EncodeError(f"{where}: expected a boolean")
+        return value
+
+
+class Optional(Kind):
+    """Either nil or a value of ``inner``."""
+
+    def __init__(self, inner: Kind) -> None:
+        self.inner = inner
+
+    def load(self, raw: Any, where: str) -> Any:
+        return None if raw is None else self.inner.load(raw, where)
+
+    def dump(self, value: Any, where: str) -> Any:
+        return None if value is None else self.inner.dump(value, where)
+
+
+class ListOf(Kind):
+    """A list of at most ``max_len`` items of one kind (a tuple in Python)."""
+
+    def __init__(self, item: Kind, max_len: int) -> None:
+        self.item = item
+        self.max_len = max_len
+
+    def load(self, raw: Any, where: str) -> tuple[Any, ...]:
+        if type(raw) is not list:
+            raise _bad(where, f"expected a list, got {type(raw).__name__}")
+        if len(raw) > self.max_len:
+            raise _bad(where, f"list longer than {self.max_len}")
+        load = self.item.load
+        return tuple(load(x, f"{where}[{i}]") for i, x in enumerate(raw))
+
+    def dump(self, value: Any, where: str) -> list[Any]:
+        if not isinstance(value, tuple | list) or len(value) > self.max_len:
+            raise EncodeError(f"{where}: expected a sequence of at most {self.max_len}")
+        dump = self.item.dump
+        return [dump(x, f"{where}[{i}]") for i, x in enumerate(value)]
+
+
+class Nested(Kind):
+    """A record of one type, encoded as its field array."""
+
+    def __init__(self, cls: type[Record]) -> None:
+        self.cls = cls
+
+    def load(self, raw: Any, where: str) -> Record:
+        return self.cls.from_raw(raw, where)
+
+    def dump(self, value: Any, where: str) -> list[Any]:
+        if type(value) is not self.cls:
+            raise EncodeError(f"{where}: expected {self.cls.__name__}")
+        return value.to_raw(where)
+
+
+class OneOf(Kind):
+    """One of several record types, encoded as ``[tag, field, field, ...]``.
+
+    Each member class declares a class attribute ``TAG`` (a small int) that is unique
+    within the union; the tag comes first so a decoder knows which fields follow.
+    """
+
+    def __init__(self, *classes: type[Record]) -> None:
+        self.by_tag: dict[int, type[Record]] = {}
+        for cls in classes:
+            tag = cls.TAG
+            if tag is None or tag in self.by_tag:
+                raise ValueError(f"{cls.__name__} needs a unique TAG")
+            self.by_tag[tag] = cls
+
+    def load(self, raw: Any, where: str) -> Record:
+        if type(raw) is not list or not raw or type(raw[0]) is not int:
+            raise _bad(where, "expected [tag, fields...]")
+        cls = self.by_tag.get(raw[0])
+        if cls is None:
+            raise _bad(where, f"unknown tag {raw[0]}")
+        return cls.from_raw(raw[1:], f"{where}<{cls.__name__}>")
+
+    def dump(self, value: Any, where: str) -> list[Any]:
+        cls = type(value)
+        if self.by_tag.get(getattr(cls, "TAG", None)) is not cls:  # type: ignore[arg-type]
+            raise EncodeError(f"{where}: {cls.__name__} is not a member of this union")
+        return [cls.TAG, *value.to_raw(where)]
+
+
+class Record:
+    """Base of every encodable record: a frozen dataclass plus a field schema.
+
+    Subclasses are declared with :func:`record`, which pairs each dataclass field with a
+    kind. ``encode()`` caches its bytes on the instance (records are immutable), and a
+    record made by ``decode()`` keeps the input bytes, which are canonical by then.
+    """
+
+    SCHEMA: ClassVar[tuple[tuple[str, Kind], ...]] = ()
+    TAG: ClassVar[int | None] = None
+    #: Largest encoding accepted by ``decode`` for this type.
+    MAX_SIZE: ClassVar[int] = MAX_DECODE_SIZE
+
+    @classmethod
+    def from_raw(cls: type[T], raw: Any, where: str | None = None) -> T:
+        where = where or cls.__name__
+        schema = cls.SCHEMA
+        if type(raw) is not list:
+            raise _bad(where, f"expected a list of {len(schema)} fields")
+        if len(raw) != len(schema):
+            raise _bad(where, f"expected {len(schema)} fields, got {len(raw)}")
+        values = [kind.load(x, f"{where}.{name}") for (name, kind), x in zip(schema, raw, strict=True)]
+        return cls(*values)
+
+    def to_raw(self, where: str | None = None) -> list[Any]:
+        where = where or type(self).__name__
+        return [kind.dump(getattr(self, name), f"{where}.{name}") for name, kind in self.SCHEMA]
+
+    def encode(self) -> bytes:
+        """The canonical bytes of this record (computed once)."""
+        cached = self.__dict__.get("_encoded")
+        if cached is None:
+            cached = pack(self.to_raw())
+            object.__setattr__(self, "_encoded", cached)
+        return cached
+
+    @classmethod
+    def decode(cls: type[T], data: bytes, max_size: int | None = None) -> T:
+        """Strictly decode ``data`` as this record type (see the module docstring)."""
+        raw = unpack(data, max_size or cls.MAX_SIZE, cls.__name__, plain=False)
+        value = cls.from_raw(raw)
+        object.__setattr__(value, "_encoded", bytes(data))
+        return value
+
+
+def record(*schema: tuple[str, Kind]) -> Callable[[type[T]], type[T]]:
+    """Class decorator: make ``cls`` a frozen dataclass whose fields have these kinds.
+
+    The schema must name the dataclass fields in declaration order; a mismatch is a
+    programming error caught at import time.
+    """
+
+    def wrap(cls: type[T]) -> type[T]:
+        cls = dataclasses.dataclass(frozen=True, eq=True)(cls)
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        if names != tuple(name for name, _ in schema):
+            raise TypeError(f"{cls.__name__}: schema {schema} does not match fields {names}")
+        cls.SCHEMA = tuple(schema)
+        return cls
+
+    return wrap
+
+
+def pack(raw: Any) -> bytes:
+    """msgpack-encode plain objects the canonical way (bin type for bytes, no floats)."""
+    try:
+        return msgpack.packb(raw, use_bin_type=True, strict_types=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode: {exc}") from exc
+
+
+def unpack(
+    data: bytes, max_size: int = MAX_DECODE_SIZE, what: str = "value", *, plain: bool = True
+) -> Any:
+    """Unpack canonical msgpack bytes into plain objects, or raise DecodeError.
+
+    Besides msgpack's own checks it refuses input larger than ``max_size`` and input
+    that does not re-encode to exactly the same bytes (the canonical-form rule). With
+    ``plain`` (the default) it also walks the result to refuse floats, maps and
+    extension types; record decoding skips that walk because every field kind refuses
+    them anyway.
+    """
+    if type(data) is not bytes:
+        if isinstance(data, bytearray | memoryview):
+            data = bytes(data)
+        else:
+            raise DecodeError(f"{what}: expected bytes, got {type(data).__name__}")
+    if len(data) > max_size:
+        raise DecodeError(f"{what}: {len(data)} bytes exceeds the limit of {max_size}")
+    if not data:
+        raise DecodeError(f"{what}: empty input")
+    try:
+        raw = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+        )
+    except msgpack.ExtraData:
+        raise DecodeError(f"{what}: trailing bytes after the value") from None
+    except (msgpack.OutOfData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise DecodeError(f"{what}: malformed or truncated msgpack ({type(exc).__name__})") from None
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"{what}: malformed msgpack: {exc}") from None
+    if plain:
+        _refuse_floats_and_maps(raw, what)
+    if pack_plain(raw) != data:
+        raise DecodeError(f"{what}: not in canonical encoding")
+    return raw
+
+
+def pack_plain(raw: Any) -> bytes | None:
+    """Re-encode unpacked objects; None if they cannot be (so they never match)."""
+    try:
+        return msgpack.packb(raw, use_bin_type=True, strict_types=True)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _refuse_floats_and_maps(raw: Any, what: str) -> None:
+    # Records reject maps and floats field by field, but plain unpack() is also used for
+    # framing and storage envelopes, so the rule is enforced here once for everyone.
+    stack = [raw]
+    while stack:
+        item = stack.pop()
+        t = type(item)
+        if t is list:
+            stack.extend(item)
+        elif t is float:
+            raise DecodeError(f"{what}: floats are not allowed")
+        elif t is dict:
+            raise DecodeError(f"{what}: maps are not allowed")
+        elif t is msgpack.ExtType:
+            raise DecodeError(f"{what}: extension types are not allowed")
+
+
+def encode_all(items: Iterable[Record]) -> list[bytes]:
+    """The encodings of several records (convenience for Merkle leaves)."""
+    return [item.encode() for item in items]

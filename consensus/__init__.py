@@ -1,0 +1,1 @@
+"""PBFT-style consensus core (events in, actions out), validator sets, sign log, block sync."""

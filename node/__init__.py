@@ -1,0 +1,1 @@
+"""Config, mempool, the daemon, JSON-RPC server, light node, RPC client, metrics, localnet."""

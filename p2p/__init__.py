@@ -1,0 +1,1 @@
+"""TCP transport: Noise XX handshake, encrypted framing, peers, gossip."""

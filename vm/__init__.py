@@ -1,0 +1,1 @@
+"""Deterministic contract VM: interpreter with gas, assembler, compiler, executor, contracts."""
