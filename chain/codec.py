@@ -273,7 +273,9 @@ class Record:
         """The canonical bytes of this record (computed once)."""
         cached = self.__dict__.get("_encoded")
         if cached is None:
-            cached = pack(self.to_raw())
+            # Every field kind has checked its value, so no float can be in here: skip
+            # pack()'s walk (this runs for every transaction and vote).
+            cached = _pack_checked(self.to_raw())
             object.__setattr__(self, "_encoded", cached)
         return cached
 
@@ -304,8 +306,24 @@ def record(*schema: tuple[str, Kind]) -> Callable[[type[T]], type[T]]:
     return wrap
 
 
+def _pack_checked(raw: Any) -> bytes:
+    try:
+        return msgpack.packb(raw, use_bin_type=True, strict_types=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode: {exc}") from exc
+
+
 def pack(raw: Any) -> bytes:
     """msgpack-encode plain objects the canonical way (bin type for bytes, no floats)."""
+    # msgpack packs floats natively, so the "no floats" rule is checked here; unpack()
+    # refuses them, and nothing we sign or hash may contain one.
+    stack = [raw]
+    while stack:
+        item = stack.pop()
+        if type(item) is list:
+            stack.extend(item)
+        elif isinstance(item, float):
+            raise EncodeError("cannot encode: floats are not allowed")
     try:
         return msgpack.packb(raw, use_bin_type=True, strict_types=True)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -373,7 +391,9 @@ def _refuse_floats_and_maps(raw: Any, what: str) -> None:
             raise DecodeError(f"{what}: floats are not allowed")
         elif t is dict:
             raise DecodeError(f"{what}: maps are not allowed")
-        elif t is msgpack.ExtType:
+        elif t is msgpack.ExtType or t is msgpack.Timestamp:
+            # msgpack turns the timestamp extension (type -1) into a Timestamp, not an
+            # ExtType, and re-packs it identically, so it needs its own check.
             raise DecodeError(f"{what}: extension types are not allowed")
 
 

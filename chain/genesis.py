@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +30,8 @@ from .validators import InvalidValidatorSet, Validator, ValidatorSet
 CHAIN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_AMOUNT = (1 << 256) - 1
 MAX_GENESIS_FILE = 64 * 1024 * 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 class _Model(BaseModel):
@@ -104,7 +106,8 @@ class _GenesisModel(_Model):
     @field_validator("chain_id")
     @classmethod
     def _chain_id(cls, v: str) -> str:
-        if not CHAIN_ID_RE.match(v):
+        # fullmatch: with match(), "$" would also accept a trailing newline.
+        if not CHAIN_ID_RE.fullmatch(v):
             raise ValueError("chain_id is 1-64 characters of a-z, 0-9, '.', '_', '-'")
         return v
 
@@ -160,7 +163,9 @@ class Genesis:
             seen.add(addr)
             balances.append((addr, int(b.amount)))
         balances.sort()
-        time_ms = int(model.genesis_time.astimezone(UTC).timestamp() * 1000)
+        # Exact integer arithmetic: timestamp() * 1000 is a float and can land one
+        # millisecond low (2004-06-01T13:17:20.909Z gave ...908).
+        time_ms = (model.genesis_time - _EPOCH) // _MS
         if time_ms < 0:
             raise InvalidGenesis(f"{source}: genesis_time: before 1970")
         return cls(model.chain_id, time_ms, vset, tuple(v.name for v in model.validators),
@@ -186,7 +191,7 @@ class Genesis:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document this genesis was (or could have been) read from."""
-        time = datetime.fromtimestamp(self.time_ms / 1000, tz=UTC)
+        time = _EPOCH + self.time_ms * _MS  # exact, unlike fromtimestamp(ms / 1000)
         return {
             "chain_id": self.chain_id,
             "genesis_time": time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),

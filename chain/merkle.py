@@ -88,9 +88,12 @@ def verify_inclusion(
     """RFC 9162 §2.1.3.2: verify an inclusion proof for a leaf *hash*.
 
     Never raises: a malformed proof (wrong lengths, too long or too short) is simply
-    not valid.
+    not valid. A missing proof (None) is the empty path, as in the RFC 9162 reference
+    verifier: it proves the only leaf of a one-leaf tree and nothing else.
     """
-    if proof is None or index < 0 or index >= size:
+    if proof is None:
+        proof = ()
+    if index < 0 or index >= size:
         return False
     if len(leaf) != HASH_SIZE or len(root) != HASH_SIZE:
         return False

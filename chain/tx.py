@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from .codec import BigUInt, Bytes, OneOf, Record, Str, UInt, record
-from .errors import DecodeError, InvalidSignature, InvalidTransaction
+from .errors import DecodeError, InvalidTransaction
 from .hashing import Domain, sha256
 from .keys import (
     ADDRESS_SIZE,
@@ -176,7 +176,9 @@ class Transaction(Record):
         if self.gas_limit == 0:
             raise InvalidTransaction("gas limit must be positive")
         if not self.has_valid_signature():
-            raise InvalidSignature("transaction signature does not verify")
+            # InvalidTransaction, as documented: InvalidSignature is not a subclass of
+            # it, so a caller catching InvalidTransaction would miss a forged tx.
+            raise InvalidTransaction("transaction signature does not verify")
 
     @classmethod
     def decode_and_validate(
