@@ -1,0 +1,270 @@
+"""The block store and its indexes.
+
+Records, all CRC-sealed (see :mod:`storage.records`), under the store's namespace:
+
+==========================================  ==========================================
+``M``                                       latest height and its block hash
+``B`` + height                              the block (header, txs, parent's cert)
+``D`` + height                              its header alone (light nodes fetch these)
+``C`` + height                              the certificate that committed it
+``N`` + block hash                          its height
+``T`` + tx hash                             [height, index, tx, receipt]
+``A`` + address + ~height + ~index          tx hash: the account history index
+==========================================  ==========================================
+
+Heights and indexes are big-endian so keys sort by them; the history index stores them
+bit-inverted so a forward scan yields the newest transaction first. Every write goes
+into the caller's atomic batch — with the state of the same block — so a crash leaves
+either all of a block or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from chain.block import Block, CommitCertificate, Header, Receipt
+from chain.codec import pack
+from chain.errors import DecodeError
+from chain.tx import Call, Transaction, Transfer
+
+from .errors import Corruption, OutOfOrder
+from .kv import KVStore, WriteBatch
+from .records import load_plain, load_record, seal, unseal
+
+_META = b"M"
+_BLOCK = b"B"
+_HEADER = b"D"
+_COMMIT = b"C"
+_BY_HASH = b"N"
+_TX = b"T"
+_ACCOUNT = b"A"
+_MAX64 = (1 << 64) - 1
+_MAX32 = (1 << 32) - 1
+
+
+def _be64(n: int) -> bytes:
+    return n.to_bytes(8, "big")
+
+
+@dataclass(frozen=True)
+class TxRecord:
+    """Where a transaction was committed, the transaction and its receipt."""
+
+    height: int
+    index: int
+    tx: Transaction
+    receipt: Receipt
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One transaction that touched an account. (height, index) is also the cursor
+    to pass as ``before`` for the next page."""
+
+    height: int
+    index: int
+    tx_hash: bytes
+
+
+def touched_addresses(tx: Transaction) -> set[bytes]:
+    """The accounts a transaction touches as far as its fields tell: the sender and
+    the transfer's recipient or the called contract. The executor adds more (a
+    deployed contract's address, accounts its calls pay) when it knows them."""
+    out = {tx.sender_address}
+    action = tx.action
+    if type(action) is Transfer:
+        out.add(action.to)
+    elif type(action) is Call:
+        out.add(action.contract)
+    return out
+
+
+class BlockStore:
+    """Blocks, headers and commit certificates by height and hash; tx and history
+    indexes. Reads verify what they return; writes go into a caller's batch."""
+
+    def __init__(self, kv: KVStore, *, prefix: bytes = b"b") -> None:
+        self.kv = kv
+        self.prefix = prefix
+
+    # ----------------------------------------------------------------- reads
+
+    def _get(self, key: bytes) -> tuple[bytes, bytes] | None:
+        full = self.prefix + key
+        raw = self.kv.get(full)
+        return None if raw is None else (full, raw)
+
+    @property
+    def height(self) -> int:
+        """The latest stored height (0 when the store is empty)."""
+        got = self._get(_META)
+        if got is None:
+            return 0
+        meta = load_plain(*got)
+        if (type(meta) is not list or len(meta) != 2 or type(meta[0]) is not int
+                or type(meta[1]) is not bytes):
+            raise Corruption(got[0], "malformed block store metadata")
+        return meta[0]
+
+    def block(self, height: int) -> Block | None:
+        """The block at ``height``, or None."""
+        got = self._get(_BLOCK + _be64(height))
+        if got is None:
+            return None
+        block = load_record(Block, *got)
+        if block.height != height:
+            raise Corruption(got[0], f"block record holds height {block.height}")
+        return block
+
+    def header(self, height: int) -> Header | None:
+        """The header at ``height``, or None."""
+        got = self._get(_HEADER + _be64(height))
+        if got is None:
+            return None
+        header = load_record(Header, *got)
+        if header.height != height:
+            raise Corruption(got[0], f"header record holds height {header.height}")
+        return header
+
+    def commit(self, height: int) -> CommitCertificate | None:
+        """The certificate that committed the block at ``height``, or None."""
+        got = self._get(_COMMIT + _be64(height))
+        if got is None:
+            return None
+        cert = load_record(CommitCertificate, *got)
+        if cert.height != height:
+            raise Corruption(got[0], f"certificate record holds height {cert.height}")
+        return cert
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        """The height of the block with this hash, or None."""
+        got = self._get(_BY_HASH + block_hash)
+        if got is None:
+            return None
+        payload = unseal(*got)
+        if len(payload) != 8:
+            raise Corruption(got[0], "malformed height record")
+        return int.from_bytes(payload, "big")
+
+    def block_by_hash(self, block_hash: bytes) -> Block | None:
+        height = self.height_of(block_hash)
+        if height is None:
+            return None
+        block = self.block(height)
+        if block is None or block.hash != block_hash:
+            raise Corruption(self.prefix + _BLOCK + _be64(height),
+                             "block does not match the hash index")
+        return block
+
+    def header_by_hash(self, block_hash: bytes) -> Header | None:
+        height = self.height_of(block_hash)
+        if height is None:
+            return None
+        header = self.header(height)
+        if header is None or header.hash != block_hash:
+            raise Corruption(self.prefix + _HEADER + _be64(height),
+                             "header does not match the hash index")
+        return header
+
+    def tx(self, tx_hash: bytes) -> TxRecord | None:
+        """The committed transaction with this hash, where it is, and its receipt."""
+        got = self._get(_TX + tx_hash)
+        if got is None:
+            return None
+        key = got[0]
+        rec = load_plain(*got)
+        if (type(rec) is not list or len(rec) != 4 or type(rec[0]) is not int
+                or type(rec[1]) is not int or type(rec[2]) is not bytes
+                or type(rec[3]) is not bytes):
+            raise Corruption(key, "malformed tx index record")
+        try:
+            tx = Transaction.decode(rec[2])
+            receipt = Receipt.decode(rec[3])
+        except DecodeError as exc:
+            raise Corruption(key, f"undecodable tx index record: {exc}") from None
+        if tx.hash != tx_hash:
+            raise Corruption(key, "transaction does not match its hash")
+        return TxRecord(rec[0], rec[1], tx, receipt)
+
+    def history(
+        self, address: bytes, *, limit: int = 50, before: tuple[int, int] | None = None
+    ) -> list[HistoryEntry]:
+        """Transactions that touched ``address``, newest first, at most ``limit``.
+
+        For the next page pass the last entry's ``(height, index)`` as ``before``.
+        """
+        if limit <= 0:
+            return []
+        base = self.prefix + _ACCOUNT + address
+        start = None
+        if before is not None:
+            h, i = before
+            # The entry after (h, i) in newest-first order: (h, i - 1) or (h - 1, last).
+            if i > 0:
+                start = base + _be64(_MAX64 - h) + (_MAX32 - (i - 1)).to_bytes(4, "big")
+            elif h > 0:
+                start = base + _be64(_MAX64 - (h - 1))
+            else:
+                return []
+        out = []
+        n = len(base)
+        for key, raw in self.kv.iterate(base, start=start):
+            suffix = key[n:]
+            if len(suffix) != 12:
+                raise Corruption(key, "malformed history key")
+            tx_hash = unseal(key, raw)
+            height = _MAX64 - int.from_bytes(suffix[:8], "big")
+            index = _MAX32 - int.from_bytes(suffix[8:], "big")
+            out.append(HistoryEntry(height, index, tx_hash))
+            if len(out) >= limit:
+                break
+        return out
+
+    # ---------------------------------------------------------------- writes
+
+    def put_block(
+        self,
+        batch: WriteBatch,
+        block: Block,
+        commit: CommitCertificate,
+        receipts: Sequence[Receipt],
+        touched: Sequence[Iterable[bytes]] | None = None,
+    ) -> None:
+        """Add a committed block, its certificate, receipts and indexes to ``batch``.
+
+        The block must extend the stored chain (height = latest + 1, prev_hash = the
+        latest block's hash) and ``commit`` must certify it. ``touched[i]`` lists the
+        accounts transaction i touched (default: :func:`touched_addresses`).
+        """
+        height = block.height
+        latest = self.height
+        if height != latest + 1:
+            raise OutOfOrder(f"block {height} does not follow stored height {latest}")
+        if latest:
+            prev = self.header(latest)
+            if prev is None or prev.hash != block.header.prev_hash:
+                raise OutOfOrder(f"block {height} does not extend the stored block {latest}")
+        if commit.height != height or commit.block_hash != block.hash:
+            raise OutOfOrder("the certificate is for another block")
+        if len(receipts) != len(block.txs):
+            raise ValueError("one receipt per transaction is required")
+        if touched is not None and len(touched) != len(block.txs):
+            raise ValueError("one touched-account list per transaction is required")
+        p = self.prefix
+        hb = _be64(height)
+        ops = batch.ops
+        ops[p + _BLOCK + hb] = seal(block.encode())
+        ops[p + _HEADER + hb] = seal(block.header.encode())
+        ops[p + _COMMIT + hb] = seal(commit.encode())
+        ops[p + _BY_HASH + block.hash] = seal(hb)
+        inv_height = _be64(_MAX64 - height)
+        for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
+            tx_hash = tx.hash
+            ops[p + _TX + tx_hash] = seal(pack([height, i, tx.encode(), receipt.encode()]))
+            accounts = touched_addresses(tx) if touched is None else set(touched[i])
+            suffix = inv_height + (_MAX32 - i).to_bytes(4, "big")
+            sealed_hash = seal(tx_hash)
+            for address in accounts:
+                ops[p + _ACCOUNT + address + suffix] = sealed_hash
+        ops[p + _META] = seal(pack([height, block.hash]))

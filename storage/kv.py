@@ -1,0 +1,321 @@
+"""One small key-value interface, two backends.
+
+:class:`KVStore` is what every store in Agora is written against: point reads, ordered
+iteration over a prefix, and atomic write batches. :class:`MemoryKV` keeps everything
+in a dict (tests, ``agora contract run``); :class:`LevelDBKV` is plyvel over LevelDB.
+Both pass the same contract suite (``tests/storage/test_kv_contract.py``).
+
+Atomicity is the point of the batch: ``with kv.batch() as b: ...`` writes every put and
+delete at once when the block exits normally, and *nothing* when it raises. (plyvel's
+``write_batch()`` only behaves so with ``transaction=True``; without it an exception
+writes the partial batch.) Reads never see a batch's writes before it is written.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+import plyvel
+
+from .errors import BatchError, Corruption, StorageError, StoreClosed
+
+
+def prefix_upper_bound(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: no bound)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+class WriteBatch:
+    """Puts and deletes collected for one atomic write. Later operations on the same
+    key win. Obtained from :meth:`KVStore.batch`; not reusable once written."""
+
+    __slots__ = ("ops", "_done")
+
+    def __init__(self) -> None:
+        self.ops: dict[bytes, bytes | None] = {}
+        self._done = False
+
+    def put(self, key: bytes, value: bytes) -> None:
+        if self._done:
+            raise BatchError("write batch already finished")
+        self.ops[key] = value
+
+    def delete(self, key: bytes) -> None:
+        if self._done:
+            raise BatchError("write batch already finished")
+        self.ops[key] = None
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+
+class KVStore(ABC):
+    """The interface: bytes keys to bytes values, ordered by key."""
+
+    @abstractmethod
+    def get(self, key: bytes) -> bytes | None:
+        """The value at ``key``, or None."""
+
+    @abstractmethod
+    def iterate(
+        self,
+        prefix: bytes = b"",
+        *,
+        start: bytes | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs whose key starts with ``prefix``, in key order (or reverse).
+
+        ``start`` (a full key) skips keys before it — or, in reverse, after it; the
+        start key itself is included if present.
+        """
+
+    @abstractmethod
+    def _write(self, batch: WriteBatch, sync: bool) -> None:
+        """Apply a batch atomically."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store; further use raises StoreClosed."""
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Write one key (atomically)."""
+        with self.batch() as b:
+            b.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        """Delete one key (atomically); deleting a missing key is not an error."""
+        with self.batch() as b:
+            b.delete(key)
+
+    @contextmanager
+    def batch(self, *, sync: bool = False) -> Iterator[WriteBatch]:
+        """An atomic write batch: all of it is written when the block exits normally,
+        none of it when the block raises. ``sync`` waits for the disk (fsync) before
+        returning — used for commits that must survive a power cut."""
+        b = WriteBatch()
+        try:
+            yield b
+        except BaseException:
+            b._done = True
+            raise
+        b._done = True
+        if b.ops:
+            self._write(b, sync)
+
+    def __enter__(self) -> KVStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class MemoryKV(KVStore):
+    """A dict-backed store with a lazily sorted key list for ordered iteration."""
+
+    def __init__(self) -> None:
+        self._data: dict[bytes, bytes] = {}
+        self._sorted: list[bytes] | None = []
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreClosed("memory store is closed")
+
+    def get(self, key: bytes) -> bytes | None:
+        self._check()
+        return self._data.get(key)
+
+    def _keys(self) -> list[bytes]:
+        if self._sorted is None:
+            self._sorted = sorted(self._data)
+        return self._sorted
+
+    def iterate(
+        self,
+        prefix: bytes = b"",
+        *,
+        start: bytes | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        self._check()
+        # Snapshot the matching keys first so writes during iteration cannot disturb it
+        # (LevelDB iterators see a snapshot too).
+        keys = self._keys()
+        lo = bisect.bisect_left(keys, prefix)
+        upper = prefix_upper_bound(prefix)
+        hi = len(keys) if upper is None else bisect.bisect_left(keys, upper)
+        if start is not None:
+            if reverse:
+                hi = min(hi, bisect.bisect_right(keys, start))
+            else:
+                lo = max(lo, bisect.bisect_left(keys, start))
+        selected = keys[lo:hi]
+        if reverse:
+            selected.reverse()
+        data = self._data
+        snapshot = [(k, data[k]) for k in selected]
+        yield from snapshot
+
+    def _write(self, batch: WriteBatch, sync: bool) -> None:
+        self._check()
+        data = self._data
+        for key, value in batch.ops.items():
+            if type(key) is not bytes or (value is not None and type(value) is not bytes):
+                raise TypeError("keys and values are bytes")
+        for key, value in batch.ops.items():
+            if value is None:
+                if data.pop(key, None) is not None:
+                    self._sorted = None
+            else:
+                if key not in data:
+                    self._sorted = None
+                data[key] = value
+
+    def close(self) -> None:
+        self._closed = True
+
+
+class LevelDBKV(KVStore):
+    """LevelDB through plyvel. Opening a damaged database raises :class:`Corruption`."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        cache_mb: int = 64,
+        write_buffer_mb: int = 32,
+    ) -> None:
+        self.path = Path(path)
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = plyvel.DB(
+                str(self.path),
+                create_if_missing=create,
+                paranoid_checks=True,
+                lru_cache_size=cache_mb * 1024 * 1024,
+                write_buffer_size=write_buffer_mb * 1024 * 1024,
+                bloom_filter_bits=10,
+            )
+        except plyvel.CorruptionError as exc:
+            raise Corruption(b"", f"LevelDB at {self.path}: {exc}") from None
+        except plyvel.IOError as exc:
+            raise StorageError(f"cannot open LevelDB at {self.path}: {exc}") from None
+        except plyvel.Error as exc:
+            raise StorageError(f"cannot open LevelDB at {self.path}: {exc}") from None
+        self._closed = False
+
+    def _db_or_raise(self) -> plyvel.DB:
+        if self._closed:
+            raise StoreClosed(f"LevelDB at {self.path} is closed")
+        return self._db
+
+    def get(self, key: bytes) -> bytes | None:
+        try:
+            return self._db_or_raise().get(key)
+        except plyvel.CorruptionError as exc:
+            raise Corruption(key, f"LevelDB: {exc}") from None
+
+    def iterate(
+        self,
+        prefix: bytes = b"",
+        *,
+        start: bytes | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        db = self._db_or_raise()
+        lo: bytes | None = prefix or None
+        hi = prefix_upper_bound(prefix) if prefix else None
+        include_stop = False
+        if start is not None:
+            if reverse:
+                if hi is None or start < hi:
+                    hi, include_stop = start, True
+            elif lo is None or start > lo:
+                lo = start
+        it = db.iterator(start=lo, stop=hi, include_stop=include_stop, reverse=reverse)
+        try:
+            yield from it
+        except plyvel.CorruptionError as exc:
+            raise Corruption(prefix, f"LevelDB iteration: {exc}") from None
+        finally:
+            it.close()
+
+    def _write(self, batch: WriteBatch, sync: bool) -> None:
+        db = self._db_or_raise()
+        try:
+            with db.write_batch(transaction=True, sync=sync) as wb:
+                for key, value in batch.ops.items():
+                    if value is None:
+                        wb.delete(key)
+                    else:
+                        wb.put(key, value)
+        except plyvel.Error as exc:
+            raise StorageError(f"LevelDB write failed: {exc}") from None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._db.close()
+
+
+class PrefixedKV(KVStore):
+    """A view of another store under a key prefix (a namespace).
+
+    Its own batches write to the parent atomically; :meth:`put_in` / :meth:`delete_in`
+    add namespaced operations to a batch of the parent, so several namespaces can be
+    written in one atomic batch.
+    """
+
+    def __init__(self, parent: KVStore, prefix: bytes) -> None:
+        if not prefix:
+            raise ValueError("a namespace needs a non-empty prefix")
+        self.parent = parent
+        self.prefix = prefix
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.parent.get(self.prefix + key)
+
+    def iterate(
+        self,
+        prefix: bytes = b"",
+        *,
+        start: bytes | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        n = len(self.prefix)
+        full_start = None if start is None else self.prefix + start
+        for key, value in self.parent.iterate(self.prefix + prefix, start=full_start,
+                                              reverse=reverse):
+            yield key[n:], value
+
+    def put_in(self, batch: WriteBatch, key: bytes, value: bytes) -> None:
+        batch.put(self.prefix + key, value)
+
+    def delete_in(self, batch: WriteBatch, key: bytes) -> None:
+        batch.delete(self.prefix + key)
+
+    def _write(self, batch: WriteBatch, sync: bool) -> None:
+        outer = WriteBatch()
+        for key, value in batch.ops.items():
+            outer.ops[self.prefix + key] = value
+        self.parent._write(outer, sync)
+
+    def close(self) -> None:
+        """A view does not own its parent; closing it does nothing."""
