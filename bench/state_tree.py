@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import shutil
 import statistics
 import sys
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"proof: membership {statistics.mean(sizes):,.0f} B mean / {max(sizes):,} B max, "
               f"non-membership {statistics.mean(nsizes):,.0f} B mean; "
               f"verify {verify_us:.1f} us/proof; all verified: {ok}")
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"memory: peak RSS {rss_mb:,.0f} MiB (node cache {tree.cached_nodes:,} of "
+              f"{args.cache_nodes:,} nodes; the benchmark's own key list included)")
         return 0 if ok else 1
     finally:
         kv.close()

@@ -237,6 +237,7 @@ class BlockStore:
         latest block's hash) and ``commit`` must certify it. ``touched[i]`` lists the
         accounts transaction i touched (default: :func:`touched_addresses`).
         """
+        batch.check_open()
         height = block.height
         latest = self.height
         if height != latest + 1:

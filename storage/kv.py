@@ -44,14 +44,18 @@ class WriteBatch:
         self.ops: dict[bytes, bytes | None] = {}
         self._done = False
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def check_open(self) -> None:
+        """Raise BatchError if the batch was already written or discarded. Stores
+        that fill ``ops`` directly (on hot paths) call this first."""
         if self._done:
             raise BatchError("write batch already finished")
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.check_open()
         self.ops[key] = value
 
     def delete(self, key: bytes) -> None:
-        if self._done:
-            raise BatchError("write batch already finished")
+        self.check_open()
         self.ops[key] = None
 
     def __len__(self) -> int:
@@ -202,8 +206,11 @@ class LevelDBKV(KVStore):
         write_buffer_mb: int = 32,
     ) -> None:
         self.path = Path(path)
-        if create:
-            self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            if create:
+                self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create LevelDB directory {self.path}: {exc}") from None
         try:
             self._db = plyvel.DB(
                 str(self.path),
@@ -249,11 +256,27 @@ class LevelDBKV(KVStore):
                     hi, include_stop = start, True
             elif lo is None or start > lo:
                 lo = start
-        it = db.iterator(start=lo, stop=hi, include_stop=include_stop, reverse=reverse)
         try:
-            yield from it
+            if reverse:
+                # plyvel 1.5's reverse iteration drops the range's lower bound when it
+                # is the first key it reaches, so the lower bound is enforced here.
+                it = db.iterator(stop=hi, include_stop=include_stop, reverse=True)
+            else:
+                it = db.iterator(start=lo, stop=hi, include_stop=include_stop)
         except plyvel.CorruptionError as exc:
             raise Corruption(prefix, f"LevelDB iteration: {exc}") from None
+        try:
+            for key, value in it:
+                if reverse and lo is not None and key < lo:
+                    break
+                yield key, value
+        except plyvel.CorruptionError as exc:
+            raise Corruption(prefix, f"LevelDB iteration: {exc}") from None
+        except RuntimeError:
+            # plyvel closes live iterators when the database is closed under them.
+            if self._closed:
+                raise StoreClosed(f"LevelDB at {self.path} was closed during iteration") from None
+            raise
         finally:
             it.close()
 
@@ -261,11 +284,12 @@ class LevelDBKV(KVStore):
         db = self._db_or_raise()
         try:
             with db.write_batch(transaction=True, sync=sync) as wb:
+                put, delete = wb.put, wb.delete
                 for key, value in batch.ops.items():
                     if value is None:
-                        wb.delete(key)
+                        delete(key)
                     else:
-                        wb.put(key, value)
+                        put(key, value)
         except plyvel.Error as exc:
             raise StorageError(f"LevelDB write failed: {exc}") from None
 

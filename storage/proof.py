@@ -117,6 +117,8 @@ def verify_state_proof(root: bytes, key: bytes, value: bytes | None, proof: Stat
     for d in range(depth - 1, -1, -1):
         step = steps[d]
         bitmap = step.bitmap
+        if not 0 <= bitmap <= 0xFFFF:
+            return False
         bit = 1 << nibble(key_hash, d)
         count = bitmap.bit_count()
         siblings = list(step.siblings)

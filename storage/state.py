@@ -16,7 +16,8 @@ version and leaves the old ones in place, so the roots of older versions stay re
 hash, version and, for a leaf, its key hash — so an update never reads a leaf, and no
 leaf has a record of its own.
 
-A node is one ``bytes`` object, the same in memory and on disk: a 2-byte child bitmap,
+A node is one ``bytes`` object, the same in memory and on disk (where it is CRC-sealed
+like every record, since the node hash does not cover the metadata): a 2-byte bitmap,
 then the present children's hashes (32 bytes each), then their metadata (41 bytes
 each: kind, version, key hash). The node hash covers the bitmap and the hashes, i.e.
 one contiguous prefix of the record, and changing one child is a splice. Compared
@@ -172,9 +173,9 @@ class StateUpdate:
     base_version: int
     root: Entry | None
     changes: dict[bytes, bytes | None]
-    #: node key -> record of every new internal node
+    #: node path -> record of every new internal node (all at ``version``)
     nodes: dict[bytes, bytes] = field(default_factory=dict)
-    #: keys (without the tree's prefix) of node and value records made stale
+    #: full store keys of the node and value records this update makes stale
     stale: list[bytes] = field(default_factory=list)
     #: key hashes whose value was set to what it already was
     unchanged: set[bytes] = field(default_factory=set)
@@ -210,8 +211,12 @@ class StateTree:
         self.prefix = prefix
         self.history = history
         self.cache_nodes = cache_nodes
-        #: node key (without prefix) -> record, for committed nodes only
-        self._cache: dict[bytes, bytes] = {}
+        #: node path -> (version bytes, record): the newest committed node known at
+        #: each position. A newer node simply replaces its path's entry, so stale
+        #: nodes never need evicting one by one.
+        self._cache: dict[bytes, tuple[bytes, bytes]] = {}
+        self._np = prefix + _NODE
+        self._vp = prefix + _VALUE
         meta_key = prefix + _META
         raw = kv.get(meta_key)
         if raw is None:
@@ -230,6 +235,11 @@ class StateTree:
     def version(self) -> int:
         """The latest committed version (-1 before the first commit)."""
         return self._version
+
+    @property
+    def cached_nodes(self) -> int:
+        """How many internal nodes the in-memory cache holds now."""
+        return len(self._cache)
 
     @property
     def oldest_version(self) -> int:
@@ -319,21 +329,30 @@ class StateTree:
         return value, proof
 
     def _load(self, entry: Entry, depth: int, key_hash: bytes) -> bytes:
-        nk = _NODE + entry[33:41] + node_path(depth, key_hash)
-        return self._cache.get(nk) or self._load_key(nk, entry)
+        path = node_path(depth, key_hash)
+        vb = entry[33:41]
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == vb:
+            return cached[1]
+        return self._load_key(vb, path, entry)
 
-    def _load_key(self, nk: bytes, entry: Entry) -> bytes:
-        full = self.prefix + nk
-        record = self.kv.get(full)
-        if record is None:
+    def _load_key(self, vb: bytes, path: bytes, entry: Entry) -> bytes:
+        full = self._np + vb + path
+        raw = self.kv.get(full)
+        if raw is None:
             raise Corruption(full, "tree node is missing")
+        # The CRC covers what the hash cannot: the children's kinds, versions and key
+        # hashes, which a damaged record would otherwise carry into the next version.
+        record = unseal(full, raw)
         check_node(full, record, entry[:32])
-        self._make_room(1)
-        self._cache[nk] = record
+        cached = self._cache.get(path)
+        if cached is None or cached[0] < vb:  # never displace a newer node
+            self._make_room(1)
+            self._cache[path] = (vb, record)
         return record
 
     def _load_value(self, entry: Entry) -> bytes:
-        vk = self.prefix + _VALUE + entry[41:] + entry[33:41]
+        vk = self._vp + entry[41:] + entry[33:41]
         value = self.kv.get(vk)
         if value is None:
             raise Corruption(vk, "state value is missing")
@@ -416,8 +435,11 @@ class StateTree:
         else:
             path = _DEPTH[depth] + kh0[:half]
             nib0 = kh0[half] >> 4
-        nk = _NODE + entry[33:41] + path
-        record = self._cache.get(nk) or self._load_key(nk, entry)
+        vb = entry[33:41]
+        cached = self._cache.get(path)
+        record = cached[1] if cached is not None and cached[0] == vb else self._load_key(
+            vb, path, entry
+        )
         bitmap = int.from_bytes(record[:2], "big")
         meta0 = 2 + 32 * bitmap.bit_count()
         changed = []
@@ -440,7 +462,7 @@ class StateTree:
                     if updated is not None and updated[:32] == child[:32]:
                         up.unchanged.add(kh)
                         continue
-                    up.stale.append(_VALUE + kh + child[33:41])
+                    up.stale.append(self._vp + kh + child[33:41])
                 elif updated is None:
                     continue  # deleting a key that is not there
             else:
@@ -453,7 +475,7 @@ class StateTree:
             changed.append((nib, updated))
         if not changed:
             return entry
-        up.stale.append(nk)
+        up.stale.append(self._np + vb + path)
         hashes = record[2:meta0]
         metas = record[meta0:]
         if len(changed) == 1:
@@ -494,6 +516,7 @@ class StateTree:
         top = entry
         frames = []
         cache = self._cache
+        np = self._np
         while True:
             half = depth >> 1
             b = kh[half]
@@ -503,11 +526,14 @@ class StateTree:
             else:
                 path = _DEPTH[depth] + kh[:half]
                 bit = 1 << (b >> 4)
-            nk = _NODE + entry[33:41] + path
-            record = cache.get(nk) or self._load_key(nk, entry)
+            vb = entry[33:41]
+            cached = cache.get(path)
+            record = cached[1] if cached is not None and cached[0] == vb else self._load_key(
+                vb, path, entry
+            )
             bitmap = int.from_bytes(record[:2], "big")
             meta0 = 2 + 32 * bitmap.bit_count()
-            frames.append((nk, path, record, bitmap, meta0, bit))
+            frames.append((np + vb + path, path, record, bitmap, meta0, bit))
             if not bitmap & bit:
                 if new is None:
                     return top  # deleting a key that is not there
@@ -523,7 +549,7 @@ class StateTree:
                 if new is not None and new[:32] == child[:32]:
                     up.unchanged.add(kh)
                     return top  # same value again
-                up.stale.append(_VALUE + kh + child[33:41])
+                up.stale.append(self._vp + kh + child[33:41])
                 result = new
             elif new is None:
                 return top  # deleting a key that is not there
@@ -567,7 +593,7 @@ class StateTree:
             return hashes + metas  # a lone leaf moves up to take this node's place
         b2 = bitmap.to_bytes(2, "big")
         vb = up.version_bytes
-        up.nodes[_NODE + vb + path] = b2 + hashes + metas
+        up.nodes[path] = b2 + hashes + metas
         return _sha256(NODE_PREFIX + b2 + hashes).digest() + _INTERNAL + vb + _NO_KEY
 
     def _merge_leaf(self, entry: Entry, depth: int, items: list, up: StateUpdate) -> Entry | None:
@@ -583,7 +609,7 @@ class StateTree:
                     up.unchanged.add(kh)  # same value again: keep the old leaf
                     live.append((kh, entry))
                     continue
-                up.stale.append(_VALUE + old_kh + entry[33:41])
+                up.stale.append(self._vp + old_kh + entry[33:41])
                 if e is not None:
                     live.append((kh, e))
             elif e is not None:
@@ -615,7 +641,7 @@ class StateTree:
     def _store(path: bytes, bitmap: int, hashes: bytes, metas: bytes, up: StateUpdate) -> Entry:
         b2 = bitmap.to_bytes(2, "big")
         vb = up.version_bytes
-        up.nodes[_NODE + vb + path] = b2 + hashes + metas
+        up.nodes[path] = b2 + hashes + metas
         return _sha256(NODE_PREFIX + b2 + hashes).digest() + _INTERNAL + vb + _NO_KEY
 
     def write(self, update: StateUpdate, batch: WriteBatch) -> None:
@@ -627,9 +653,11 @@ class StateTree:
             )
         p = self.prefix
         v = update.version
+        batch.check_open()
         ops = batch.ops  # direct access: these loops run per changed key and node
-        for nk, record in update.nodes.items():
-            ops[p + nk] = record
+        node_prefix = self._np + update.version_bytes
+        for path, record in update.nodes.items():
+            ops[node_prefix + path] = seal(record)
         flat = p + _FLAT
         vprefix = p + _VALUE
         vsuffix = update.version_bytes
@@ -655,7 +683,7 @@ class StateTree:
                 stale = [] if raw is None else self._stale_list(sk, raw)
                 ops[sk] = None
             for key in stale:
-                ops[p + key] = None
+                ops[key] = None
             ops[p + _ROOT + _be64(s - 1)] = None
         if new_oldest < v and update.stale:
             ops[p + _STALE + vsuffix] = seal(pack(update.stale))
@@ -672,17 +700,16 @@ class StateTree:
         """Move the in-memory view to ``update`` once its batch has been written."""
         if update.base_version != self._version:
             raise OutOfOrder("committed() out of order")
-        cache = self._cache
-        for key in update.stale:
-            if key[:1] == _NODE:
-                cache.pop(key, None)
         if self._version < 0:
             self._oldest = update.version
         self._version = update.version
         self._oldest = max(self._oldest, update.version - self.history + 1)
         self._root = update.root
         self._make_room(len(update.nodes))
-        cache.update(update.nodes)
+        cache = self._cache
+        vb = update.version_bytes
+        for path, record in update.nodes.items():
+            cache[path] = (vb, record)
 
     def commit(
         self, changes: Mapping[bytes, bytes | None], version: int | None = None, *,
