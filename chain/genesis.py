@@ -46,12 +46,10 @@ class ConsensusParams(_Model):
     max_tx_bytes: Annotated[int, Field(gt=0, le=MAX_TX_SIZE)] = 64 * 1024
     max_block_gas: Annotated[int, Field(gt=0, lt=1 << 63)] = 100_000_000
     min_gas_price: Annotated[int, Field(ge=0, lt=1 << 63)] = 1
-    #: How many recent heights keep a readable state root and proofs.
-    state_history: Annotated[int, Field(gt=0, le=1_000_000)] = 100
 
     def to_raw(self) -> list[int]:
         return [self.max_block_txs, self.max_block_bytes, self.max_tx_bytes,
-                self.max_block_gas, self.min_gas_price, self.state_history]
+                self.max_block_gas, self.min_gas_price]
 
 
 class _ValidatorModel(_Model):

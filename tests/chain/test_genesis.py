@@ -99,7 +99,7 @@ def test_a_genesis_file_loads_and_its_hash_is_stable(tmp_path: Path) -> None:
         lambda d: d.update(chain_id="agora-local2"),
         lambda d: d.update(genesis_time="2026-01-01T00:00:00.001Z"),
         lambda d: d["consensus"].update(max_block_txs=1001),
-        lambda d: d["consensus"].update(state_history=99),
+        lambda d: d["consensus"].update(max_block_gas=12_345),
     ],
 )
 def test_the_hash_changes_when_anything_that_matters_changes(change) -> None:
