@@ -22,9 +22,24 @@ import sys
 import tempfile
 import time
 
+from chain.keys import PrivateKey, verify
 from storage.kv import LevelDBKV
 from storage.proof import verify_state_proof
 from storage.state import StateTree
+
+
+def ed25519_rate(seconds: float = 1.0) -> float:
+    """ed25519 signature verifications per second on one core, right now."""
+    key = PrivateKey.from_seed_text("yardstick")
+    message = b"agora yardstick message of a transaction's size".ljust(150, b".")
+    signature = key.sign_raw(message)
+    n = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(200):
+            verify(key.public_key, message, signature)
+        n += 200
+    return n / (time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"proof: membership {statistics.mean(sizes):,.0f} B mean / {max(sizes):,} B max, "
               f"non-membership {statistics.mean(nsizes):,.0f} B mean; "
               f"verify {verify_us:.1f} us/proof; all verified: {ok}")
+        # The machine's own speed, measured now: shared machines vary by tens of percent
+        # from one hour to the next, so compare runs through this yardstick.
+        verifies = ed25519_rate()
+        print(f"yardstick: {verifies:,.0f} ed25519 verifications/s on this machine now "
+              f"({args.block / per_block / verifies:.2f} state updates per verification)")
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"memory: peak RSS {rss_mb:,.0f} MiB (node cache {tree.cached_nodes:,} of "
               f"{args.cache_nodes:,} nodes; the benchmark's own key list included)")
