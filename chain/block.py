@@ -13,18 +13,17 @@ from typing import ClassVar
 
 from .codec import Bytes, ListOf, Nested, Optional, Record, Str, UInt, record
 from .errors import InvalidCertificate, RemoteError
-from .hashing import HASH_SIZE, Domain, sha256
-from .keys import ADDRESS_SIZE, SIGNATURE_SIZE, PrivateKey, signing_bytes, verify
+from .hashing import HASH_SIZE, ZERO_HASH, Domain, sha256
+from .keys import SIGNATURE_SIZE, PrivateKey, address_of, signing_bytes, verify
 from .merkle import InclusionProof, inclusion_proof, merkle_root
-from .tx import MAX_CHAIN_ID, Transaction
+from .tx import MAX_CHAIN_ID, Address, Transaction
 from .validators import MAX_VALIDATORS, ValidatorSet
 
 Hash = Bytes(HASH_SIZE)
-Address = Bytes(ADDRESS_SIZE)
 MAX_BLOCK_TXS = 65_536
 MAX_BLOCK_SIZE = 16 * 1024 * 1024
-MAX_EVENTS = 1024
-MAX_EVENT_DATA = 16 * 1024
+MAX_EVENTS = 256
+MAX_EVENT_DATA = 4 * 1024
 MAX_RETURN_DATA = 64 * 1024
 MAX_REASON = 256
 
@@ -44,9 +43,18 @@ class InvalidBlock(RemoteError):
     ("validators_hash", Hash),
     ("next_validators_hash", Hash),
     ("proposer", Address),
+    ("tx_count", UInt(32)),
+    ("last_commit_hash", Hash),
 )
 class Header(Record):
-    """A block header. ``state_root`` is the state *after* applying this block."""
+    """A block header. ``state_root`` is the state *after* applying this block.
+
+    ``tx_count`` lets a light node check that an inclusion proof's tree size is the
+    block's (RFC 6962 proofs do not authenticate it), and ``last_commit_hash`` binds
+    the parent's certificate carried in the block, so one block hash means one set of
+    stored bytes. For the first block it is ZERO_HASH and ``prev_hash`` is the genesis
+    hash.
+    """
 
     MAX_SIZE: ClassVar[int] = 1024
     chain_id: str
@@ -59,6 +67,8 @@ class Header(Record):
     validators_hash: bytes
     next_validators_hash: bytes
     proposer: bytes
+    tx_count: int
+    last_commit_hash: bytes
 
     @property
     def hash(self) -> bytes:
@@ -110,8 +120,9 @@ class Vote(Record):
                    key.sign(Domain.VOTE, chain_id, body))
 
     def verify(self, chain_id: str, public_key: bytes) -> bool:
-        """True iff this vote is validly signed by ``public_key`` for ``chain_id``."""
-        if self.kind not in VoteKind.ALL:
+        """True iff this vote is validly signed by ``public_key`` for ``chain_id`` and
+        ``public_key`` is the key of the validator the vote names."""
+        if self.kind not in VoteKind.ALL or address_of(public_key) != self.validator:
             return False
         body = self.signing_body(self.kind, self.height, self.view, self.block_hash)
         return verify(public_key, signing_bytes(Domain.VOTE, chain_id, body), self.signature)
@@ -134,6 +145,10 @@ class CommitSig(Record):
 class CommitCertificate(Record):
     """Proof that validators with > 2/3 of the power committed ``block_hash``."""
 
+    #: 1,024 signers of ~90 bytes each, with room to spare. Decoding untrusted input
+    #: costs memory in proportion to its size, so every type has a tight limit.
+    MAX_SIZE: ClassVar[int] = 128 * 1024
+
     height: int
     view: int
     block_hash: bytes
@@ -155,25 +170,21 @@ class CommitCertificate(Record):
         return cls(first.height, first.view, first.block_hash, sigs)
 
     def verify(
-        self,
-        chain_id: str,
-        validators: ValidatorSet,
-        *,
-        height: int | None = None,
-        block_hash: bytes | None = None,
+        self, chain_id: str, validators: ValidatorSet, *, height: int, block_hash: bytes
     ) -> None:
         """Check the certificate against a validator set; raise InvalidCertificate.
 
-        It must be for the expected height and block (when given), name no signer
-        twice and no signer outside the set, carry only valid COMMIT signatures for
-        its own (height, view, block), and reach more than two thirds of the power.
+        It must be for the expected height and block, name no signer twice and no
+        signer outside the set, reach more than two thirds of the power, and carry
+        only valid COMMIT signatures for its own (height, view, block). Everything
+        cheap is checked before the first signature, so a junk certificate costs no
+        ed25519 verification.
         """
-        if height is not None and self.height != height:
+        if self.height != height:
             raise InvalidCertificate(f"certificate is for height {self.height}, expected {height}")
-        if block_hash is not None and self.block_hash != block_hash:
+        if self.block_hash != block_hash:
             raise InvalidCertificate("certificate is for another block")
-        body = Vote.signing_body(VoteKind.COMMIT, self.height, self.view, self.block_hash)
-        message = signing_bytes(Domain.VOTE, chain_id, body)
+        signers = []
         seen: set[bytes] = set()
         power = 0
         for sig in self.signatures:
@@ -183,13 +194,19 @@ class CommitCertificate(Record):
             validator = validators.get(sig.validator)
             if validator is None:
                 raise InvalidCertificate(f"signer {sig.validator.hex()} is not a validator")
-            if not verify(validator.public_key, message, sig.signature):
-                raise InvalidCertificate(f"signature of {sig.validator.hex()} does not verify")
+            signers.append((validator, sig.signature))
             power += validator.power
         if not validators.has_quorum(power):
             raise InvalidCertificate(
                 f"signers hold {power} of {validators.total_power} power; need more than 2/3"
             )
+        body = Vote.signing_body(VoteKind.COMMIT, self.height, self.view, self.block_hash)
+        message = signing_bytes(Domain.VOTE, chain_id, body)
+        for validator, signature in signers:
+            if not verify(validator.public_key, message, signature):
+                raise InvalidCertificate(
+                    f"signature of {validator.address.hex()} does not verify"
+                )
 
 
 @record(("contract", Address), ("name", Str(64)), ("data", Bytes(max_len=MAX_EVENT_DATA)))
@@ -220,6 +237,8 @@ class ReceiptStatus:
 )
 class Receipt(Record):
     """The outcome of one transaction in a block."""
+
+    MAX_SIZE: ClassVar[int] = MAX_RETURN_DATA + MAX_EVENTS * (MAX_EVENT_DATA + 128) + 1024
 
     status: int
     gas_used: int
@@ -261,31 +280,43 @@ class Block(Record):
         """Inclusion proof of transaction ``index`` under ``header.tx_root``."""
         return inclusion_proof([t.encode() for t in self.txs], index)
 
-    def validate_basic(self, chain_id: str) -> None:
+    def validate_basic(self, chain_id: str, genesis_hash: bytes | None = None) -> None:
         """Checks that need no state or validator set; raises InvalidBlock.
 
-        The header must be for ``chain_id`` and a positive height, ``tx_root`` must
-        match the transactions, every transaction must be for this chain, and
-        ``last_commit`` must be present exactly when there is a parent and name the
-        parent. (Signatures of the certificate and the transactions are checked where
-        the validator set and the caches are: in consensus and the mempool.)
+        The header must be for ``chain_id`` and a positive height; ``tx_root`` and
+        ``tx_count`` must match the transactions, which must be for this chain and
+        distinct; ``last_commit`` must be present exactly when there is a parent,
+        name the parent and match ``last_commit_hash``; the first block's
+        ``prev_hash`` must be the genesis hash (when given). (Signatures of the
+        certificate and the transactions are checked where the validator set and the
+        caches are: in consensus and the mempool.)
         """
         h = self.header
         if h.chain_id != chain_id:
             raise InvalidBlock(f"block is for chain {h.chain_id!r}, this is chain {chain_id!r}")
         if h.height < 1:
             raise InvalidBlock("block height starts at 1")
+        if h.tx_count != len(self.txs):
+            raise InvalidBlock(f"header counts {h.tx_count} transactions, block has {len(self.txs)}")
         if tx_root(self.txs) != h.tx_root:
             raise InvalidBlock("tx root does not match the transactions")
+        seen: set[bytes] = set()
         for i, tx in enumerate(self.txs):
             if tx.chain_id != chain_id:
                 raise InvalidBlock(f"transaction {i} is for chain {tx.chain_id!r}")
+            if tx.hash in seen:
+                raise InvalidBlock(f"transaction {i} appears twice in the block")
+            seen.add(tx.hash)
         if h.height == 1:
-            if self.last_commit is not None:
+            if self.last_commit is not None or h.last_commit_hash != ZERO_HASH:
                 raise InvalidBlock("the first block has no parent to certify")
+            if genesis_hash is not None and h.prev_hash != genesis_hash:
+                raise InvalidBlock("the first block does not follow this genesis")
         else:
             lc = self.last_commit
             if lc is None:
                 raise InvalidBlock("missing the parent's commit certificate")
             if lc.height != h.height - 1 or lc.block_hash != h.prev_hash:
                 raise InvalidBlock("last commit does not certify the parent block")
+            if sha256(lc.encode()) != h.last_commit_hash:
+                raise InvalidBlock("last commit does not match the header's last_commit_hash")

@@ -20,7 +20,7 @@ zero byte is refused.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import msgpack
@@ -36,8 +36,9 @@ T = TypeVar("T", bound="Record")
 class Kind:
     """The declared type of one field: converts between values and msgpack objects."""
 
-    def load(self, raw: Any, where: str) -> Any:
-        """Check a decoded msgpack object and return the field value (or raise)."""
+    def load(self, raw: Any) -> Any:
+        """Check a decoded msgpack object and return the field value, or raise a
+        DecodeError (without a path: the enclosing record adds it)."""
         raise NotImplementedError  # pragma: no cover - every kind overrides it
 
     def dump(self, value: Any, where: str) -> Any:
@@ -45,8 +46,8 @@ class Kind:
         raise NotImplementedError  # pragma: no cover - every kind overrides it
 
 
-def _bad(where: str, what: str) -> DecodeError:
-    return DecodeError(f"{where}: {what}")
+def _bad(what: str) -> DecodeError:
+    return DecodeError(what)
 
 
 class UInt(Kind):
@@ -58,11 +59,11 @@ class UInt(Kind):
         self.bits = bits
         self.limit = 1 << bits
 
-    def load(self, raw: Any, where: str) -> int:
+    def load(self, raw: Any) -> int:
         if type(raw) is not int:
-            raise _bad(where, f"expected an integer, got {type(raw).__name__}")
+            raise _bad(f"expected an integer, got {type(raw).__name__}")
         if not 0 <= raw < self.limit:
-            raise _bad(where, f"integer out of range for u{self.bits}")
+            raise _bad(f"integer out of range for u{self.bits}")
         return raw
 
     def dump(self, value: Any, where: str) -> int:
@@ -79,16 +80,16 @@ class BigUInt(Kind):
         self.limit = 1 << bits
         self.max_len = (bits + 7) // 8
 
-    def load(self, raw: Any, where: str) -> int:
+    def load(self, raw: Any) -> int:
         if type(raw) is not bytes:
-            raise _bad(where, f"expected bytes for a u{self.bits}, got {type(raw).__name__}")
+            raise _bad(f"expected bytes for a u{self.bits}, got {type(raw).__name__}")
         if len(raw) > self.max_len:
-            raise _bad(where, f"u{self.bits} longer than {self.max_len} bytes")
+            raise _bad(f"u{self.bits} longer than {self.max_len} bytes")
         if raw[:1] == b"\x00":
-            raise _bad(where, "non-minimal integer (leading zero byte)")
+            raise _bad("non-minimal integer (leading zero byte)")
         value = int.from_bytes(raw, "big")
         if value >= self.limit:
-            raise _bad(where, f"integer out of range for u{self.bits}")
+            raise _bad(f"integer out of range for u{self.bits}")
         return value
 
     def dump(self, value: Any, where: str) -> bytes:
@@ -116,10 +117,10 @@ class Bytes(Kind):
     def _what(self) -> str:
         return f"{self.size} bytes" if self.size is not None else f"at most {self.max_len} bytes"
 
-    def load(self, raw: Any, where: str) -> bytes:
+    def load(self, raw: Any) -> bytes:
         if not self._ok(raw):
             got = f"{len(raw)} bytes" if type(raw) is bytes else type(raw).__name__
-            raise _bad(where, f"expected {self._what()}, got {got}")
+            raise _bad(f"expected {self._what()}, got {got}")
         return raw
 
     def dump(self, value: Any, where: str) -> bytes:
@@ -134,15 +135,19 @@ class Str(Kind):
     def __init__(self, max_len: int) -> None:
         self.max_len = max_len
 
-    def load(self, raw: Any, where: str) -> str:
+    def load(self, raw: Any) -> str:
         if type(raw) is not str:
-            raise _bad(where, f"expected text, got {type(raw).__name__}")
+            raise _bad(f"expected text, got {type(raw).__name__}")
         if len(raw) > self.max_len or len(raw.encode()) > self.max_len:
-            raise _bad(where, f"text longer than {self.max_len} bytes")
+            raise _bad(f"text longer than {self.max_len} bytes")
         return raw
 
     def dump(self, value: Any, where: str) -> str:
-        if type(value) is not str or len(value.encode()) > self.max_len:
+        try:
+            ok = type(value) is str and len(value.encode()) <= self.max_len
+        except UnicodeEncodeError:  # a lone surrogate, e.g. from JSON "\ud800"
+            raise EncodeError(f"{where}: text is not valid Unicode") from None
+        if not ok:
             raise EncodeError(f"{where}: expected text of at most {self.max_len} bytes")
         return value
 
@@ -150,9 +155,9 @@ class Str(Kind):
 class Bool(Kind):
     """``True`` or ``False`` (msgpack booleans, never 0/1)."""
 
-    def load(self, raw: Any, where: str) -> bool:
+    def load(self, raw: Any) -> bool:
         if type(raw) is not bool:
-            raise _bad(where, f"expected a boolean, got {type(raw).__name__}")
+            raise _bad(f"expected a boolean, got {type(raw).__name__}")
         return raw
 
     def dump(self, value: Any, where: str) -> bool:
@@ -167,8 +172,8 @@ class Optional(Kind):
     def __init__(self, inner: Kind) -> None:
         self.inner = inner
 
-    def load(self, raw: Any, where: str) -> Any:
-        return None if raw is None else self.inner.load(raw, where)
+    def load(self, raw: Any) -> Any:
+        return None if raw is None else self.inner.load(raw)
 
     def dump(self, value: Any, where: str) -> Any:
         return None if value is None else self.inner.dump(value, where)
@@ -181,13 +186,23 @@ class ListOf(Kind):
         self.item = item
         self.max_len = max_len
 
-    def load(self, raw: Any, where: str) -> tuple[Any, ...]:
+    def load(self, raw: Any) -> tuple[Any, ...]:
         if type(raw) is not list:
-            raise _bad(where, f"expected a list, got {type(raw).__name__}")
+            raise _bad(f"expected a list, got {type(raw).__name__}")
         if len(raw) > self.max_len:
-            raise _bad(where, f"list longer than {self.max_len}")
+            raise _bad(f"list longer than {self.max_len}")
         load = self.item.load
-        return tuple(load(x, f"{where}[{i}]") for i, x in enumerate(raw))
+        try:
+            return tuple(map(load, raw))
+        except DecodeError:
+            pass
+        # Find the failing item again to name it (only on the error path).
+        for i, x in enumerate(raw):
+            try:
+                load(x)
+            except DecodeError as exc:
+                raise exc.at(f"[{i}]") from None
+        raise AssertionError("unreachable: an item failed once")  # pragma: no cover
 
     def dump(self, value: Any, where: str) -> list[Any]:
         if not isinstance(value, tuple | list) or len(value) > self.max_len:
@@ -202,8 +217,8 @@ class Nested(Kind):
     def __init__(self, cls: type[Record]) -> None:
         self.cls = cls
 
-    def load(self, raw: Any, where: str) -> Record:
-        return self.cls.from_raw(raw, where)
+    def load(self, raw: Any) -> Record:
+        return self.cls.from_raw(raw)
 
     def dump(self, value: Any, where: str) -> list[Any]:
         if type(value) is not self.cls:
@@ -226,13 +241,16 @@ class OneOf(Kind):
                 raise ValueError(f"{cls.__name__} needs a unique TAG")
             self.by_tag[tag] = cls
 
-    def load(self, raw: Any, where: str) -> Record:
+    def load(self, raw: Any) -> Record:
         if type(raw) is not list or not raw or type(raw[0]) is not int:
-            raise _bad(where, "expected [tag, fields...]")
+            raise _bad("expected [tag, fields...]")
         cls = self.by_tag.get(raw[0])
         if cls is None:
-            raise _bad(where, f"unknown tag {raw[0]}")
-        return cls.from_raw(raw[1:], f"{where}<{cls.__name__}>")
+            raise _bad(f"unknown tag {raw[0]}")
+        try:
+            return cls.from_raw(raw[1:])
+        except DecodeError as exc:
+            raise exc.at(f"<{cls.__name__}>") from None
 
     def dump(self, value: Any, where: str) -> list[Any]:
         cls = type(value)
@@ -255,14 +273,20 @@ class Record:
     MAX_SIZE: ClassVar[int] = MAX_DECODE_SIZE
 
     @classmethod
-    def from_raw(cls: type[T], raw: Any, where: str | None = None) -> T:
-        where = where or cls.__name__
+    def from_raw(cls: type[T], raw: Any) -> T:
+        """Build a record from unpacked msgpack objects, checking every field."""
         schema = cls.SCHEMA
         if type(raw) is not list:
-            raise _bad(where, f"expected a list of {len(schema)} fields")
+            raise _bad(f"expected a list of {len(schema)} fields")
         if len(raw) != len(schema):
-            raise _bad(where, f"expected {len(schema)} fields, got {len(raw)}")
-        values = [kind.load(x, f"{where}.{name}") for (name, kind), x in zip(schema, raw, strict=True)]
+            raise _bad(f"expected {len(schema)} fields, got {len(raw)}")
+        values = []
+        append = values.append
+        for (name, kind), x in zip(schema, raw, strict=True):
+            try:
+                append(kind.load(x))
+            except DecodeError as exc:
+                raise exc.at(f".{name}") from None
         return cls(*values)
 
     def to_raw(self, where: str | None = None) -> list[Any]:
@@ -282,8 +306,12 @@ class Record:
     @classmethod
     def decode(cls: type[T], data: bytes, max_size: int | None = None) -> T:
         """Strictly decode ``data`` as this record type (see the module docstring)."""
-        raw = unpack(data, max_size or cls.MAX_SIZE, cls.__name__, plain=False)
-        value = cls.from_raw(raw)
+        raw = unpack(data, cls.MAX_SIZE if max_size is None else max_size, cls.__name__,
+                     plain=False)
+        try:
+            value = cls.from_raw(raw)
+        except DecodeError as exc:
+            raise exc.at(cls.__name__) from None
         object.__setattr__(value, "_encoded", bytes(data))
         return value
 
@@ -307,6 +335,7 @@ def record(*schema: tuple[str, Kind]) -> Callable[[type[T]], type[T]]:
 
 
 def _pack_checked(raw: Any) -> bytes:
+    """msgpack-encode objects known to hold no floats (records check every field)."""
     try:
         return msgpack.packb(raw, use_bin_type=True, strict_types=True)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -365,17 +394,13 @@ def unpack(
         raise DecodeError(f"{what}: malformed msgpack: {exc}") from None
     if plain:
         _refuse_floats_and_maps(raw, what)
-    if pack_plain(raw) != data:
+    try:
+        again = _pack_checked(raw)
+    except EncodeError:
+        again = None
+    if again != data:
         raise DecodeError(f"{what}: not in canonical encoding")
     return raw
-
-
-def pack_plain(raw: Any) -> bytes | None:
-    """Re-encode unpacked objects; None if they cannot be (so they never match)."""
-    try:
-        return msgpack.packb(raw, use_bin_type=True, strict_types=True)
-    except (TypeError, ValueError, OverflowError):
-        return None
 
 
 def _refuse_floats_and_maps(raw: Any, what: str) -> None:
@@ -395,8 +420,3 @@ def _refuse_floats_and_maps(raw: Any, what: str) -> None:
             # msgpack turns the timestamp extension (type -1) into a Timestamp, not an
             # ExtType, and re-packs it identically, so it needs its own check.
             raise DecodeError(f"{what}: extension types are not allowed")
-
-
-def encode_all(items: Iterable[Record]) -> list[bytes]:
-    """The encodings of several records (convenience for Merkle leaves)."""
-    return [item.encode() for item in items]

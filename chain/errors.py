@@ -23,7 +23,21 @@ class LocalError(ChainError):
 
 class DecodeError(RemoteError):
     """Bytes are not the canonical encoding of the expected type: truncated, trailing
-    bytes, wrong types, out-of-range values, non-minimal encodings or oversize input."""
+    bytes, wrong types, out-of-range values, non-minimal encodings or oversize input.
+
+    ``path`` names the offending field (``Transaction.action<Transfer>.amount``). It
+    is assembled on the way out — each enclosing record, list or union adds its part
+    with :meth:`at` — so decoding valid input never builds a path string.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.message = message
+        self.path = path
+
+    def at(self, prefix: str) -> DecodeError:
+        """The same error, one level further out."""
+        return DecodeError(self.message, prefix + self.path)
 
 
 class InvalidSignature(RemoteError):

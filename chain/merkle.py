@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import ClassVar
 
 from .codec import Bytes, ListOf, Record, UInt, record
 from .hashing import EMPTY_HASH, HASH_SIZE
@@ -57,7 +58,13 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
 
 @record(("index", UInt(32)), ("size", UInt(32)), ("path", ListOf(Bytes(HASH_SIZE), MAX_PROOF_DEPTH)))
 class InclusionProof(Record):
-    """The audit path of leaf ``index`` in a tree of ``size`` leaves (RFC 6962 PATH)."""
+    """The audit path of leaf ``index`` in a tree of ``size`` leaves (RFC 6962 PATH).
+
+    The proof does not authenticate ``size`` (a proof for leaf 4 of 5 also verifies
+    as leaf 1 of 2): check it against a trusted count, such as ``Header.tx_count``.
+    """
+
+    MAX_SIZE: ClassVar[int] = 4 * 1024
 
     index: int
     size: int

@@ -22,12 +22,12 @@ nibble order)``; the empty tree is SHA-256("").
 from __future__ import annotations
 
 import hashlib
+from typing import ClassVar
 
 from chain.codec import Bytes, ListOf, Nested, Record, UInt, record
 from chain.hashing import EMPTY_HASH, HASH_SIZE
+from chain.merkle import LEAF_PREFIX, NODE_PREFIX
 
-LEAF_PREFIX = b"\x00"
-NODE_PREFIX = b"\x01"
 #: A SHA-256 key hash has 64 nibbles, so no path is longer.
 MAX_DEPTH = 64
 
@@ -62,6 +62,8 @@ def same_prefix(a: bytes, b: bytes, nibbles: int) -> bool:
 class ProofStep(Record):
     """One internal node on the path: which children exist, and all but ours."""
 
+    MAX_SIZE: ClassVar[int] = 1024
+
     bitmap: int
     siblings: tuple[bytes, ...]
 
@@ -79,6 +81,7 @@ class StateProof(Record):
     leaf for a membership proof, another key's for a non-membership proof).
     """
 
+    MAX_SIZE: ClassVar[int] = 64 * 1024
     steps: tuple[ProofStep, ...]
     leaf_key_hash: bytes
     leaf_value_hash: bytes

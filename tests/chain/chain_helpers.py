@@ -166,7 +166,8 @@ def transactions_with(action: st.SearchStrategy) -> st.SearchStrategy[Transactio
 
 transactions = transactions_with(actions)
 headers = st.builds(
-    Header, texts(64), u64, u64, hashes, hashes, hashes, hashes, hashes, hashes, addresses
+    Header, texts(64), u64, u64, hashes, hashes, hashes, hashes, hashes, hashes, addresses,
+    u32, hashes
 )
 votes = st.builds(Vote, u8, u64, u32, hashes, addresses, signatures)
 commit_sigs = st.builds(CommitSig, addresses, signatures)

@@ -37,9 +37,11 @@ KEYS = validator_keys(3)
 
 
 def make_header(height: int = 1, txs: tuple[Transaction, ...] = (), prev_hash: bytes = bytes(32),
-                chain_id: str = CHAIN) -> Header:
+                chain_id: str = CHAIN, last_commit: CommitCertificate | None = None) -> Header:
+    lc_hash = bytes(32) if last_commit is None else sha256(last_commit.encode())
     return Header(chain_id, height, 1_767_225_600_000 + height, prev_hash, tx_root(txs),
-                  b"\x03" * 32, b"\x04" * 32, b"\x05" * 32, b"\x06" * 32, KEYS[0].address)
+                  b"\x03" * 32, b"\x04" * 32, b"\x05" * 32, b"\x06" * 32, KEYS[0].address,
+                  len(txs), lc_hash)
 
 
 def make_block(height: int = 1, txs: tuple[Transaction, ...] = (), parent: Header | None = None,
@@ -47,7 +49,7 @@ def make_block(height: int = 1, txs: tuple[Transaction, ...] = (), parent: Heade
     prev = parent.hash if parent is not None else bytes(32)
     if parent is not None and last_commit is None:
         last_commit = CommitCertificate.from_votes(commit_votes(KEYS, parent.height, 0, parent.hash))
-    return Block(make_header(height, txs, prev), txs, last_commit)
+    return Block(make_header(height, txs, prev, last_commit=last_commit), txs, last_commit)
 
 
 TXS = tuple(transfer_tx(nonce=i, amount=i + 1) for i in range(5))
@@ -76,6 +78,8 @@ def test_header_hash_changes_when_any_field_changes() -> None:
         "validators_hash": b"\x15" * 32,
         "next_validators_hash": b"\x16" * 32,
         "proposer": BOB.address,
+        "tx_count": header.tx_count + 1,
+        "last_commit_hash": b"\x17" * 32,
     }
     assert set(changes) == {name for name, _ in Header.SCHEMA}
     hashes = {header.hash}
@@ -157,12 +161,50 @@ def test_wrong_chain_id_is_rejected() -> None:
 
 def test_wrong_tx_root_is_rejected() -> None:
     block = make_block(1, TXS[:3])
-    for txs in (TXS[:2], TXS[:3][::-1], TXS[:4], ()):
+    for txs in (TXS[:3][::-1], (TXS[0], TXS[1], TXS[3])):  # same count, other txs or order
         with pytest.raises(InvalidBlock, match="tx root does not match"):
             dataclasses.replace(block, txs=txs).validate_basic(CHAIN)
     bad_header = dataclasses.replace(block.header, tx_root=EMPTY_HASH)
     with pytest.raises(InvalidBlock, match="tx root does not match"):
         dataclasses.replace(block, header=bad_header).validate_basic(CHAIN)
+
+
+def test_wrong_tx_count_is_rejected() -> None:
+    block = make_block(1, TXS[:3])
+    for txs in (TXS[:2], TXS[:4], ()):
+        with pytest.raises(InvalidBlock, match="header counts 3 transactions"):
+            dataclasses.replace(block, txs=txs).validate_basic(CHAIN)
+
+
+def test_a_transaction_twice_in_one_block_is_rejected() -> None:
+    txs = (TXS[0], TXS[1], TXS[0])
+    with pytest.raises(InvalidBlock, match="transaction 2 appears twice"):
+        make_block(1, txs).validate_basic(CHAIN)
+
+
+def test_last_commit_must_match_the_header_hash_of_it() -> None:
+    parent = make_block(1, TXS[:1]).header
+    block = make_block(2, TXS[1:2], parent=parent)
+    block.validate_basic(CHAIN)
+    # Another valid certificate for the same parent (other signers) but the header
+    # commits to the first one: one block hash, one set of bytes.
+    other = CommitCertificate.from_votes(commit_votes(KEYS[1:], parent.height, 0, parent.hash))
+    assert other != block.last_commit
+    with pytest.raises(InvalidBlock, match="last_commit_hash"):
+        dataclasses.replace(block, last_commit=other).validate_basic(CHAIN)
+    first = make_block(1, TXS[:1])
+    bad = dataclasses.replace(first.header, last_commit_hash=b"\x01" * 32)
+    with pytest.raises(InvalidBlock, match="no parent to certify"):
+        dataclasses.replace(first, header=bad).validate_basic(CHAIN)
+
+
+def test_the_first_block_must_follow_the_genesis() -> None:
+    genesis_hash = b"\x42" * 32
+    good = make_block(1, TXS[:1])
+    good = dataclasses.replace(good, header=dataclasses.replace(good.header, prev_hash=genesis_hash))
+    good.validate_basic(CHAIN, genesis_hash)
+    with pytest.raises(InvalidBlock, match="does not follow this genesis"):
+        good.validate_basic(CHAIN, b"\x43" * 32)
 
 
 def test_a_mutated_transaction_inside_a_block_is_caught_by_the_tx_root() -> None:

@@ -21,6 +21,12 @@ KEYS = validator_keys(5)
 OUTSIDER = key("outsider")
 
 
+def check(cert: CommitCertificate, vset, chain_id: str = CHAIN) -> None:
+    """Verify ``cert`` for the height and block it claims, so that what is tested is
+    its signers, power and signatures."""
+    cert.verify(chain_id, vset, height=cert.height, block_hash=cert.block_hash)
+
+
 def cert_of(keys, height=HEIGHT, view=VIEW, block_hash=BLOCK, chain_id=CHAIN) -> CommitCertificate:
     return CommitCertificate.from_votes(commit_votes(keys, height, view, block_hash, chain_id))
 
@@ -81,12 +87,12 @@ def test_quorum_threshold(powers: list[int], signers: list[int], ok: bool) -> No
     vset = validator_set(keys, powers)
     cert = cert_of([keys[i] for i in signers])
     if ok:
-        cert.verify(CHAIN, vset)
+        check(cert, vset)
         cert.verify(CHAIN, vset, height=HEIGHT, block_hash=BLOCK)
     else:
         power = sum(powers[i] for i in signers)
         with pytest.raises(InvalidCertificate, match=f"signers hold {power} of {sum(powers)} power; need more than 2/3"):
-            cert.verify(CHAIN, vset)
+            check(cert, vset)
 
 
 @pytest.mark.parametrize("powers", [[1, 1, 1], [1, 1, 1, 1], [3, 1, 1, 1], [5, 4, 3, 2, 1], [2, 2, 2]])
@@ -100,23 +106,23 @@ def test_every_subset_of_signers(powers: list[int]) -> None:
             cert = CommitCertificate.from_votes(votes[i] for i in subset)
             power = sum(powers[i] for i in subset)
             if Fraction(power, total) > Fraction(2, 3):
-                cert.verify(CHAIN, vset)
+                check(cert, vset)
             else:
                 with pytest.raises(InvalidCertificate, match="need more than 2/3"):
-                    cert.verify(CHAIN, vset)
+                    check(cert, vset)
 
 
 def test_signature_order_does_not_matter() -> None:
     vset = validator_set(KEYS[:4], [1, 1, 1, 1])
     cert = cert_of([KEYS[2], KEYS[0], KEYS[3]])
-    cert.verify(CHAIN, vset)
+    check(cert, vset)
 
 
 def test_empty_certificate_is_rejected() -> None:
     vset = validator_set(KEYS[:1], [1])
     cert = with_sigs(cert_of(KEYS[:1]), [])
     with pytest.raises(InvalidCertificate, match="signers hold 0 of 1 power"):
-        cert.verify(CHAIN, vset)
+        check(cert, vset)
 
 
 # --- duplicates and outsiders -------------------------------------------------------------------
@@ -127,17 +133,17 @@ def test_duplicate_signer_is_rejected_even_if_it_would_reach_quorum() -> None:
     cert = cert_of(KEYS[:2])
     duplicated = with_sigs(cert, [*cert.signatures, cert.signatures[0]])
     with pytest.raises(InvalidCertificate, match=f"signer {KEYS[0].address.hex()} appears twice"):
-        duplicated.verify(CHAIN, vset)
+        check(duplicated, vset)
     # Also when the certificate already has a quorum without the duplicate.
     full = cert_of(KEYS[:3])
-    full.verify(CHAIN, vset)
+    check(full, vset)
     with pytest.raises(InvalidCertificate, match="appears twice"):
-        with_sigs(full, [*full.signatures, full.signatures[2]]).verify(CHAIN, vset)
+        check(with_sigs(full, [*full.signatures, full.signatures[2]]), vset)
     # And for a heavy validator counted twice: [3, 1, 1, 1] with 3 + 3 = 6 "power".
     heavy = validator_set(KEYS[:4], [3, 1, 1, 1])
     one = cert_of(KEYS[:1])
     with pytest.raises(InvalidCertificate, match="appears twice"):
-        with_sigs(one, [one.signatures[0], one.signatures[0]]).verify(CHAIN, heavy)
+        check(with_sigs(one, [one.signatures[0], one.signatures[0]]), heavy)
 
 
 def test_unknown_signer_is_rejected_even_with_a_valid_signature() -> None:
@@ -146,10 +152,10 @@ def test_unknown_signer_is_rejected_even_with_a_valid_signature() -> None:
     assert outsider_vote.verify(CHAIN, OUTSIDER.public_key)
     cert = cert_of(KEYS[:2])
     with pytest.raises(InvalidCertificate, match=f"signer {OUTSIDER.address.hex()} is not a validator"):
-        with_sigs(cert, [*cert.signatures, sig_of(outsider_vote)]).verify(CHAIN, vset)
+        check(with_sigs(cert, [*cert.signatures, sig_of(outsider_vote)]), vset)
     full = cert_of(KEYS[:3])
     with pytest.raises(InvalidCertificate, match="is not a validator"):
-        with_sigs(full, [*full.signatures, sig_of(outsider_vote)]).verify(CHAIN, vset)
+        check(with_sigs(full, [*full.signatures, sig_of(outsider_vote)]), vset)
 
 
 def test_a_member_address_with_another_members_signature_is_rejected() -> None:
@@ -158,10 +164,10 @@ def test_a_member_address_with_another_members_signature_is_rejected() -> None:
     sigs = list(cert.signatures)
     sigs[2] = CommitSig(KEYS[2].address, sigs[1].signature)
     with pytest.raises(InvalidCertificate, match=f"signature of {KEYS[2].address.hex()} does not verify"):
-        with_sigs(cert, sigs).verify(CHAIN, vset)
+        check(with_sigs(cert, sigs), vset)
     sigs[2] = CommitSig(KEYS[2].address, bytes(64))
     with pytest.raises(InvalidCertificate, match="does not verify"):
-        with_sigs(cert, sigs).verify(CHAIN, vset)
+        check(with_sigs(cert, sigs), vset)
 
 
 # --- signatures made for something else ----------------------------------------------------------
@@ -188,10 +194,10 @@ def test_a_signature_for_anything_else_is_rejected(kind, height, view, block_has
     wrong = Vote.create(KEYS[3], chain_id, kind, height, view, block_hash)
     assert wrong.verify(chain_id, KEYS[3].public_key)  # valid for what it was made for
     cert = CommitCertificate.from_votes(good)
-    cert.verify(CHAIN, vset)
+    check(cert, vset)
     bad = with_sigs(cert, [*cert.signatures, sig_of(wrong)])
     with pytest.raises(InvalidCertificate, match=f"signature of {KEYS[3].address.hex()} does not verify"):
-        bad.verify(CHAIN, vset)
+        check(bad, vset)
 
 
 def test_a_tx_domain_signature_is_not_a_commit_signature() -> None:
@@ -200,15 +206,15 @@ def test_a_tx_domain_signature_is_not_a_commit_signature() -> None:
     body = Vote.signing_body(VoteKind.COMMIT, HEIGHT, VIEW, BLOCK)
     forged = CommitSig(KEYS[2].address, KEYS[2].sign(Domain.TX, CHAIN, body))
     with pytest.raises(InvalidCertificate, match="does not verify"):
-        with_sigs(cert, [*cert.signatures, forged]).verify(CHAIN, vset)
+        check(with_sigs(cert, [*cert.signatures, forged]), vset)
 
 
 def test_a_certificate_for_one_chain_fails_on_another() -> None:
     vset = validator_set(KEYS[:3], [1, 1, 1])
     cert = cert_of(KEYS[:3])
-    cert.verify(CHAIN, vset)
+    check(cert, vset)
     with pytest.raises(InvalidCertificate, match="does not verify"):
-        cert.verify(OTHER_CHAIN, vset)
+        check(cert, vset, OTHER_CHAIN)
 
 
 def test_relabelled_certificate_fields_are_rejected() -> None:
@@ -216,30 +222,29 @@ def test_relabelled_certificate_fields_are_rejected() -> None:
     cert = cert_of(KEYS[:3])
     for change in ({"height": HEIGHT + 1}, {"view": VIEW + 1}, {"block_hash": b"\x00" * 32}):
         with pytest.raises(InvalidCertificate, match="does not verify"):
-            dataclasses.replace(cert, **change).verify(CHAIN, vset)
+            check(dataclasses.replace(cert, **change), vset)
 
 
 def test_a_certificate_against_another_validator_set() -> None:
     cert = cert_of(KEYS[:3])
-    cert.verify(CHAIN, validator_set(KEYS[:3], [1, 1, 1]))
+    check(cert, validator_set(KEYS[:3], [1, 1, 1]))
     # Same signers, but the set gives the others more power.
     with pytest.raises(InvalidCertificate, match="need more than 2/3"):
-        cert.verify(CHAIN, validator_set(KEYS[:5], [1, 1, 1, 1, 1]))
+        check(cert, validator_set(KEYS[:5], [1, 1, 1, 1, 1]))
     with pytest.raises(InvalidCertificate, match="is not a validator"):
-        cert.verify(CHAIN, validator_set(KEYS[3:5], [1, 1]))
+        check(cert, validator_set(KEYS[3:5], [1, 1]))
 
 
 def test_expected_height_and_block_hash_must_match() -> None:
     vset = validator_set(KEYS[:3], [1, 1, 1])
     cert = cert_of(KEYS[:3])
-    cert.verify(CHAIN, vset, height=HEIGHT)
-    cert.verify(CHAIN, vset, block_hash=BLOCK)
+    cert.verify(CHAIN, vset, height=HEIGHT, block_hash=BLOCK)
     with pytest.raises(InvalidCertificate, match=f"certificate is for height {HEIGHT}, expected {HEIGHT + 1}"):
-        cert.verify(CHAIN, vset, height=HEIGHT + 1)
+        cert.verify(CHAIN, vset, height=HEIGHT + 1, block_hash=BLOCK)
     with pytest.raises(InvalidCertificate, match="certificate is for another block"):
-        cert.verify(CHAIN, vset, block_hash=b"\xb2" * 32)
+        cert.verify(CHAIN, vset, height=HEIGHT, block_hash=b"\xb2" * 32)
     with pytest.raises(InvalidCertificate, match="expected 0"):
-        cert.verify(CHAIN, vset, height=0)
+        cert.verify(CHAIN, vset, height=0, block_hash=BLOCK)
 
 
 # --- from_votes -----------------------------------------------------------------------------------
@@ -269,3 +274,18 @@ def test_from_votes_refuses_mixed_or_missing_votes() -> None:
             CommitCertificate.from_votes([*votes, other])
         with pytest.raises(InvalidCertificate, match="not COMMITs"):
             CommitCertificate.from_votes([other, *votes])
+
+
+def test_a_certificate_short_of_quorum_costs_no_signature_verification(monkeypatch) -> None:
+    import chain.block
+
+    calls = []
+    real = chain.block.verify
+    monkeypatch.setattr(chain.block, "verify", lambda *a: calls.append(a) or real(*a))
+    vset = validator_set(KEYS[:4], [1, 1, 1, 1])
+    junk = with_sigs(cert_of(KEYS[:2]), [CommitSig(k.address, b"\x00" * 64) for k in KEYS[:2]])
+    with pytest.raises(InvalidCertificate, match="need more than 2/3"):
+        check(junk, vset)
+    assert calls == []
+    check(cert_of(KEYS[:3]), vset)
+    assert len(calls) == 3

@@ -478,7 +478,7 @@ def test_every_single_byte_mutation_of_a_transaction_is_rejected_or_rehashes() -
 
 def test_every_single_byte_mutation_of_a_header_is_rejected_or_rehashes() -> None:
     header = Header(CHAIN, 12, 1_767_225_600_000, b"\x01" * 32, b"\x02" * 32, b"\x03" * 32,
-                    b"\x04" * 32, b"\x05" * 32, b"\x06" * 32, ALICE.address)
+                    b"\x04" * 32, b"\x05" * 32, b"\x06" * 32, ALICE.address, 3, b"\x07" * 32)
     accepted, rejected = _sweep(Header, header.encode())
     assert accepted > 1000  # most bytes are hash bytes: any value decodes, with a new hash
     assert rejected > 1000
@@ -493,7 +493,7 @@ def test_mutations_of_a_block_with_transactions_and_certificate() -> None:
         Transaction.create(BOB, CHAIN, 3, Deploy(b"\x00code", b"", 0), gas_limit=9, gas_price=1),
     )
     header = Header(CHAIN, 5, 1, parent, b"\x02" * 32, b"\x03" * 32, b"\x04" * 32,
-                    b"\x05" * 32, b"\x06" * 32, keys[0].address)
+                    b"\x05" * 32, b"\x06" * 32, keys[0].address, len(txs), sha256(cert.encode()))
     block = Block(header, txs, cert)
     accepted, rejected = _sweep(Block, block.encode(), xors=(0x01, 0x10, 0x80, 0xFF))
     assert accepted > 0

@@ -92,7 +92,8 @@ def receipt_for(tx: Transaction, i: int) -> Receipt:
 
 
 def make_header(height: int, prev_hash: bytes, txs: Sequence[Transaction],
-                receipts: Sequence[Receipt], proposer: PrivateKey) -> Header:
+                receipts: Sequence[Receipt], proposer: PrivateKey,
+                last_commit: CommitCertificate | None = None) -> Header:
     return Header(
         CHAIN,
         height,
@@ -104,6 +105,8 @@ def make_header(height: int, prev_hash: bytes, txs: Sequence[Transaction],
         VALIDATORS.hash,
         VALIDATORS.hash,
         proposer.address,
+        len(txs),
+        ZERO_HASH if last_commit is None else sha256(last_commit.encode()),
     )
 
 
@@ -112,9 +115,9 @@ def make_block(height: int, parent: ChainBlock | None, txs: Sequence[Transaction
     certificate and one receipt per transaction."""
     receipts = tuple(receipt_for(tx, i) for i, tx in enumerate(txs))
     prev_hash = ZERO_HASH if parent is None else parent.block.hash
-    header = make_header(height, prev_hash, txs, receipts,
-                         VALIDATOR_KEYS[height % len(VALIDATOR_KEYS)])
     last_commit = None if parent is None else parent.commit
+    header = make_header(height, prev_hash, txs, receipts,
+                         VALIDATOR_KEYS[height % len(VALIDATOR_KEYS)], last_commit)
     block = Block(header, tuple(txs), last_commit)
     block.validate_basic(CHAIN)
     return ChainBlock(block, certify(height, block.hash), receipts)
