@@ -17,7 +17,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import nacl.bindings
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from .address import address_from_text, address_to_text
 from .codec import pack
@@ -41,11 +50,12 @@ class _Model(BaseModel):
 class ConsensusParams(_Model):
     """Chain-wide rules fixed at genesis (local timing lives in config.toml)."""
 
-    max_block_txs: Annotated[int, Field(gt=0, le=65_536)] = 5_000
-    max_block_bytes: Annotated[int, Field(gt=0, le=16 * 1024 * 1024)] = 8 * 1024 * 1024
-    max_tx_bytes: Annotated[int, Field(gt=0, le=MAX_TX_SIZE)] = 64 * 1024
-    max_block_gas: Annotated[int, Field(gt=0, lt=1 << 63)] = 100_000_000
-    min_gas_price: Annotated[int, Field(ge=0, lt=1 << 63)] = 1
+    # Strict: 1e3, "1000" or true are mistakes in a genesis file, not numbers.
+    max_block_txs: Annotated[StrictInt, Field(gt=0, le=65_536)] = 5_000
+    max_block_bytes: Annotated[StrictInt, Field(gt=0, le=16 * 1024 * 1024)] = 8 * 1024 * 1024
+    max_tx_bytes: Annotated[StrictInt, Field(gt=0, le=MAX_TX_SIZE)] = 64 * 1024
+    max_block_gas: Annotated[StrictInt, Field(gt=0, lt=1 << 63)] = 100_000_000
+    min_gas_price: Annotated[StrictInt, Field(ge=0, lt=1 << 63)] = 1
 
     def to_raw(self) -> list[int]:
         return [self.max_block_txs, self.max_block_bytes, self.max_tx_bytes,
@@ -53,9 +63,9 @@ class ConsensusParams(_Model):
 
 
 class _ValidatorModel(_Model):
-    name: Annotated[str, Field(max_length=64)] = ""
-    public_key: str
-    power: Annotated[int, Field(gt=0, lt=1 << 60)]
+    name: Annotated[StrictStr, Field(max_length=64)] = ""
+    public_key: StrictStr
+    power: Annotated[StrictInt, Field(gt=0, lt=1 << 60)]
 
     @field_validator("public_key")
     @classmethod
@@ -64,14 +74,16 @@ class _ValidatorModel(_Model):
             raw = bytes.fromhex(v)
         except ValueError:
             raise ValueError("public_key must be hex") from None
-        if len(raw) != PUBLIC_KEY_SIZE:
+        if len(raw) != PUBLIC_KEY_SIZE or len(v) != 2 * PUBLIC_KEY_SIZE:
             raise ValueError(f"public_key must be {PUBLIC_KEY_SIZE} bytes of hex")
+        if not nacl.bindings.crypto_core_ed25519_is_valid_point(raw):
+            raise ValueError("public_key is not a valid ed25519 public key")
         return v.lower()
 
 
 class _BalanceModel(_Model):
-    address: str
-    amount: int | str
+    address: StrictStr
+    amount: StrictInt | StrictStr
 
     @field_validator("address")
     @classmethod
@@ -86,7 +98,7 @@ class _BalanceModel(_Model):
     @classmethod
     def _amount(cls, v: int | str) -> int:
         if isinstance(v, str):
-            if not v.isdigit():
+            if not (v.isascii() and v.isdigit()):
                 raise ValueError("amount must be a non-negative integer")
             v = int(v)
         if not 0 <= v <= MAX_AMOUNT:
@@ -107,6 +119,13 @@ class _GenesisModel(_Model):
         # fullmatch: with match(), "$" would also accept a trailing newline.
         if not CHAIN_ID_RE.fullmatch(v):
             raise ValueError("chain_id is 1-64 characters of a-z, 0-9, '.', '_', '-'")
+        return v
+
+    @field_validator("genesis_time", mode="before")
+    @classmethod
+    def _text_time(cls, v: object) -> object:
+        if not isinstance(v, str | datetime):
+            raise ValueError("genesis_time is a text such as 2026-01-01T00:00:00Z")
         return v
 
     @field_validator("genesis_time")
@@ -185,6 +204,8 @@ class Genesis:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidGenesis(f"{path}: not JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidGenesis(f"{path}: JSON nested too deeply") from None
         return cls.from_dict(data, str(path))
 
     def to_dict(self) -> dict[str, Any]:

@@ -78,6 +78,11 @@ class ValidatorSet:
         """True iff ``power`` is more than two thirds of the total."""
         return 3 * power > 2 * self.total_power
 
+    def exceeds_one_third(self, power: int) -> bool:
+        """True iff ``power`` is more than a third of the total: at least one honest
+        validator is among them (PBFT joins a view change on such evidence)."""
+        return 3 * power > self.total_power
+
     @property
     def quorum_power(self) -> int:
         """The least power that is more than two thirds of the total."""

@@ -7,6 +7,7 @@ Records, all CRC-sealed (see :mod:`storage.records`), under the store's namespac
 ``B`` + height                              the block (header, txs, parent's cert)
 ``D`` + height                              its header alone (light nodes fetch these)
 ``C`` + height                              the certificate that committed it
+``R`` + height                              its receipts, in transaction order
 ``N`` + block hash                          its height
 ``T`` + tx hash                             [height, index, tx, receipt]
 ``A`` + address + ~height + ~index          tx hash: the account history index
@@ -26,25 +27,25 @@ from dataclasses import dataclass
 from chain.block import Block, CommitCertificate, Header, Receipt
 from chain.codec import pack
 from chain.errors import DecodeError
+from chain.keys import ADDRESS_SIZE
+from chain.merkle import InclusionProof, inclusion_proof
 from chain.tx import Call, Transaction, Transfer
 
-from .errors import Corruption, OutOfOrder
+from .errors import Corruption, InvalidArgument, OutOfOrder
 from .kv import KVStore, WriteBatch
+from .records import be64 as _be64
 from .records import load_plain, load_record, seal, unseal
 
 _META = b"M"
 _BLOCK = b"B"
 _HEADER = b"D"
 _COMMIT = b"C"
+_RECEIPTS = b"R"
 _BY_HASH = b"N"
 _TX = b"T"
 _ACCOUNT = b"A"
 _MAX64 = (1 << 64) - 1
 _MAX32 = (1 << 32) - 1
-
-
-def _be64(n: int) -> bytes:
-    return n.to_bytes(8, "big")
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,39 @@ class BlockStore:
             raise Corruption(got[0], f"certificate record holds height {cert.height}")
         return cert
 
+    def commit_by_hash(self, block_hash: bytes) -> CommitCertificate | None:
+        """The certificate that committed the block with this hash, or None."""
+        height = self.height_of(block_hash)
+        if height is None:
+            return None
+        cert = self.commit(height)
+        if cert is None or cert.block_hash != block_hash:
+            raise Corruption(self.prefix + _COMMIT + _be64(height),
+                             "certificate does not match the hash index")
+        return cert
+
+    def receipts(self, height: int) -> list[Receipt] | None:
+        """The receipts of the block at ``height``, in transaction order, or None."""
+        got = self._get(_RECEIPTS + _be64(height))
+        if got is None:
+            return None
+        items = load_plain(*got)
+        if type(items) is not list or not all(type(r) is bytes for r in items):
+            raise Corruption(got[0], "malformed receipts record")
+        try:
+            return [Receipt.decode(r) for r in items]
+        except DecodeError as exc:
+            raise Corruption(got[0], f"undecodable receipt: {exc}") from None
+
+    def receipt_proof(self, height: int, index: int) -> tuple[Receipt, InclusionProof] | None:
+        """Receipt ``index`` of the block at ``height`` and its inclusion proof under
+        that header's ``receipts_root`` (None if there is no such receipt)."""
+        receipts = self.receipts(height)
+        if receipts is None or not 0 <= index < len(receipts):
+            return None
+        proof = inclusion_proof([r.encode() for r in receipts], index)
+        return receipts[index], proof
+
     def height_of(self, block_hash: bytes) -> int | None:
         """The height of the block with this hash, or None."""
         got = self._get(_BY_HASH + block_hash)
@@ -196,10 +230,14 @@ class BlockStore:
         """
         if limit <= 0:
             return []
+        if type(address) is not bytes or len(address) != ADDRESS_SIZE:
+            raise InvalidArgument(f"an address is {ADDRESS_SIZE} bytes")
         base = self.prefix + _ACCOUNT + address
         start = None
         if before is not None:
             h, i = before
+            if not (0 <= h <= _MAX64 and 0 <= i <= _MAX32):
+                raise InvalidArgument(f"history cursor {before!r} is out of range")
             # The entry after (h, i) in newest-first order: (h, i - 1) or (h - 1, last).
             if i > 0:
                 start = base + _be64(_MAX64 - h) + (_MAX32 - (i - 1)).to_bytes(4, "big")
@@ -249,21 +287,24 @@ class BlockStore:
         if commit.height != height or commit.block_hash != block.hash:
             raise OutOfOrder("the certificate is for another block")
         if len(receipts) != len(block.txs):
-            raise ValueError("one receipt per transaction is required")
+            raise InvalidArgument("one receipt per transaction is required")
         if touched is not None and len(touched) != len(block.txs):
-            raise ValueError("one touched-account list per transaction is required")
+            raise InvalidArgument("one touched-account list per transaction is required")
         p = self.prefix
         hb = _be64(height)
         ops = batch.ops
         ops[p + _BLOCK + hb] = seal(block.encode())
         ops[p + _HEADER + hb] = seal(block.header.encode())
         ops[p + _COMMIT + hb] = seal(commit.encode())
+        ops[p + _RECEIPTS + hb] = seal(pack([r.encode() for r in receipts]))
         ops[p + _BY_HASH + block.hash] = seal(hb)
         inv_height = _be64(_MAX64 - height)
         for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
             tx_hash = tx.hash
             ops[p + _TX + tx_hash] = seal(pack([height, i, tx.encode(), receipt.encode()]))
             accounts = touched_addresses(tx) if touched is None else set(touched[i])
+            if any(type(a) is not bytes or len(a) != ADDRESS_SIZE for a in accounts):
+                raise InvalidArgument(f"touched accounts of transaction {i} must be addresses")
             suffix = inv_height + (_MAX32 - i).to_bytes(4, "big")
             sealed_hash = seal(tx_hash)
             for address in accounts:

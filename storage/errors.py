@@ -35,4 +35,10 @@ class VersionNotAvailable(StorageError):
 
 
 class OutOfOrder(StorageError):
-    """A block or state version was written out of sequence (not latest + 1)."""
+    """A block or state version was written out of sequence (not latest + 1), or an
+    update was committed that is not the one written."""
+
+
+class InvalidArgument(StorageError, ValueError):
+    """A caller passed something a store cannot hold (a key too long, a cursor out of
+    range, receipts that do not match the block)."""

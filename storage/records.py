@@ -23,6 +23,11 @@ R = TypeVar("R", bound=Record)
 _crc32 = zlib.crc32
 
 
+def be64(n: int) -> bytes:
+    """8-byte big-endian: heights and versions in keys sort numerically."""
+    return n.to_bytes(8, "big")
+
+
 def seal(payload: bytes) -> bytes:
     """CRC-32 (big-endian) + payload."""
     return _crc32(payload).to_bytes(4, "big") + payload

@@ -57,9 +57,10 @@ import msgpack
 from chain.codec import pack
 from chain.hashing import EMPTY_HASH, sha256
 
-from .errors import Corruption, OutOfOrder, VersionNotAvailable
+from .errors import Corruption, InvalidArgument, OutOfOrder, VersionNotAvailable
 from .kv import KVStore, WriteBatch
 from .proof import LEAF_PREFIX, MAX_DEPTH, NODE_PREFIX, ProofStep, StateProof, leaf_hash, nibble
+from .records import be64 as _be64
 from .records import load_plain, seal, unseal
 
 # Record kinds under the tree's namespace.
@@ -87,10 +88,6 @@ _first = itemgetter(0)
 _sha256 = hashlib.sha256
 _DEPTH = [bytes([d]) for d in range(MAX_DEPTH + 1)]
 _HIGH_NIBBLE = [bytes([b & 0xF0]) for b in range(256)]
-
-
-def _be64(n: int) -> bytes:
-    return n.to_bytes(8, "big")
 
 
 def node_path(depth: int, key_hash: bytes) -> bytes:
@@ -184,6 +181,8 @@ class StateUpdate:
     #: key hashes whose value was set to what it already was
     unchanged: set[bytes] = field(default_factory=set)
     key_hashes: dict[bytes, bytes] = field(default_factory=dict)
+    #: set by StateTree.write; committed() accepts only an update that was written
+    written: bool = False
 
     def __post_init__(self) -> None:
         self.version_bytes = _be64(self.version)
@@ -217,7 +216,7 @@ class StateTree:
         self.cache_nodes = cache_nodes
         #: node path -> (version bytes, record): the newest committed node known at
         #: each position. A newer node simply replaces its path's entry, so stale
-        #: nodes never need evicting one by one.
+        #: nodes never need evicting one by one. Eviction is by insertion order.
         self._cache: dict[bytes, tuple[bytes, bytes]] = {}
         self._np = prefix + _NODE
         self._vp = prefix + _VALUE
@@ -351,8 +350,8 @@ class StateTree:
         check_node(full, record, entry[:32])
         cached = self._cache.get(path)
         if cached is None or cached[0] < vb:  # never displace a newer node
-            self._make_room(1)
             self._cache[path] = (vb, record)
+            self._trim()
         return record
 
     def _load_value(self, entry: Entry) -> bytes:
@@ -364,13 +363,15 @@ class StateTree:
             raise Corruption(vk, "state value does not match its leaf hash")
         return value
 
-    def _make_room(self, n: int) -> None:
-        """Evict the oldest-inserted nodes so that ``n`` more fit in the cache.
+    def _trim(self) -> None:
+        """Evict the oldest-inserted nodes until the cache is within its bound.
 
-        FIFO rather than LRU: the hot upper nodes are rewritten (so re-inserted) every
-        version, so insertion order approximates recency at no cost per read."""
+        By insertion order rather than LRU: the hot upper nodes are re-inserted at the
+        back whenever a version rewrites them (see committed()), so insertion order
+        approximates recency at no cost per read. Evicting at least 1/16 of the bound
+        at a time keeps the cost amortized."""
         cache = self._cache
-        excess = len(cache) + n - self.cache_nodes
+        excess = len(cache) - self.cache_nodes
         if excess > 0:
             excess = min(len(cache), max(excess, self.cache_nodes // 16))
             for key in list(islice(cache, excess)):
@@ -407,14 +408,14 @@ class StateTree:
         h = _sha256
         for key, value in update.changes.items():
             if type(key) is not bytes or not 0 < len(key) <= MAX_KEY:
-                raise ValueError(f"state keys are 1..{MAX_KEY} bytes")
+                raise InvalidArgument(f"state keys are 1..{MAX_KEY} bytes")
             kh = h(key).digest()
             key_hashes[key] = kh
             if value is None:
                 items.append((kh, None))
             else:
                 if type(value) is not bytes or len(value) > MAX_VALUE:
-                    raise ValueError(f"state values are bytes of at most {MAX_VALUE}")
+                    raise InvalidArgument(f"state values are bytes of at most {MAX_VALUE}")
                 lh = h(LEAF_PREFIX + kh + h(value).digest()).digest()
                 items.append((kh, lh + _LEAF + vbytes + kh))
         items.sort(key=_first)
@@ -595,10 +596,7 @@ class StateTree:
             return None
         if not bitmap & (bitmap - 1) and metas[0]:
             return hashes + metas  # a lone leaf moves up to take this node's place
-        b2 = bitmap.to_bytes(2, "big")
-        vb = up.version_bytes
-        up.nodes[path] = (vb, b2 + hashes + metas)
-        return _sha256(NODE_PREFIX + b2 + hashes).digest() + _INTERNAL + vb + _NO_KEY
+        return self._store(path, bitmap, hashes, metas, up)
 
     def _merge_leaf(self, entry: Entry, depth: int, items: list, up: StateUpdate) -> Entry | None:
         """Items landing on a slot held by a leaf: update it, or split the slot."""
@@ -658,6 +656,17 @@ class StateTree:
         p = self.prefix
         v = update.version
         batch.check_open()
+        # The store must be where this tree believes it is: if an earlier batch became
+        # durable but committed() never ran, writing again would corrupt the state.
+        meta_key = self.prefix + _META
+        raw = self.kv.get(meta_key)
+        on_disk = -1 if raw is None else load_plain(meta_key, raw)[0]  # type: ignore[index]
+        if on_disk != self._version:
+            raise OutOfOrder(
+                f"the store holds state version {on_disk}, this tree is at {self._version}: "
+                "reopen the store"
+            )
+        update.written = True
         ops = batch.ops  # direct access: these loops run per changed key and node
         node_prefix = self._np + update.version_bytes
         crc32 = zlib.crc32
@@ -711,13 +720,22 @@ class StateTree:
         """Move the in-memory view to ``update`` once its batch has been written."""
         if update.base_version != self._version:
             raise OutOfOrder("committed() out of order")
+        if not update.written:
+            raise OutOfOrder("committed() of an update that was never written")
         if self._version < 0:
             self._oldest = update.version
         self._version = update.version
         self._oldest = max(self._oldest, update.version - self.history + 1)
         self._root = update.root
-        self._make_room(len(update.nodes))
-        self._cache.update(update.nodes)
+        nodes = update.nodes
+        cache = self._cache
+        # dict.update keeps an existing key's place in the eviction order; the few hot
+        # upper nodes (depth <= 3, rewritten every version) are moved to the back.
+        for path in nodes:
+            if path[0] <= 3:
+                cache.pop(path, None)
+        cache.update(nodes)
+        self._trim()
 
     def commit(
         self, changes: Mapping[bytes, bytes | None], version: int | None = None, *,

@@ -285,3 +285,31 @@ def test_from_dict_does_not_modify_its_input() -> None:
     snapshot = copy.deepcopy(data)
     load(data)
     assert data == snapshot
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda d: d["validators"][0].update(power=10.0), r"validators\.0\.power"),
+        (lambda d: d["validators"][0].update(power="10"), r"validators\.0\.power"),
+        (lambda d: d["validators"][0].update(power=True), r"validators\.0\.power"),
+        (lambda d: d["consensus"].update(max_block_txs=1e3), r"consensus\.max_block_txs"),
+        (lambda d: d["balances"][0].update(amount=True), r"balances\.0\.amount"),
+        (lambda d: d["balances"][0].update(amount="\u0661\u0662\u0663"), r"balances\.0\.amount"),
+        (lambda d: d.update(genesis_time=1_767_225_600), r"genesis_time"),
+        (lambda d: d["validators"][0].update(public_key="00" * 32), "not a valid ed25519"),
+        (lambda d: d["validators"][0].update(public_key=" " + "ab" * 31 + " a"), "public_key"),
+    ],
+)
+def test_lax_values_are_refused(change, match: str) -> None:
+    data = base()
+    change(data)
+    with pytest.raises(InvalidGenesis, match=match):
+        load(data)
+
+
+def test_deeply_nested_json_is_a_genesis_error(tmp_path) -> None:
+    path = tmp_path / "genesis.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InvalidGenesis, match="nested too deeply"):
+        Genesis.load(path)

@@ -103,3 +103,15 @@ def test_has_quorum_iff_at_least_quorum_power(powers: list[int], data: st.DataOb
     assert Fraction(q - 1, total) <= Fraction(2, 3)
     for p in (0, q - 1, q, q + 1, total, data.draw(st.integers(0, total))):
         assert vset.has_quorum(p) == (p >= q) == (Fraction(p, total) > Fraction(2, 3))
+
+
+@given(st.lists(st.integers(1, 1_000), min_size=1, max_size=7), st.integers(0, 7_000))
+def test_exceeds_one_third_is_exactly_more_than_a_third(powers: list[int], power: int) -> None:
+    vset = validator_set(validator_keys(len(powers)), powers)
+    assert vset.exceeds_one_third(power) == (Fraction(power, vset.total_power) > Fraction(1, 3))
+
+
+def test_one_third_at_four_equal_validators() -> None:
+    vset = validator_set(validator_keys(4), [1, 1, 1, 1])
+    assert not vset.exceeds_one_third(1)  # f = 1 may be Byzantine
+    assert vset.exceeds_one_third(2)  # f + 1: at least one honest among them

@@ -8,6 +8,7 @@ validators (checked against the validator set when built).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from chain.block import Block, Receipt
 from chain.hashing import sha256
 from chain.tx import Call, Deploy, Transaction, Transfer
 from storage.blockstore import BlockStore, HistoryEntry, touched_addresses
-from storage.errors import BatchError, OutOfOrder
+from storage.errors import BatchError, InvalidArgument, OutOfOrder
 from storage.kv import KVStore, LevelDBKV, MemoryKV
 from storage.state import StateTree
 
@@ -441,3 +442,49 @@ def test_put_block_into_a_finished_batch_raises_batch_error(store: BlockStore) -
     with pytest.raises(BatchError):
         store.put_block(b, cb.block, cb.commit, cb.receipts)
     assert store.height == N
+
+
+# --- receipts by height, certificates by hash, argument checks -----------------------
+
+
+def test_receipts_by_height_and_their_proofs(store: BlockStore) -> None:
+    for cb in CHAIN_BLOCKS:
+        h = cb.block.height
+        assert store.receipts(h) == list(cb.receipts)
+        for i, receipt in enumerate(cb.receipts):
+            got = store.receipt_proof(h, i)
+            assert got is not None
+            stored, proof = got
+            assert stored == receipt
+            assert proof.size == cb.block.header.tx_count
+            assert proof.verify(receipt.encode(), cb.block.header.receipts_root)
+            # A receipt with another status is not what the header committed to.
+            other = dataclasses.replace(receipt, status=(receipt.status + 1) % 4)
+            assert not proof.verify(other.encode(), cb.block.header.receipts_root)
+        assert store.receipt_proof(h, len(cb.receipts)) is None
+        assert store.receipt_proof(h, -1) is None
+    assert store.receipts(N + 1) is None
+    assert store.receipt_proof(N + 1, 0) is None
+
+
+def test_commit_certificates_by_hash(store: BlockStore) -> None:
+    for cb in CHAIN_BLOCKS:
+        assert store.commit_by_hash(cb.block.hash) == cb.commit
+    assert store.commit_by_hash(sha256(b"no such block")) is None
+
+
+def test_history_refuses_bad_cursors_and_addresses(store: BlockStore) -> None:
+    for cursor in ((1, 1 << 40), (2**64, 0), (-1, 0), (1, -1)):
+        with pytest.raises(InvalidArgument, match="out of range"):
+            store.history(BOB.address, before=cursor)
+    for address in (b"", BOB.address[:19], BOB.address + b"\x00"):
+        with pytest.raises(InvalidArgument, match="20 bytes"):
+            store.history(address)
+
+
+def test_put_block_refuses_touched_accounts_that_are_not_addresses(store: BlockStore) -> None:
+    cb = next_block()
+    before = snapshot(store.kv)
+    with pytest.raises(InvalidArgument, match="must be addresses"), store.kv.batch() as b:
+        store.put_block(b, cb.block, cb.commit, cb.receipts, touched=[[b"short"]])
+    assert snapshot(store.kv) == before

@@ -516,3 +516,61 @@ def test_pruning_on_memory_matches_leveldb(tmp_path: Path) -> None:
         assert roots == {reference_root(model)}
     assert snapshot(mem) == snapshot(disk)
     disk.close()
+
+
+# --------------------------------------------- write() and committed() go together
+
+
+def test_committed_refuses_an_update_that_was_never_written(kv: KVStore) -> None:
+    tree = StateTree(kv, history=3)
+    tree.commit({b"a": b"1"})
+    written = tree.prepare({b"a": b"2"})
+    other = tree.prepare({b"a": b"3"})  # a competing proposal for the same version
+    with kv.batch() as b:
+        tree.write(written, b)
+    with pytest.raises(OutOfOrder, match="never written"):
+        tree.committed(other)
+    assert tree.version == 0 and tree.get(b"a") == b"2"  # the store moved, memory not yet
+    tree.committed(written)
+    assert tree.version == 1
+    assert tree.root_hash() == StateTree(kv, history=3).root_hash()
+
+
+def test_write_refuses_when_the_store_is_ahead_of_the_tree(kv: KVStore) -> None:
+    """A batch that became durable without committed() (say an exception after the
+    write) leaves the store one version ahead; writing again must not corrupt it."""
+    tree = StateTree(kv, history=3)
+    tree.commit({b"a": b"1", b"b": b"1"})
+    lost = tree.prepare({b"a": b"2"})
+    with kv.batch() as b:
+        tree.write(lost, b)
+    retry = tree.prepare({b"b": b"2"})
+    with (
+        pytest.raises(OutOfOrder, match="the store holds state version 1, this tree is at 0"),
+        kv.batch() as b,
+    ):
+        tree.write(retry, b)
+    reopened = StateTree(kv, history=3)  # what the message tells the operator to do
+    assert reopened.version == 1
+    assert (reopened.get(b"a"), reopened.get(b"b")) == (b"2", b"1")
+    assert reopened.commit({b"b": b"2"}) == reference_root({b"a": b"2", b"b": b"2"})
+
+
+def test_hot_upper_nodes_move_to_the_back_of_the_eviction_order(kv: KVStore) -> None:
+    """The cache evicts by insertion order and dict.update keeps a rewritten node in
+    its old place; the upper nodes rewritten by a version must move to the back, or
+    the root would drift to the front and be evicted and read back again and again."""
+    tree = StateTree(kv, history=2, cache_nodes=100_000)
+    rng = random.Random(5)
+    tree.commit({b"k%d" % i: b"v" for i in range(3000)})
+    for _ in range(20):
+        update = tree.prepare(
+            {b"k%d" % rng.randrange(6000): b"v%d" % rng.randrange(9) for _ in range(40)}
+        )
+        with kv.batch() as b:
+            tree.write(update, b)
+        tree.committed(update)
+        rewritten_upper = {p for p in update.nodes if p[0] <= 3}
+        assert b"\x00" in rewritten_upper  # the root changes with every version
+        back = set(list(tree._cache)[-len(update.nodes):])
+        assert rewritten_upper <= back
