@@ -247,7 +247,7 @@ def reachable_records(kv: KVStore, prefix: bytes, version: int) -> set[bytes]:
                                _path_bytes(nibbles))
         raw = kv.get(nk)
         assert raw is not None, f"node {nk.hex()} of version {version} is missing"
-        record = unseal(nk, raw)  # node records are CRC-sealed on disk
+        record = raw  # a node record ends in its own CRC; node_children ignores it
         out.add(nk)
         for nib, child in enumerate(node_children(record)):
             if child is not None:
@@ -271,7 +271,7 @@ def node_records_on_path(kv: KVStore, prefix: bytes, version: int,
         out.append(nk)
         raw = kv.get(nk)
         assert raw is not None
-        record = unseal(nk, raw)
+        record = raw
         nib = key_hash[depth >> 1] & 15 if depth & 1 else key_hash[depth >> 1] >> 4
         entry = node_children(record)[nib]
         depth += 1

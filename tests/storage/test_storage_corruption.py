@@ -32,7 +32,6 @@ from chain.tx import Transaction, Transfer
 from storage.blockstore import BlockStore
 from storage.errors import Corruption, StorageError
 from storage.kv import LevelDBKV
-from storage.records import unseal
 from storage.state import StateTree, node_children
 
 N = 5
@@ -306,18 +305,16 @@ def test_flipped_bytes_in_a_node_record_are_reported_with_its_key(tree_db) -> No
     root_nk = node_records_on_path(kv, b"s", 2, sha256(KEYS[0]))[0]
     raw = kv.get(root_nk)
     assert raw is not None
-    record = unseal(root_nk, raw)  # on disk: 4-byte CRC, then the record
-    crc = len(raw) - len(record)
-    children = node_children(record)
+    children = node_children(raw)  # bitmap, hashes, metadata, then a 4-byte CRC
     present = [n for n in range(16) if children[n] is not None]
     hashed = 2 + 32 * len(present)
+    metadata_end = len(raw) - 4
     failures: dict[int, str] = {}
     for i in range(len(raw)):
-        r = i - crc  # position within the record
-        if r < hashed:
+        if i < hashed or i >= metadata_end:
             affected = list(models[2])[:2]
         else:
-            nib = present[(r - hashed) // 41]
+            nib = present[(i - hashed) // 41]
             affected = [k for k in models[2] if sha256(k)[0] >> 4 == nib][:2]
         kv.put(root_nk, flip(raw, i))
         for key in affected:
@@ -332,7 +329,7 @@ def test_flipped_bytes_in_a_node_record_are_reported_with_its_key(tree_db) -> No
             failures[i] = (f"byte {i}: damage not detected, get_at returned "
                            f"{'the right value' if got == models[2][key] else repr(got)}")
     kv.put(root_nk, raw)
-    in_hashed_part = [i for i in failures if i - crc < hashed]
+    in_hashed_part = [i for i in failures if i < hashed or i >= metadata_end]
     assert not failures, (
         f"{len(failures)} of {len(raw)} flipped bytes misreported ({len(in_hashed_part)} "
         f"in the CRC and hashed part, {len(failures) - len(in_hashed_part)} in the "
@@ -347,9 +344,7 @@ def test_commit_over_a_damaged_node_record_is_refused(tree_db, part: str) -> Non
     root_nk = node_records_on_path(kv, b"s", 2, sha256(KEYS[0]))[0]
     raw = kv.get(root_nk)
     assert raw is not None
-    record = unseal(root_nk, raw)
-    crc = len(raw) - len(record)
-    children = node_children(record)
+    children = node_children(raw)
     present = [n for n in range(16) if children[n] is not None]
     nib = next(n for n in present if children[n][32] == 1)  # type: ignore[index]
     j = present.index(nib)
@@ -357,7 +352,7 @@ def test_commit_over_a_damaged_node_record_is_refused(tree_db, part: str) -> Non
     # A byte of the child's hash, or the first byte of the leaf's key hash (in the
     # node's metadata part).
     pos = 2 + 32 * j + 5 if part == "child hash" else 2 + 32 * len(present) + 41 * j + 9
-    kv.put(root_nk, flip(raw, crc + pos))
+    kv.put(root_nk, flip(raw, pos))
     newcomer = next(b"new-%d" % i for i in range(10_000) if sha256(b"new-%d" % i)[0] >> 4 == nib)
     tree = StateTree(kv, history=3)
     try:
