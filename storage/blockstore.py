@@ -21,7 +21,7 @@ either all of a block or none of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from chain.block import Block, CommitCertificate, Header, Receipt
@@ -33,8 +33,8 @@ from chain.tx import Call, Transaction, Transfer
 
 from .errors import Corruption, InvalidArgument, OutOfOrder
 from .kv import KVStore, WriteBatch
+from .records import R, load_plain, load_record, seal, unseal
 from .records import be64 as _be64
-from .records import load_plain, load_record, seal, unseal
 
 _META = b"M"
 _BLOCK = b"B"
@@ -108,46 +108,51 @@ class BlockStore:
             raise Corruption(got[0], "malformed block store metadata")
         return meta[0]
 
-    def block(self, height: int) -> Block | None:
-        """The block at ``height``, or None."""
-        got = self._get(_BLOCK + _be64(height))
+    def _at_height(self, kind: bytes, cls: type[R], height: int) -> R | None:
+        """The record of type ``cls`` stored under ``kind`` + height, checked to be for
+        that height."""
+        got = self._get(kind + _be64(height))
         if got is None:
             return None
-        block = load_record(Block, *got)
-        if block.height != height:
-            raise Corruption(got[0], f"block record holds height {block.height}")
-        return block
+        record = load_record(cls, *got)
+        if record.height != height:  # type: ignore[attr-defined]
+            raise Corruption(got[0], f"{cls.__name__} record is for another height")
+        return record
 
-    def header(self, height: int) -> Header | None:
-        """The header at ``height``, or None."""
-        got = self._get(_HEADER + _be64(height))
-        if got is None:
-            return None
-        header = load_record(Header, *got)
-        if header.height != height:
-            raise Corruption(got[0], f"header record holds height {header.height}")
-        return header
-
-    def commit(self, height: int) -> CommitCertificate | None:
-        """The certificate that committed the block at ``height``, or None."""
-        got = self._get(_COMMIT + _be64(height))
-        if got is None:
-            return None
-        cert = load_record(CommitCertificate, *got)
-        if cert.height != height:
-            raise Corruption(got[0], f"certificate record holds height {cert.height}")
-        return cert
-
-    def commit_by_hash(self, block_hash: bytes) -> CommitCertificate | None:
-        """The certificate that committed the block with this hash, or None."""
+    def _by_hash(
+        self, kind: bytes, cls: type[R], block_hash: bytes, hash_of: Callable[[R], bytes]
+    ) -> R | None:
+        """The record of type ``cls`` for the block with this hash, checked to be it."""
         height = self.height_of(block_hash)
         if height is None:
             return None
-        cert = self.commit(height)
-        if cert is None or cert.block_hash != block_hash:
-            raise Corruption(self.prefix + _COMMIT + _be64(height),
-                             "certificate does not match the hash index")
-        return cert
+        record = self._at_height(kind, cls, height)
+        if record is None or hash_of(record) != block_hash:
+            raise Corruption(self.prefix + kind + _be64(height),
+                             f"{cls.__name__} does not match the hash index")
+        return record
+
+    def block(self, height: int) -> Block | None:
+        """The block at ``height``, or None."""
+        return self._at_height(_BLOCK, Block, height)
+
+    def header(self, height: int) -> Header | None:
+        """The header at ``height``, or None."""
+        return self._at_height(_HEADER, Header, height)
+
+    def commit(self, height: int) -> CommitCertificate | None:
+        """The certificate that committed the block at ``height``, or None."""
+        return self._at_height(_COMMIT, CommitCertificate, height)
+
+    def block_by_hash(self, block_hash: bytes) -> Block | None:
+        return self._by_hash(_BLOCK, Block, block_hash, lambda b: b.hash)
+
+    def header_by_hash(self, block_hash: bytes) -> Header | None:
+        return self._by_hash(_HEADER, Header, block_hash, lambda h: h.hash)
+
+    def commit_by_hash(self, block_hash: bytes) -> CommitCertificate | None:
+        """The certificate that committed the block with this hash, or None."""
+        return self._by_hash(_COMMIT, CommitCertificate, block_hash, lambda c: c.block_hash)
 
     def receipts(self, height: int) -> list[Receipt] | None:
         """The receipts of the block at ``height``, in transaction order, or None."""
@@ -180,26 +185,6 @@ class BlockStore:
         if len(payload) != 8:
             raise Corruption(got[0], "malformed height record")
         return int.from_bytes(payload, "big")
-
-    def block_by_hash(self, block_hash: bytes) -> Block | None:
-        height = self.height_of(block_hash)
-        if height is None:
-            return None
-        block = self.block(height)
-        if block is None or block.hash != block_hash:
-            raise Corruption(self.prefix + _BLOCK + _be64(height),
-                             "block does not match the hash index")
-        return block
-
-    def header_by_hash(self, block_hash: bytes) -> Header | None:
-        height = self.height_of(block_hash)
-        if height is None:
-            return None
-        header = self.header(height)
-        if header is None or header.hash != block_hash:
-            raise Corruption(self.prefix + _HEADER + _be64(height),
-                             "header does not match the hash index")
-        return header
 
     def tx(self, tx_hash: bytes) -> TxRecord | None:
         """The committed transaction with this hash, where it is, and its receipt."""
