@@ -191,6 +191,8 @@ class StateUpdate:
     key_hashes: dict[bytes, bytes] = field(default_factory=dict)
     #: set by StateTree.write; committed() accepts only an update that was written
     written: bool = False
+    #: paths of the upper nodes (depth <= 3) this update rewrites: the hot ones
+    hot: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.version_bytes = _be64(self.version)
@@ -486,6 +488,8 @@ class StateTree:
         if not changed:
             return entry
         up.stale.append(self._np + vb + path)
+        if depth <= 3:
+            up.hot.append(path)
         hashes = record[2:meta0]
         metas = record[meta0:-4]
         if len(changed) == 1:
@@ -571,6 +575,8 @@ class StateTree:
             break
         for nk, path, record, bitmap, meta0, bit in reversed(frames):
             up.stale.append(nk)
+            if path[0] <= 3:
+                up.hot.append(path)
             result = self._splice(
                 path, bitmap, record[2:meta0], record[meta0:-4], bit.bit_length() - 1, result, up
             )
@@ -735,10 +741,9 @@ class StateTree:
         nodes = update.nodes
         cache = self._cache
         # dict.update keeps an existing key's place in the eviction order; the few hot
-        # upper nodes (depth <= 3, rewritten every version) are moved to the back.
-        for path in nodes:
-            if path[0] <= 3:
-                cache.pop(path, None)
+        # upper nodes (rewritten every version) are moved to the back.
+        for path in update.hot:
+            cache.pop(path, None)
         cache.update(nodes)
         self._trim()
 
