@@ -18,8 +18,8 @@ leaf has a record of its own.
 
 A node is one ``bytes`` object, the same in memory and on disk: a 2-byte child bitmap,
 then the present children's hashes (32 bytes each), then their metadata (41 bytes
-each: kind, version, key hash), then a CRC-32 of all that (the node hash does not
-cover the metadata, and every stored record must detect damage). The node hash covers
+each: kind, version, key hash), then a CRC-32 of the metadata (the node hash covers
+the rest, and every stored record must detect damage). The node hash covers
 the bitmap and the hashes, one contiguous prefix of the record, and changing one child
 is a splice. Compared
 with a list of per-child objects this makes a block's ~20,000 node rewrites (10,000
@@ -124,16 +124,16 @@ def node_children(record: bytes) -> list[Entry | None]:
 def check_node(key: bytes, record: bytes, expected_hash: bytes) -> None:
     """Raise Corruption unless ``record`` is a well-formed node with that hash.
 
-    The hash covers the bitmap and the child hashes; the trailing CRC covers the rest
-    (the children's kinds, versions and key hashes), which a damaged record would
-    otherwise carry into the next version."""
+    The hash covers the bitmap and the child hashes; the trailing CRC covers the
+    metadata (the children's kinds, versions and key hashes), which a damaged record
+    would otherwise carry into the next version."""
     if len(record) < 6:
         raise Corruption(key, "tree node is truncated")
     bitmap = int.from_bytes(record[:2], "big")
     k = bitmap.bit_count()
     if k == 0 or len(record) != 6 + ENTRY_SIZE * k:
         raise Corruption(key, "tree node has the wrong length")
-    if zlib.crc32(record[:-4]).to_bytes(4, "big") != record[-4:]:
+    if zlib.crc32(record[2 + 32 * k : -4]).to_bytes(4, "big") != record[-4:]:
         raise Corruption(key, "tree node checksum mismatch")
     if _sha256(NODE_PREFIX + record[: 2 + 32 * k]).digest() != expected_hash:
         raise Corruption(key, "tree node does not match its hash")
@@ -654,7 +654,7 @@ class StateTree:
     def _store(path: bytes, bitmap: int, hashes: bytes, metas: bytes, up: StateUpdate) -> Entry:
         b2 = bitmap.to_bytes(2, "big")
         vb = up.version_bytes
-        crc = zlib.crc32(metas, zlib.crc32(hashes, zlib.crc32(b2)))
+        crc = zlib.crc32(metas)  # the node hash covers the bitmap and the hashes
         up.nodes[path] = (vb, b"".join((b2, hashes, metas, crc.to_bytes(4, "big"))))
         return _sha256(NODE_PREFIX + b2 + hashes).digest() + _INTERNAL + vb + _NO_KEY
 
