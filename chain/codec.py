@@ -41,8 +41,9 @@ class Kind:
         DecodeError (without a path: the enclosing record adds it)."""
         raise NotImplementedError  # pragma: no cover - every kind overrides it
 
-    def dump(self, value: Any, where: str) -> Any:
-        """Check a field value and return the msgpack object that encodes it."""
+    def dump(self, value: Any) -> Any:
+        """Check a field value and return the msgpack object that encodes it, or raise
+        an EncodeError (without a path: the enclosing record adds it)."""
         raise NotImplementedError  # pragma: no cover - every kind overrides it
 
 
@@ -66,9 +67,9 @@ class UInt(Kind):
             raise _bad(f"integer out of range for u{self.bits}")
         return raw
 
-    def dump(self, value: Any, where: str) -> int:
+    def dump(self, value: Any) -> int:
         if type(value) is not int or not 0 <= value < self.limit:
-            raise EncodeError(f"{where}: {value!r} is not a u{self.bits}")
+            raise EncodeError(f"{value!r} is not a u{self.bits}")
         return value
 
 
@@ -92,9 +93,9 @@ class BigUInt(Kind):
             raise _bad(f"integer out of range for u{self.bits}")
         return value
 
-    def dump(self, value: Any, where: str) -> bytes:
+    def dump(self, value: Any) -> bytes:
         if type(value) is not int or not 0 <= value < self.limit:
-            raise EncodeError(f"{where}: {value!r} is not a u{self.bits}")
+            raise EncodeError(f"{value!r} is not a u{self.bits}")
         return value.to_bytes((value.bit_length() + 7) // 8, "big")
 
 
@@ -123,9 +124,9 @@ class Bytes(Kind):
             raise _bad(f"expected {self._what()}, got {got}")
         return raw
 
-    def dump(self, value: Any, where: str) -> bytes:
+    def dump(self, value: Any) -> bytes:
         if not self._ok(value):
-            raise EncodeError(f"{where}: expected {self._what()}, got {value!r:.80}")
+            raise EncodeError(f"expected {self._what()}, got {value!r:.80}")
         return value
 
 
@@ -142,13 +143,13 @@ class Str(Kind):
             raise _bad(f"text longer than {self.max_len} bytes")
         return raw
 
-    def dump(self, value: Any, where: str) -> str:
+    def dump(self, value: Any) -> str:
         try:
             ok = type(value) is str and len(value.encode()) <= self.max_len
         except UnicodeEncodeError:  # a lone surrogate, e.g. from JSON "\ud800"
-            raise EncodeError(f"{where}: text is not valid Unicode") from None
+            raise EncodeError("text is not valid Unicode") from None
         if not ok:
-            raise EncodeError(f"{where}: expected text of at most {self.max_len} bytes")
+            raise EncodeError(f"expected text of at most {self.max_len} bytes")
         return value
 
 
@@ -160,9 +161,9 @@ class Bool(Kind):
             raise _bad(f"expected a boolean, got {type(raw).__name__}")
         return raw
 
-    def dump(self, value: Any, where: str) -> bool:
+    def dump(self, value: Any) -> bool:
         if type(value) is not bool:
-            raise EncodeError(f"{where}: expected a boolean")
+            raise EncodeError("expected a boolean")
         return value
 
 
@@ -175,8 +176,8 @@ class Optional(Kind):
     def load(self, raw: Any) -> Any:
         return None if raw is None else self.inner.load(raw)
 
-    def dump(self, value: Any, where: str) -> Any:
-        return None if value is None else self.inner.dump(value, where)
+    def dump(self, value: Any) -> Any:
+        return None if value is None else self.inner.dump(value)
 
 
 class ListOf(Kind):
@@ -204,11 +205,20 @@ class ListOf(Kind):
                 raise exc.at(f"[{i}]") from None
         raise AssertionError("unreachable: an item failed once")  # pragma: no cover
 
-    def dump(self, value: Any, where: str) -> list[Any]:
+    def dump(self, value: Any) -> list[Any]:
         if not isinstance(value, tuple | list) or len(value) > self.max_len:
-            raise EncodeError(f"{where}: expected a sequence of at most {self.max_len}")
+            raise EncodeError(f"expected a sequence of at most {self.max_len}")
         dump = self.item.dump
-        return [dump(x, f"{where}[{i}]") for i, x in enumerate(value)]
+        try:
+            return list(map(dump, value))
+        except EncodeError:
+            pass
+        for i, x in enumerate(value):  # name the failing item (only on the error path)
+            try:
+                dump(x)
+            except EncodeError as exc:
+                raise exc.at(f"[{i}]") from None
+        raise AssertionError("unreachable: an item failed once")  # pragma: no cover
 
 
 class Nested(Kind):
@@ -220,10 +230,10 @@ class Nested(Kind):
     def load(self, raw: Any) -> Record:
         return self.cls.from_raw(raw)
 
-    def dump(self, value: Any, where: str) -> list[Any]:
+    def dump(self, value: Any) -> list[Any]:
         if type(value) is not self.cls:
-            raise EncodeError(f"{where}: expected {self.cls.__name__}")
-        return value.to_raw(where)
+            raise EncodeError(f"expected {self.cls.__name__}")
+        return value.to_raw()
 
 
 class OneOf(Kind):
@@ -252,11 +262,11 @@ class OneOf(Kind):
         except DecodeError as exc:
             raise exc.at(f"<{cls.__name__}>") from None
 
-    def dump(self, value: Any, where: str) -> list[Any]:
+    def dump(self, value: Any) -> list[Any]:
         cls = type(value)
         if self.by_tag.get(getattr(cls, "TAG", None)) is not cls:  # type: ignore[arg-type]
-            raise EncodeError(f"{where}: {cls.__name__} is not a member of this union")
-        return [cls.TAG, *value.to_raw(where)]
+            raise EncodeError(f"{cls.__name__} is not a member of this union")
+        return [cls.TAG, *value.to_raw()]
 
 
 class Record:
@@ -289,9 +299,16 @@ class Record:
                 raise exc.at(f".{name}") from None
         return cls(*values)
 
-    def to_raw(self, where: str | None = None) -> list[Any]:
-        where = where or type(self).__name__
-        return [kind.dump(getattr(self, name), f"{where}.{name}") for name, kind in self.SCHEMA]
+    def to_raw(self) -> list[Any]:
+        """The field values as msgpack objects, each checked against its kind."""
+        out = []
+        append = out.append
+        for name, kind in self.SCHEMA:
+            try:
+                append(kind.dump(getattr(self, name)))
+            except EncodeError as exc:
+                raise exc.at(f".{name}") from None
+        return out
 
     def encode(self) -> bytes:
         """The canonical bytes of this record (computed once)."""
@@ -299,7 +316,10 @@ class Record:
         if cached is None:
             # Every field kind has checked its value, so no float can be in here: skip
             # pack()'s walk (this runs for every transaction and vote).
-            cached = _pack_checked(self.to_raw())
+            try:
+                cached = _pack_checked(self.to_raw())
+            except EncodeError as exc:
+                raise exc.at(type(self).__name__) from None
             object.__setattr__(self, "_encoded", cached)
         return cached
 

@@ -21,23 +21,27 @@ class LocalError(ChainError):
     """Our own code misused the chain package."""
 
 
-class DecodeError(RemoteError):
-    """Bytes are not the canonical encoding of the expected type: truncated, trailing
-    bytes, wrong types, out-of-range values, non-minimal encodings or oversize input.
+class _FieldPath:
+    """Mixin for codec errors that name the offending field.
 
-    ``path`` names the offending field (``Transaction.action<Transfer>.amount``). It
-    is assembled on the way out — each enclosing record, list or union adds its part
-    with :meth:`at` — so decoding valid input never builds a path string.
+    ``path`` (``Transaction.action<Transfer>.amount``) is assembled on the way out:
+    each enclosing record, list or union adds its part with :meth:`at`, so encoding or
+    decoding valid values never builds a path string.
     """
 
     def __init__(self, message: str, path: str = "") -> None:
-        super().__init__(f"{path}: {message}" if path else message)
+        super().__init__(f"{path}: {message}" if path else message)  # type: ignore[call-arg]
         self.message = message
         self.path = path
 
-    def at(self, prefix: str) -> DecodeError:
+    def at(self, prefix: str):  # -> the same error type
         """The same error, one level further out."""
-        return DecodeError(self.message, prefix + self.path)
+        return type(self)(self.message, prefix + self.path)
+
+
+class DecodeError(_FieldPath, RemoteError):
+    """Bytes are not the canonical encoding of the expected type: truncated, trailing
+    bytes, wrong types, out-of-range values, non-minimal encodings or oversize input."""
 
 
 class InvalidSignature(RemoteError):
@@ -64,5 +68,5 @@ class InvalidGenesis(RemoteError):
     """The genesis file is malformed or breaks a rule; the message names the key."""
 
 
-class EncodeError(LocalError):
+class EncodeError(_FieldPath, LocalError):
     """We tried to encode a value that does not fit its declared type."""

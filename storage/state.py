@@ -105,18 +105,23 @@ def node_key(version: int, depth: int, key_hash: bytes) -> bytes:
     return _NODE + _be64(version) + node_path(depth, key_hash)
 
 
+def child_entry(record: bytes, meta0: int, j: int) -> Entry:
+    """The entry of the ``j``-th present child of a node record whose metadata starts
+    at ``meta0`` (= 2 + 32 * number of children). The two hot loops of
+    :meth:`StateTree._update` and :meth:`StateTree._update_single` inline this."""
+    return record[2 + 32 * j : 34 + 32 * j] + record[meta0 + 41 * j : meta0 + 41 + 41 * j]
+
+
 def node_children(record: bytes) -> list[Entry | None]:
     """The 16 child slots of a node record (for inspection and tests; the trailing CRC
     is not checked here, see :func:`check_node`)."""
     bitmap = int.from_bytes(record[:2], "big")
-    k = bitmap.bit_count()
+    meta0 = 2 + 32 * bitmap.bit_count()
     out: list[Entry | None] = [None] * 16
     j = 0
     for nib in range(16):
         if bitmap >> nib & 1:
-            out[nib] = record[2 + 32 * j : 34 + 32 * j] + record[
-                2 + 32 * k + 41 * j : 2 + 32 * k + 41 * (j + 1)
-            ]
+            out[nib] = child_entry(record, meta0, j)
             j += 1
     return out
 
@@ -323,12 +328,7 @@ class StateTree:
                 if bitmap & bit:
                     del hashes[j]
                 steps.append(ProofStep(bitmap, tuple(hashes)))
-            if bitmap & bit:
-                entry = record[2 + 32 * j : 34 + 32 * j] + record[
-                    2 + 32 * k + 41 * j : 2 + 32 * k + 41 * (j + 1)
-                ]
-            else:
-                entry = None
+            entry = child_entry(record, 2 + 32 * k, j) if bitmap & bit else None
             depth += 1
         if entry is None:
             value = None
@@ -462,7 +462,7 @@ class StateTree:
             bit = 1 << nib
             if bitmap & bit:
                 j = (bitmap & (bit - 1)).bit_count()
-                child = record[2 + 32 * j : 34 + 32 * j] + record[
+                child = record[2 + 32 * j : 34 + 32 * j] + record[  # child_entry, inlined
                     meta0 + 41 * j : meta0 + 41 + 41 * j
                 ]
             else:
@@ -555,6 +555,7 @@ class StateTree:
                 break
             j = (bitmap & (bit - 1)).bit_count()
             child = record[2 + 32 * j : 34 + 32 * j] + record[meta0 + 41 * j : meta0 + 41 + 41 * j]
+            # (child_entry, inlined: this loop runs per key per level)
             if not child[32]:
                 entry = child
                 depth += 1

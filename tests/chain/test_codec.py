@@ -343,7 +343,7 @@ def test_nested_record_type_is_checked_on_decode() -> None:
     cert = pack([1, 0, b"\x03" * 32, [sig_raw, [b"\x01" * 20]]])
     with pytest.raises(DecodeError, match=r"CommitCertificate\.signatures\[1\]: expected 2 fields, got 1"):
         CommitCertificate.decode(cert)
-    assert Nested(Validator).dump(Validator(PK, 1), "v") == [PK, 1]
+    assert Nested(Validator).dump(Validator(PK, 1)) == [PK, 1]
 
 
 # --- plain unpack -------------------------------------------------------------------
