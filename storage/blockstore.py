@@ -275,23 +275,32 @@ class BlockStore:
             raise InvalidArgument("one receipt per transaction is required")
         if touched is not None and len(touched) != len(block.txs):
             raise InvalidArgument("one touched-account list per transaction is required")
-        p = self.prefix
-        hb = _be64(height)
-        ops = batch.ops
-        ops[p + _BLOCK + hb] = seal(block.encode())
-        ops[p + _HEADER + hb] = seal(block.header.encode())
-        ops[p + _COMMIT + hb] = seal(commit.encode())
-        ops[p + _RECEIPTS + hb] = seal(pack([r.encode() for r in receipts]))
-        ops[p + _BY_HASH + block.hash] = seal(hb)
-        inv_height = _be64(_MAX64 - height)
-        for i, (tx, receipt) in enumerate(zip(block.txs, receipts, strict=True)):
-            tx_hash = tx.hash
-            ops[p + _TX + tx_hash] = seal(pack([height, i, tx.encode(), receipt.encode()]))
+        account_lists = []
+        for i, tx in enumerate(block.txs):
             accounts = touched_addresses(tx) if touched is None else set(touched[i])
             if any(type(a) is not bytes or len(a) != ADDRESS_SIZE for a in accounts):
                 raise InvalidArgument(f"touched accounts of transaction {i} must be addresses")
+            account_lists.append(accounts)
+        # Every check is done: from here on the batch only grows.
+        p = self.prefix
+        hb = _be64(height)
+        put, _ = batch.writers()
+        n = 6
+        put(p + _BLOCK + hb, seal(block.encode()))
+        put(p + _HEADER + hb, seal(block.header.encode()))
+        put(p + _COMMIT + hb, seal(commit.encode()))
+        put(p + _RECEIPTS + hb, seal(pack([r.encode() for r in receipts])))
+        put(p + _BY_HASH + block.hash, seal(hb))
+        inv_height = _be64(_MAX64 - height)
+        for i, (tx, receipt, accounts) in enumerate(
+            zip(block.txs, receipts, account_lists, strict=True)
+        ):
+            tx_hash = tx.hash
+            put(p + _TX + tx_hash, seal(pack([height, i, tx.encode(), receipt.encode()])))
             suffix = inv_height + (_MAX32 - i).to_bytes(4, "big")
             sealed_hash = seal(tx_hash)
             for address in accounts:
-                ops[p + _ACCOUNT + address + suffix] = sealed_hash
-        ops[p + _META] = seal(pack([height, block.hash]))
+                put(p + _ACCOUNT + address + suffix, sealed_hash)
+            n += 1 + len(accounts)
+        put(p + _META, seal(pack([height, block.hash])))
+        batch.added(n)

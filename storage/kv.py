@@ -6,9 +6,11 @@ in a dict (tests, ``agora contract run``); :class:`LevelDBKV` is plyvel over Lev
 Both pass the same contract suite (``tests/storage/test_kv_contract.py``).
 
 Atomicity is the point of the batch: ``with kv.batch() as b: ...`` writes every put and
-delete at once when the block exits normally, and *nothing* when it raises. (plyvel's
-``write_batch()`` only behaves so with ``transaction=True``; without it an exception
-writes the partial batch.) Reads never see a batch's writes before it is written.
+delete at once when the block exits normally, and *nothing* when it raises. On LevelDB
+the operations go straight into LevelDB's own batch buffer, which is written with one
+``DB::Write`` on exit or cleared on an exception (plyvel's own context manager would
+write a partial batch unless given ``transaction=True``). Reads never see a batch's
+writes before it is written.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import bisect
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -34,32 +36,90 @@ def prefix_upper_bound(prefix: bytes) -> bytes | None:
     return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
-class WriteBatch:
+class WriteBatch(ABC):
     """Puts and deletes collected for one atomic write. Later operations on the same
-    key win. Obtained from :meth:`KVStore.batch`; not reusable once written."""
+    key win. Obtained from :meth:`KVStore.batch`; not reusable once written.
 
-    __slots__ = ("ops", "_done")
+    Each backend buffers the operations its own way (a dict, a LevelDB batch, the
+    parent's batch); ``len()`` counts the operations added."""
+
+    __slots__ = ("_count", "_done")
 
     def __init__(self) -> None:
-        self.ops: dict[bytes, bytes | None] = {}
+        self._count = 0
         self._done = False
 
     def check_open(self) -> None:
-        """Raise BatchError if the batch was already written or discarded. Stores
-        that fill ``ops`` directly (on hot paths) call this first."""
+        """Raise BatchError if the batch was already written or discarded."""
         if self._done:
             raise BatchError("write batch already finished")
 
     def put(self, key: bytes, value: bytes) -> None:
         self.check_open()
-        self.ops[key] = value
+        self._put(key, value)
+        self._count += 1
 
     def delete(self, key: bytes) -> None:
         self.check_open()
-        self.ops[key] = None
+        self._delete(key)
+        self._count += 1
+
+    def writers(self) -> tuple[Callable[[bytes, bytes], None], Callable[[bytes], None]]:
+        """The raw ``(put, delete)`` of this batch, for loops that add tens of thousands
+        of operations per block (the state tree, the block store): no per-call checks.
+        The caller reports how many operations it added with :meth:`added`."""
+        self.check_open()
+        return self._put, self._delete
+
+    def added(self, n: int) -> None:
+        """Count ``n`` operations added through :meth:`writers`."""
+        self._count += n
 
     def __len__(self) -> int:
-        return len(self.ops)
+        return self._count
+
+    @abstractmethod
+    def _put(self, key: bytes, value: bytes) -> None: ...
+
+    @abstractmethod
+    def _delete(self, key: bytes) -> None: ...
+
+    @abstractmethod
+    def _write(self) -> None:
+        """Apply every operation atomically."""
+
+    @abstractmethod
+    def _discard(self) -> None:
+        """Drop the operations (the batch's block raised)."""
+
+
+class _DictBatch(WriteBatch):
+    """Operations buffered in a dict (key -> value, None to delete), applied by a
+    callback: MemoryKV's batch."""
+
+    __slots__ = ("ops", "_apply")
+
+    def __init__(self, apply: Callable[[dict[bytes, bytes | None]], None]) -> None:
+        super().__init__()
+        self.ops: dict[bytes, bytes | None] = {}
+        self._apply = apply
+
+    def writers(self) -> tuple[Callable[[bytes, bytes], None], Callable[[bytes], None]]:
+        self.check_open()
+        return self.ops.__setitem__, self._delete
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        self.ops[key] = value
+
+    def _delete(self, key: bytes) -> None:
+        self.ops[key] = None
+
+    def _write(self) -> None:
+        if self.ops:
+            self._apply(self.ops)
+
+    def _discard(self) -> None:
+        self.ops.clear()
 
 
 class KVStore(ABC):
@@ -84,8 +144,9 @@ class KVStore(ABC):
         """
 
     @abstractmethod
-    def _write(self, batch: WriteBatch, sync: bool) -> None:
-        """Apply a batch atomically."""
+    def _new_batch(self, sync: bool) -> WriteBatch:
+        """An empty batch of this store, to be written with or without fsync (raises
+        StoreClosed once closed)."""
 
     @abstractmethod
     def close(self) -> None:
@@ -106,15 +167,15 @@ class KVStore(ABC):
         """An atomic write batch: all of it is written when the block exits normally,
         none of it when the block raises. ``sync`` waits for the disk (fsync) before
         returning — used for commits that must survive a power cut."""
-        b = WriteBatch()
+        b = self._new_batch(sync)
         try:
             yield b
         except BaseException:
             b._done = True
+            b._discard()
             raise
         b._done = True
-        if b.ops:
-            self._write(b, sync)
+        b._write()
 
     def __enter__(self) -> KVStore:
         return self
@@ -175,13 +236,17 @@ class MemoryKV(KVStore):
         snapshot = [(k, data[k]) for k in selected]
         yield from snapshot
 
-    def _write(self, batch: WriteBatch, sync: bool) -> None:
+    def _new_batch(self, sync: bool) -> WriteBatch:
+        self._check()
+        return _DictBatch(self._apply)
+
+    def _apply(self, ops: dict[bytes, bytes | None]) -> None:
         self._check()
         data = self._data
-        for key, value in batch.ops.items():
+        for key, value in ops.items():
             if type(key) is not bytes or (value is not None and type(value) is not bytes):
                 raise TypeError("keys and values are bytes")
-        for key, value in batch.ops.items():
+        for key, value in ops.items():
             if value is None:
                 if data.pop(key, None) is not None:
                     self._sorted = None
@@ -292,23 +357,74 @@ class LevelDBKV(KVStore):
         finally:
             it.close()
 
-    def _write(self, batch: WriteBatch, sync: bool) -> None:
-        db = self._db_or_raise()
-        try:
-            with db.write_batch(transaction=True, sync=sync) as wb:
-                put, delete = wb.put, wb.delete
-                for key, value in batch.ops.items():
-                    if value is None:
-                        delete(key)
-                    else:
-                        put(key, value)
-        except plyvel.Error as exc:
-            raise StorageError(f"LevelDB write failed: {exc}") from None
+    def _new_batch(self, sync: bool) -> WriteBatch:
+        return _LevelDBBatch(self, sync)
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._db.close()
+
+
+class _LevelDBBatch(WriteBatch):
+    """A plyvel write batch: operations go straight into LevelDB's own batch buffer
+    (no Python-side copy), which is written with one ``DB::Write`` or dropped."""
+
+    __slots__ = ("_store", "_wb")
+
+    def __init__(self, store: LevelDBKV, sync: bool) -> None:
+        super().__init__()
+        self._store = store
+        self._wb = store._db_or_raise().write_batch(sync=sync)
+
+    def writers(self) -> tuple[Callable[[bytes, bytes], None], Callable[[bytes], None]]:
+        self.check_open()
+        return self._wb.put, self._wb.delete
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        self._wb.put(key, value)
+
+    def _delete(self, key: bytes) -> None:
+        self._wb.delete(key)
+
+    def _write(self) -> None:
+        self._store._db_or_raise()  # a closed store raises StoreClosed
+        try:
+            self._wb.write()
+        except plyvel.Error as exc:
+            raise StorageError(f"LevelDB write failed: {exc}") from None
+        except RuntimeError:
+            if self._store._closed:
+                raise StoreClosed(f"LevelDB at {self._store.path} is closed") from None
+            raise
+
+    def _discard(self) -> None:
+        self._wb.clear()
+
+
+class _PrefixedBatch(WriteBatch):
+    """A namespace's batch: every key prefixed, into a batch of the parent store."""
+
+    __slots__ = ("_outer", "_prefix")
+
+    def __init__(self, outer: WriteBatch, prefix: bytes) -> None:
+        super().__init__()
+        self._outer = outer
+        self._prefix = prefix
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        self._outer._put(self._prefix + key, value)
+
+    def _delete(self, key: bytes) -> None:
+        self._outer._delete(self._prefix + key)
+
+    def _write(self) -> None:
+        self._outer._done = True
+        self._outer._write()
+
+    def _discard(self) -> None:
+        self._outer._done = True
+        self._outer._discard()
 
 
 class PrefixedKV(KVStore):
@@ -347,11 +463,8 @@ class PrefixedKV(KVStore):
     def delete_in(self, batch: WriteBatch, key: bytes) -> None:
         batch.delete(self.prefix + key)
 
-    def _write(self, batch: WriteBatch, sync: bool) -> None:
-        outer = WriteBatch()
-        for key, value in batch.ops.items():
-            outer.ops[self.prefix + key] = value
-        self.parent._write(outer, sync)
+    def _new_batch(self, sync: bool) -> WriteBatch:
+        return _PrefixedBatch(self.parent._new_batch(sync), self.prefix)
 
     def close(self) -> None:
         """A view does not own its parent; closing it does nothing."""
