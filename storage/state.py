@@ -48,6 +48,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import zlib
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
@@ -87,8 +88,14 @@ MAX_KEY = 1024
 MAX_VALUE = 1 << 20
 _first = itemgetter(0)
 _sha256 = hashlib.sha256
+_crc32 = zlib.crc32
 _DEPTH = [bytes([d]) for d in range(MAX_DEPTH + 1)]
 _HIGH_NIBBLE = [bytes([b & 0xF0]) for b in range(256)]
+#: [odd depth?][byte] -> the byte starting the next run of that nibble (nibble < 15)
+_NEXT_NIBBLE = (
+    [bytes([min(((b >> 4) + 1) << 4, 255)]) for b in range(256)],
+    [bytes([min(b + 1, 255)]) for b in range(256)],
+)
 
 
 def node_path(depth: int, key_hash: bytes) -> bytes:
@@ -160,7 +167,21 @@ def _groups(items: list, depth: int) -> Iterator[tuple[int, list]]:
     """Split items sorted by key hash into runs sharing the nibble at ``depth``."""
     i, n = 0, len(items)
     byte = depth >> 1
-    if depth & 1:
+    if n > 48:
+        # Long runs (the top levels of a big block): find each run's end by binary
+        # search instead of looking at every item.
+        while i < n:
+            b = items[i][0][: byte + 1]
+            nib = b[byte] & 15 if depth & 1 else b[byte] >> 4
+            if nib == 15:
+                j = n  # every item left shares the prefix, so has this nibble
+            else:
+                # the smallest key hash whose nibble at ``depth`` is the next one
+                bound = b[:byte] + _NEXT_NIBBLE[depth & 1][b[byte]]
+                j = bisect_left(items, bound, i + 1, n, key=_first)
+            yield nib, items[i:j]
+            i = j
+    elif depth & 1:
         while i < n:
             nib = items[i][0][byte] & 15
             j = i + 1
@@ -490,10 +511,10 @@ class StateTree:
         up.stale.append(self._np + vb + path)
         if depth <= 3:
             up.hot.append(path)
+        if len(changed) == 1:
+            return self._splice(path, record, bitmap, meta0, changed[0][0], changed[0][1], up)
         hashes = record[2:meta0]
         metas = record[meta0:-4]
-        if len(changed) == 1:
-            return self._splice(path, bitmap, hashes, metas, changed[0][0], changed[0][1], up)
         # Several children changed (the upper levels): copy the unchanged runs between
         # them. ``changed`` is in nibble order, as _groups yields it.
         hs = []
@@ -578,32 +599,40 @@ class StateTree:
             up.stale.append(nk)
             if path[0] <= 3:
                 up.hot.append(path)
-            result = self._splice(
-                path, bitmap, record[2:meta0], record[meta0:-4], bit.bit_length() - 1, result, up
-            )
+            result = self._splice(path, record, bitmap, meta0, bit.bit_length() - 1, result, up)
         return result
 
     def _splice(
-        self, path: bytes, bitmap: int, hashes: bytes, metas: bytes, nib: int,
+        self, path: bytes, record: bytes, bitmap: int, meta0: int, nib: int,
         e: Entry | None, up: StateUpdate,
     ) -> Entry | None:
-        """The node at ``path`` with child ``nib`` set to ``e`` (None: removed),
-        stored; or what replaces the node when it ends up empty or with a lone leaf."""
+        """The node ``record`` (at ``path``; ``meta0`` = where its metadata starts) with
+        child ``nib`` set to ``e`` (None: removed), stored; or what replaces the node
+        when it ends up empty or with a lone leaf."""
         bit = 1 << nib
         j = (bitmap & (bit - 1)).bit_count()
-        h0, m0 = 32 * j, 41 * j
+        h0 = 2 + 32 * j
+        m0 = meta0 + 41 * j
         if bitmap & bit:
+            if e is not None and (bitmap & (bitmap - 1) or not e[32]):
+                # Overwriting a child, the commonest case by far: one pass, _store
+                # inlined. (Not when a lone child turns into a leaf: that leaf moves up.)
+                head = b"".join((record[:h0], e[:32], record[h0 + 32 : meta0]))
+                metas = b"".join((record[meta0:m0], e[32:], record[m0 + 41 : -4]))
+                vb = up.version_bytes
+                up.nodes[path] = (vb, b"".join((head, metas, _crc32(metas).to_bytes(4, "big"))))
+                return _sha256(NODE_PREFIX + head).digest() + _INTERNAL + vb + _NO_KEY
             if e is None:
                 bitmap ^= bit
-                hashes = hashes[:h0] + hashes[h0 + 32 :]
-                metas = metas[:m0] + metas[m0 + 41 :]
+                hashes = record[2:h0] + record[h0 + 32 : meta0]
+                metas = record[meta0:m0] + record[m0 + 41 : -4]
             else:
-                hashes = hashes[:h0] + e[:32] + hashes[h0 + 32 :]
-                metas = metas[:m0] + e[32:] + metas[m0 + 41 :]
+                hashes = b"".join((record[2:h0], e[:32], record[h0 + 32 : meta0]))
+                metas = b"".join((record[meta0:m0], e[32:], record[m0 + 41 : -4]))
         else:
+            hashes = b"".join((record[2:h0], e[:32], record[h0:meta0]))  # type: ignore[index]
+            metas = b"".join((record[meta0:m0], e[32:], record[m0:-4]))  # type: ignore[index]
             bitmap |= bit
-            hashes = hashes[:h0] + e[:32] + hashes[h0:]  # type: ignore[index]
-            metas = metas[:m0] + e[32:] + metas[m0:]  # type: ignore[index]
         if not bitmap:
             return None
         if not bitmap & (bitmap - 1) and metas[0]:
@@ -655,7 +684,7 @@ class StateTree:
     def _store(path: bytes, bitmap: int, hashes: bytes, metas: bytes, up: StateUpdate) -> Entry:
         b2 = bitmap.to_bytes(2, "big")
         vb = up.version_bytes
-        crc = zlib.crc32(metas)  # the node hash covers the bitmap and the hashes
+        crc = _crc32(metas)  # the node hash covers the bitmap and the hashes
         up.nodes[path] = (vb, b"".join((b2, hashes, metas, crc.to_bytes(4, "big"))))
         return _sha256(NODE_PREFIX + b2 + hashes).digest() + _INTERNAL + vb + _NO_KEY
 
@@ -680,10 +709,12 @@ class StateTree:
                 "reopen the store"
             )
         update.written = True
-        ops = batch.ops  # direct access: these loops run per changed key and node
+        put, delete = batch.writers()  # raw: these loops run per changed key and node
         node_prefix = self._np + update.version_bytes
-        for path, (_, record) in update.nodes.items():
-            ops[node_prefix + path] = record  # already carries its CRC
+        nodes = update.nodes
+        for path, (_, record) in nodes.items():
+            put(node_prefix + path, record)  # already carries its CRC
+        n = len(nodes)
         flat = p + _FLAT
         vprefix = p + _VALUE
         vsuffix = update.version_bytes
@@ -691,13 +722,15 @@ class StateTree:
         key_hashes = update.key_hashes
         for key, value in update.changes.items():
             if value is None:
-                ops[flat + key] = None
+                delete(flat + key)
+                n += 1
             else:
                 kh = key_hashes[key]
                 if kh not in unchanged:
-                    ops[vprefix + kh + vsuffix] = value
-                    ops[flat + key] = zlib.crc32(value).to_bytes(4, "big") + value  # seal()
-        ops[p + _ROOT + vsuffix] = seal(update.root or b"")
+                    put(vprefix + kh + vsuffix, value)
+                    put(flat + key, zlib.crc32(value).to_bytes(4, "big") + value)  # seal()
+                    n += 2
+        put(p + _ROOT + vsuffix, seal(update.root or b""))
         oldest = v if self._version < 0 else self._oldest
         new_oldest = max(oldest, v - self.history + 1)
         for s in range(oldest + 1, new_oldest + 1):
@@ -707,15 +740,19 @@ class StateTree:
                 sk = p + _STALE + _be64(s)
                 raw = self.kv.get(sk)
                 stale = [] if raw is None else self._stale_list(sk, raw)
-                ops[sk] = None
+                delete(sk)
+                n += 1
             for key in stale:
-                ops[key] = None
-            ops[p + _ROOT + _be64(s - 1)] = None
+                delete(key)
+            delete(p + _ROOT + _be64(s - 1))
+            n += len(stale) + 1
         if new_oldest < v and update.stale:
             # A plain msgpack list of bytes: our own sealed record, so pack()'s checks
             # for untrusted shapes are not needed (and cost ~10 ms per block here).
-            ops[p + _STALE + vsuffix] = seal(msgpack.packb(update.stale, use_bin_type=True))
-        ops[p + _META] = seal(pack([v, new_oldest]))
+            put(p + _STALE + vsuffix, seal(msgpack.packb(update.stale, use_bin_type=True)))
+            n += 1
+        put(p + _META, seal(pack([v, new_oldest])))
+        batch.added(n + 2)
 
     @staticmethod
     def _stale_list(key: bytes, raw: bytes) -> list[bytes]:
@@ -742,9 +779,11 @@ class StateTree:
         nodes = update.nodes
         cache = self._cache
         # dict.update keeps an existing key's place in the eviction order; the few hot
-        # upper nodes (rewritten every version) are moved to the back.
-        for path in update.hot:
-            cache.pop(path, None)
+        # upper nodes (rewritten every version) are moved to the back when an eviction
+        # may follow (until then the order does not matter, and popping costs ~3 ms).
+        if len(cache) + len(nodes) > self.cache_nodes:
+            for path in update.hot:
+                cache.pop(path, None)
         cache.update(nodes)
         self._trim()
 
