@@ -17,13 +17,14 @@ hash, version and, for a leaf, its key hash — so an update never reads a leaf,
 leaf has a record of its own.
 
 A node is one ``bytes`` object, the same in memory and on disk: a 2-byte child bitmap,
-then the present children's hashes (32 bytes each), then their metadata (41 bytes
-each: kind, version, key hash), then a CRC-32 of the metadata (the node hash covers
-the rest, and every stored record must detect damage). The node hash covers
-the bitmap and the hashes, one contiguous prefix of the record, and changing one child
-is a splice. Compared
-with a list of per-child objects this makes a block's ~20,000 node rewrites (10,000
-updates at a million keys) roughly twice as fast and keeps the node cache compact and
+then the present children's hashes (32 bytes each), then a 2-byte bitmap of which
+children are leaves, then each child's metadata (its version, 8 bytes, and for a leaf
+its key hash, 32 more), then a CRC-32 of everything after the hashes. The node hash
+covers the child bitmap and the hashes, one contiguous prefix of the record, so
+changing one child is a splice; the CRC makes damage to the rest detectable too, as
+every stored record must. Compared with a list of per-child objects this makes a
+block's ~20,000 node rewrites (10,000 updates at a million keys) roughly twice as fast
+and keeps the node cache compact and
 invisible to the garbage collector. Values live beside the tree:
 
 * ``F`` + key -> the current value (CRC-sealed): current reads never walk the tree;
@@ -73,16 +74,16 @@ _ROOT = b"R"
 _STALE = b"S"
 _META = b"M"
 
-#: A child *entry* is 73 bytes: hash (32) || kind (1) || version (8) || key hash (32).
-#: kind 0 is an internal node (version = the node's version, key hash all zero);
-#: kind 1 is a leaf (version = the version its value was written at). In a node record
-#: the hash part and the 41-byte *meta* part (kind, version, key hash) are stored apart.
+#: A child *entry* describes a child in memory: hash (32) || kind (1) || version (8),
+#: then for a leaf its key hash (32). Kind 0 is an internal node (41 bytes; version =
+#: the node's version), kind 1 a leaf (73 bytes; version = the version its value was
+#: written at). In a node record the hashes and the *metadata* (version, and a leaf's
+#: key hash) are stored apart, with the kinds as one bitmap.
 Entry = bytes
-ENTRY_SIZE = 73
-META_SIZE = 41
+LEAF_ENTRY_SIZE = 73
+NODE_ENTRY_SIZE = 41
 _INTERNAL = b"\x00"
 _LEAF = b"\x01"
-_NO_KEY = bytes(32)
 
 MAX_KEY = 1024
 MAX_VALUE = 1 << 20
@@ -112,53 +113,63 @@ def node_key(version: int, depth: int, key_hash: bytes) -> bytes:
     return _NODE + _be64(version) + node_path(depth, key_hash)
 
 
-def child_entry(record: bytes, meta0: int, j: int) -> Entry:
-    """The entry of the ``j``-th present child of a node record whose metadata starts
-    at ``meta0`` (= 2 + 32 * number of children). The two hot loops of
-    :meth:`StateTree._update` and :meth:`StateTree._update_single` inline this."""
-    return record[2 + 32 * j : 34 + 32 * j] + record[meta0 + 41 * j : meta0 + 41 + 41 * j]
+def meta_offset(record: bytes, nib: int) -> int:
+    """Where the metadata of child ``nib`` starts in a node record (the child must be
+    present): after the hashes and the leaf bitmap, 8 bytes per earlier child and 32
+    more per earlier leaf. The hot loops of :class:`StateTree` inline this."""
+    bitmap = record[0] << 8 | record[1]
+    meta0 = 2 + 32 * bitmap.bit_count()
+    leafmap = record[meta0] << 8 | record[meta0 + 1]
+    below = (1 << nib) - 1
+    return meta0 + 2 + 8 * (bitmap & below).bit_count() + 32 * (leafmap & below).bit_count()
+
+
+def child_entry(record: bytes, nib: int) -> Entry | None:
+    """The entry of child ``nib`` of a node record, or None if that slot is empty."""
+    bitmap = record[0] << 8 | record[1]
+    if not bitmap >> nib & 1:
+        return None
+    j = (bitmap & ((1 << nib) - 1)).bit_count()
+    meta0 = 2 + 32 * bitmap.bit_count()
+    m = meta_offset(record, nib)
+    child_hash = record[2 + 32 * j : 34 + 32 * j]
+    if (record[meta0] << 8 | record[meta0 + 1]) >> nib & 1:
+        return child_hash + _LEAF + record[m : m + 40]
+    return child_hash + _INTERNAL + record[m : m + 8]
 
 
 def node_children(record: bytes) -> list[Entry | None]:
     """The 16 child slots of a node record (for inspection and tests; the trailing CRC
     is not checked here, see :func:`check_node`)."""
-    bitmap = int.from_bytes(record[:2], "big")
-    meta0 = 2 + 32 * bitmap.bit_count()
-    out: list[Entry | None] = [None] * 16
-    j = 0
-    for nib in range(16):
-        if bitmap >> nib & 1:
-            out[nib] = child_entry(record, meta0, j)
-            j += 1
-    return out
+    return [child_entry(record, nib) for nib in range(16)]
 
 
 def check_node(key: bytes, record: bytes, expected_hash: bytes) -> None:
     """Raise Corruption unless ``record`` is a well-formed node with that hash.
 
     The hash covers the bitmap and the child hashes; the trailing CRC covers the
-    metadata (the children's kinds, versions and key hashes), which a damaged record
-    would otherwise carry into the next version."""
-    if len(record) < 6:
-        raise Corruption(key, "tree node is truncated")
-    bitmap = int.from_bytes(record[:2], "big")
+    metadata (the leaf bitmap, the children's versions and the leaves' key hashes),
+    which a damaged record would otherwise carry into the next version."""
+    bitmap = record[0] << 8 | record[1] if len(record) >= 2 else 0
     k = bitmap.bit_count()
-    if k == 0 or len(record) != 6 + ENTRY_SIZE * k:
-        raise Corruption(key, "tree node has the wrong length")
-    if zlib.crc32(record[2 + 32 * k : -4]).to_bytes(4, "big") != record[-4:]:
+    meta0 = 2 + 32 * k
+    if k == 0 or len(record) < meta0 + 2 + 8 * k + 4:
+        raise Corruption(key, "tree node is truncated")
+    if zlib.crc32(record[meta0:-4]).to_bytes(4, "big") != record[-4:]:
         raise Corruption(key, "tree node checksum mismatch")
-    if _sha256(NODE_PREFIX + record[: 2 + 32 * k]).digest() != expected_hash:
+    leafmap = record[meta0] << 8 | record[meta0 + 1]
+    if leafmap & ~bitmap:
+        raise Corruption(key, "tree node has a leaf in an empty slot")
+    if len(record) != meta0 + 2 + 8 * k + 32 * leafmap.bit_count() + 4:
+        raise Corruption(key, "tree node has the wrong length")
+    if _sha256(NODE_PREFIX + record[:meta0]).digest() != expected_hash:
         raise Corruption(key, "tree node does not match its hash")
-    base = 2 + 32 * k
-    for j in range(k):
-        if record[base + META_SIZE * j] > 1:
-            raise Corruption(key, "tree node has a child of unknown kind")
 
 
 def _decode_root(key: bytes, raw: bytes) -> Entry | None:
     if raw == b"":
         return None
-    if len(raw) == ENTRY_SIZE and raw[32] <= 1:
+    if len(raw) == (LEAF_ENTRY_SIZE if raw[32:33] == _LEAF else NODE_ENTRY_SIZE):
         return raw
     raise Corruption(key, "malformed root entry")
 
@@ -340,16 +351,14 @@ class StateTree:
         depth = 0
         while entry is not None and not entry[32]:
             record = self._load(entry, depth, key_hash)
-            bitmap = int.from_bytes(record[:2], "big")
-            k = bitmap.bit_count()
-            bit = 1 << nibble(key_hash, depth)
-            j = (bitmap & (bit - 1)).bit_count()
+            nib = nibble(key_hash, depth)
             if want_proof:
-                hashes = [record[2 + 32 * i : 34 + 32 * i] for i in range(k)]
-                if bitmap & bit:
-                    del hashes[j]
+                bitmap = record[0] << 8 | record[1]
+                hashes = [record[2 + 32 * i : 34 + 32 * i] for i in range(bitmap.bit_count())]
+                if bitmap >> nib & 1:
+                    del hashes[(bitmap & ((1 << nib) - 1)).bit_count()]
                 steps.append(ProofStep(bitmap, tuple(hashes)))
-            entry = child_entry(record, 2 + 32 * k, j) if bitmap & bit else None
+            entry = child_entry(record, nib)
             depth += 1
         if entry is None:
             value = None
@@ -370,12 +379,14 @@ class StateTree:
             return cached[1]
         return self._load_key(vb, path, entry)
 
-    def _load_key(self, vb: bytes, path: bytes, entry: Entry) -> bytes:
+    def _load_key(self, vb: bytes, path: bytes, expected_hash: bytes) -> bytes:
+        """Read (and check) the node at ``path`` and version ``vb`` from the store;
+        ``expected_hash`` is its hash (or a child entry, which starts with it)."""
         full = self._np + vb + path
         record = self.kv.get(full)
         if record is None:
             raise Corruption(full, "tree node is missing")
-        check_node(full, record, entry[:32])
+        check_node(full, record, expected_hash[:32])
         cached = self._cache.get(path)
         if cached is None or cached[0] < vb:  # never displace a newer node
             self._cache[path] = (vb, record)
@@ -473,19 +484,23 @@ class StateTree:
         record = cached[1] if cached is not None and cached[0] == vb else self._load_key(
             vb, path, entry
         )
-        bitmap = int.from_bytes(record[:2], "big")
+        bitmap = record[0] << 8 | record[1]
         meta0 = 2 + 32 * bitmap.bit_count()
+        leafmap = record[meta0] << 8 | record[meta0 + 1]
         changed = []
         groups: Iterable[tuple[int, list]] = (
             ((nib0, items),) if len(items) == 1 else _groups(items, depth)
         )
         for nib, group in groups:
             bit = 1 << nib
-            if bitmap & bit:
-                j = (bitmap & (bit - 1)).bit_count()
-                child = record[2 + 32 * j : 34 + 32 * j] + record[  # child_entry, inlined
-                    meta0 + 41 * j : meta0 + 41 + 41 * j
-                ]
+            if bitmap & bit:  # child_entry, inlined
+                below = bit - 1
+                j = (bitmap & below).bit_count()
+                m = meta0 + 2 + 8 * j + 32 * (leafmap & below).bit_count()
+                if leafmap & bit:
+                    child = record[2 + 32 * j : 34 + 32 * j] + _LEAF + record[m : m + 40]
+                else:
+                    child = record[2 + 32 * j : 34 + 32 * j] + _INTERNAL + record[m : m + 8]
             else:
                 child = None
             if len(group) == 1 and (child is None or (child[32] and child[41:] == group[0][0])):
@@ -513,35 +528,41 @@ class StateTree:
             up.hot.append(path)
         if len(changed) == 1:
             return self._splice(path, record, bitmap, meta0, changed[0][0], changed[0][1], up)
-        hashes = record[2:meta0]
-        metas = record[meta0:-4]
         # Several children changed (the upper levels): copy the unchanged runs between
         # them. ``changed`` is in nibble order, as _groups yields it.
         hs = []
         ms = []
-        new_bitmap = bitmap
-        prev = 0
+        new_bitmap, new_leafmap = bitmap, leafmap
+        h_prev, m_prev = 2, meta0 + 2  # where the next unchanged run starts
         for nib, e in changed:
             bit = 1 << nib
-            j = (bitmap & (bit - 1)).bit_count()
-            hs.append(hashes[32 * prev : 32 * j])
-            ms.append(metas[41 * prev : 41 * j])
-            prev = j + 1 if bitmap & bit else j
+            below = bit - 1
+            j = (bitmap & below).bit_count()
+            h0 = 2 + 32 * j
+            m0 = meta0 + 2 + 8 * j + 32 * (leafmap & below).bit_count()
+            hs.append(record[h_prev:h0])
+            ms.append(record[m_prev:m0])
+            if bitmap & bit:
+                h_prev, m_prev = h0 + 32, m0 + (40 if leafmap & bit else 8)
+            else:
+                h_prev, m_prev = h0, m0
             if e is None:
                 new_bitmap &= ~bit
+                new_leafmap &= ~bit
             else:
                 new_bitmap |= bit
+                new_leafmap = new_leafmap | bit if e[32] else new_leafmap & ~bit
                 hs.append(e[:32])
-                ms.append(e[32:])
-        hs.append(hashes[32 * prev :])
-        ms.append(metas[41 * prev :])
+                ms.append(e[33:])
+        hs.append(record[h_prev:meta0])
+        ms.append(record[m_prev:-4])
         hashes = b"".join(hs)
         metas = b"".join(ms)
         if not new_bitmap:
             return None
-        if not new_bitmap & (new_bitmap - 1) and metas[0]:
-            return hashes + metas  # a lone leaf moves up to take this node's place
-        return self._store(path, new_bitmap, hashes, metas, up)
+        if not new_bitmap & (new_bitmap - 1) and new_leafmap:
+            return hashes + _LEAF + metas  # a lone leaf moves up to take this node's place
+        return self._store(path, new_bitmap, new_leafmap, hashes, metas, up)
 
     def _update_single(
         self, entry: Entry, depth: int, kh: bytes, new: Entry | None, up: StateUpdate
@@ -552,92 +573,107 @@ class StateTree:
         frames = []
         cache = self._cache
         np = self._np
+        vb = entry[33:41]
+        # The hash the node must have, should it be read from the store: ``above``
+        # holds it at ``at`` (a child entry is only built when a leaf needs one).
+        above, at = entry, 0
         while True:
             half = depth >> 1
             b = kh[half]
             if depth & 1:
                 path = _DEPTH[depth] + kh[:half] + _HIGH_NIBBLE[b]
-                bit = 1 << (b & 15)
+                nib = b & 15
             else:
                 path = _DEPTH[depth] + kh[:half]
-                bit = 1 << (b >> 4)
-            vb = entry[33:41]
+                nib = b >> 4
             cached = cache.get(path)
             record = cached[1] if cached is not None and cached[0] == vb else self._load_key(
-                vb, path, entry
+                vb, path, above[at : at + 32]
             )
-            bitmap = int.from_bytes(record[:2], "big")
+            bitmap = record[0] << 8 | record[1]
             meta0 = 2 + 32 * bitmap.bit_count()
-            frames.append((np + vb + path, path, record, bitmap, meta0, bit))
+            frames.append((np + vb + path, path, record, bitmap, meta0, nib))
+            bit = 1 << nib
             if not bitmap & bit:
                 if new is None:
                     return top  # deleting a key that is not there
                 result: Entry | None = new
                 break
-            j = (bitmap & (bit - 1)).bit_count()
-            child = record[2 + 32 * j : 34 + 32 * j] + record[meta0 + 41 * j : meta0 + 41 + 41 * j]
-            # (child_entry, inlined: this loop runs per key per level)
-            if not child[32]:
-                entry = child
+            below = bit - 1
+            j = (bitmap & below).bit_count()
+            leafmap = record[meta0] << 8 | record[meta0 + 1]
+            m = meta0 + 2 + 8 * j + 32 * (leafmap & below).bit_count()  # meta_offset()
+            if not leafmap & bit:
+                vb = record[m : m + 8]
+                above, at = record, 2 + 32 * j
                 depth += 1
                 continue
-            if child[41:] == kh:
-                if new is not None and new[:32] == child[:32]:
+            if record[m + 8 : m + 40] == kh:
+                if new is not None and new[:32] == record[2 + 32 * j : 34 + 32 * j]:
                     up.unchanged.add(kh)
                     return top  # same value again
-                up.stale.append(self._vp + kh + child[33:41])
+                up.stale.append(self._vp + kh + record[m : m + 8])
                 result = new
             elif new is None:
                 return top  # deleting a key that is not there
             else:
                 # Another key's leaf holds the slot: both move into a new subtree.
+                child = record[2 + 32 * j : 34 + 32 * j] + _LEAF + record[m : m + 40]
                 pair = [(kh, new), (child[41:], child)]
                 pair.sort(key=_first)
                 result = self._build(depth + 1, pair, up)
             break
-        for nk, path, record, bitmap, meta0, bit in reversed(frames):
+        for nk, path, record, bitmap, meta0, nib in reversed(frames):
             up.stale.append(nk)
             if path[0] <= 3:
                 up.hot.append(path)
-            result = self._splice(path, record, bitmap, meta0, bit.bit_length() - 1, result, up)
+            result = self._splice(path, record, bitmap, meta0, nib, result, up)
         return result
 
     def _splice(
         self, path: bytes, record: bytes, bitmap: int, meta0: int, nib: int,
         e: Entry | None, up: StateUpdate,
     ) -> Entry | None:
-        """The node ``record`` (at ``path``; ``meta0`` = where its metadata starts) with
-        child ``nib`` set to ``e`` (None: removed), stored; or what replaces the node
-        when it ends up empty or with a lone leaf."""
+        """The node ``record`` (at ``path``; ``meta0`` = where its leaf bitmap starts)
+        with child ``nib`` set to ``e`` (None: removed), stored; or what replaces the
+        node when it ends up empty or with a lone leaf."""
         bit = 1 << nib
-        j = (bitmap & (bit - 1)).bit_count()
+        below = bit - 1
+        j = (bitmap & below).bit_count()
+        leafmap = record[meta0] << 8 | record[meta0 + 1]
         h0 = 2 + 32 * j
-        m0 = meta0 + 41 * j
+        m0 = meta0 + 2 + 8 * j + 32 * (leafmap & below).bit_count()
         if bitmap & bit:
-            if e is not None and (bitmap & (bitmap - 1) or not e[32]):
-                # Overwriting a child, the commonest case by far: one pass, _store
-                # inlined. (Not when a lone child turns into a leaf: that leaf moves up.)
-                head = b"".join((record[:h0], e[:32], record[h0 + 32 : meta0]))
-                metas = b"".join((record[meta0:m0], e[32:], record[m0 + 41 : -4]))
+            was_leaf = leafmap & bit
+            h1, m1 = h0 + 32, m0 + (40 if was_leaf else 8)
+            if e is not None and (
+                (e[32] if was_leaf else not e[32]) and (bitmap & (bitmap - 1) or not was_leaf)
+            ):
+                # Overwriting a child with one of its kind, the commonest case by far:
+                # one pass, _store inlined. (Not when a lone child turns into a leaf:
+                # that leaf moves up.)
+                head = b"".join((record[:h0], e[:32], record[h1:meta0]))
+                tail = b"".join((record[meta0:m0], e[33:], record[m1:-4]))
                 vb = up.version_bytes
-                up.nodes[path] = (vb, b"".join((head, metas, _crc32(metas).to_bytes(4, "big"))))
-                return _sha256(NODE_PREFIX + head).digest() + _INTERNAL + vb + _NO_KEY
-            if e is None:
-                bitmap ^= bit
-                hashes = record[2:h0] + record[h0 + 32 : meta0]
-                metas = record[meta0:m0] + record[m0 + 41 : -4]
-            else:
-                hashes = b"".join((record[2:h0], e[:32], record[h0 + 32 : meta0]))
-                metas = b"".join((record[meta0:m0], e[32:], record[m0 + 41 : -4]))
+                up.nodes[path] = (vb, b"".join((head, tail, _crc32(tail).to_bytes(4, "big"))))
+                return _sha256(NODE_PREFIX + head).digest() + _INTERNAL + vb
         else:
-            hashes = b"".join((record[2:h0], e[:32], record[h0:meta0]))  # type: ignore[index]
-            metas = b"".join((record[meta0:m0], e[32:], record[m0:-4]))  # type: ignore[index]
+            h1, m1 = h0, m0
+        if e is None:
+            bitmap &= ~bit
+            leafmap &= ~bit
+            hashes = record[2:h0] + record[h1:meta0]
+            metas = record[meta0 + 2 : m0] + record[m1:-4]
+        else:
             bitmap |= bit
+            leafmap = leafmap | bit if e[32] else leafmap & ~bit
+            hashes = b"".join((record[2:h0], e[:32], record[h1:meta0]))
+            metas = b"".join((record[meta0 + 2 : m0], e[33:], record[m1:-4]))
         if not bitmap:
             return None
-        if not bitmap & (bitmap - 1) and metas[0]:
-            return hashes + metas  # a lone leaf moves up to take this node's place
-        return self._store(path, bitmap, hashes, metas, up)
+        if not bitmap & (bitmap - 1) and leafmap:
+            return hashes + _LEAF + metas  # a lone leaf moves up to take this node's place
+        return self._store(path, bitmap, leafmap, hashes, metas, up)
 
     def _merge_leaf(self, entry: Entry, depth: int, items: list, up: StateUpdate) -> Entry | None:
         """Items landing on a slot held by a leaf: update it, or split the slot."""
@@ -670,23 +706,31 @@ class StateTree:
             return live[0][1]
         if depth >= MAX_DEPTH:  # two distinct keys with one SHA-256: not in this universe
             raise AssertionError("key hash collision")
-        bitmap = 0
+        bitmap = leafmap = 0
         hs = []
         ms = []
         for nib, group in _groups(live, depth):
             e = self._build(depth + 1, group, up)
             bitmap |= 1 << nib
+            if e[32]:
+                leafmap |= 1 << nib
             hs.append(e[:32])
-            ms.append(e[32:])
-        return self._store(node_path(depth, live[0][0]), bitmap, b"".join(hs), b"".join(ms), up)
+            ms.append(e[33:])
+        return self._store(
+            node_path(depth, live[0][0]), bitmap, leafmap, b"".join(hs), b"".join(ms), up
+        )
 
     @staticmethod
-    def _store(path: bytes, bitmap: int, hashes: bytes, metas: bytes, up: StateUpdate) -> Entry:
+    def _store(
+        path: bytes, bitmap: int, leafmap: int, hashes: bytes, metas: bytes, up: StateUpdate
+    ) -> Entry:
+        """Record the node at ``path`` in ``up`` and return its entry."""
         b2 = bitmap.to_bytes(2, "big")
+        tail = leafmap.to_bytes(2, "big") + metas
         vb = up.version_bytes
-        crc = _crc32(metas)  # the node hash covers the bitmap and the hashes
-        up.nodes[path] = (vb, b"".join((b2, hashes, metas, crc.to_bytes(4, "big"))))
-        return _sha256(NODE_PREFIX + b2 + hashes).digest() + _INTERNAL + vb + _NO_KEY
+        # The node hash covers the bitmap and the hashes; the CRC covers the rest.
+        up.nodes[path] = (vb, b"".join((b2, hashes, tail, _crc32(tail).to_bytes(4, "big"))))
+        return _sha256(NODE_PREFIX + b2 + hashes).digest() + _INTERNAL + vb
 
     def write(self, update: StateUpdate, batch: WriteBatch) -> None:
         """Add every record of ``update`` (and the pruning it allows) to ``batch``."""

@@ -32,7 +32,7 @@ from chain.tx import Transaction, Transfer
 from storage.blockstore import BlockStore
 from storage.errors import Corruption, StorageError
 from storage.kv import LevelDBKV
-from storage.state import StateTree, node_children
+from storage.state import StateTree, meta_offset, node_children
 
 N = 5
 CHAIN_BLOCKS = make_chain(N, seed=2)
@@ -299,23 +299,29 @@ def test_deleted_node_record(tree_db) -> None:
 
 def test_flipped_bytes_in_a_node_record_are_reported_with_its_key(tree_db) -> None:
     """Every byte of a node record is damage when flipped: the child bitmap, the child
-    hashes, and the per-child metadata (kind, version, key hash). Reading through the
-    damaged node must raise Corruption naming that node."""
+    hashes, the leaf bitmap, the per-child metadata (version, a leaf's key hash) and
+    the CRC. Reading through the damaged node must raise Corruption naming that node."""
     kv, models = tree_db
     root_nk = node_records_on_path(kv, b"s", 2, sha256(KEYS[0]))[0]
     raw = kv.get(root_nk)
     assert raw is not None
-    children = node_children(raw)  # bitmap, hashes, metadata, then a 4-byte CRC
+    # bitmap, hashes, leaf bitmap, metadata, then a 4-byte CRC
+    children = node_children(raw)
     present = [n for n in range(16) if children[n] is not None]
     hashed = 2 + 32 * len(present)
     metadata_end = len(raw) - 4
+    owner = {}  # metadata byte -> the child it describes
+    for n in present:
+        start = meta_offset(raw, n)
+        for i in range(start, start + (40 if children[n][32] else 8)):  # type: ignore[index]
+            owner[i] = n
+    assert sorted(owner) == list(range(hashed + 2, metadata_end))
     failures: dict[int, str] = {}
     for i in range(len(raw)):
-        if i < hashed or i >= metadata_end:
+        if i in owner:
+            affected = [k for k in models[2] if sha256(k)[0] >> 4 == owner[i]][:2]
+        else:  # the hashed part, the leaf bitmap or the CRC
             affected = list(models[2])[:2]
-        else:
-            nib = present[(i - hashed) // 41]
-            affected = [k for k in models[2] if sha256(k)[0] >> 4 == nib][:2]
         kv.put(root_nk, flip(raw, i))
         for key in affected:
             tree = StateTree(kv, history=3)
@@ -351,7 +357,7 @@ def test_commit_over_a_damaged_node_record_is_refused(tree_db, part: str) -> Non
     victim = next(k for k in models[2] if sha256(k) == children[nib][41:])  # type: ignore[index]
     # A byte of the child's hash, or the first byte of the leaf's key hash (in the
     # node's metadata part).
-    pos = 2 + 32 * j + 5 if part == "child hash" else 2 + 32 * len(present) + 41 * j + 9
+    pos = 2 + 32 * j + 5 if part == "child hash" else meta_offset(raw, nib) + 8
     kv.put(root_nk, flip(raw, pos))
     newcomer = next(b"new-%d" % i for i in range(10_000) if sha256(b"new-%d" % i)[0] >> 4 == nib)
     tree = StateTree(kv, history=3)
