@@ -50,6 +50,7 @@ import gc
 import hashlib
 import zlib
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
@@ -97,6 +98,11 @@ _NEXT_NIBBLE = (
     [bytes([min(((b >> 4) + 1) << 4, 255)]) for b in range(256)],
     [bytes([min(b + 1, 255)]) for b in range(256)],
 )
+
+
+def _drain(it: Iterable[object]) -> None:
+    """Run an iterator to its end, keeping nothing."""
+    deque(it, maxlen=0)
 
 
 def node_path(depth: int, key_hash: bytes) -> bytes:
@@ -218,9 +224,9 @@ class StateUpdate:
     base_version: int
     root: Entry | None
     changes: dict[bytes, bytes | None]
-    #: node path -> (version bytes, record) of every new internal node, in the form
-    #: the node cache keeps, so committing is one dict update
-    nodes: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)
+    #: node path -> record of every new internal node, in the form the node cache
+    #: keeps, so committing is one dict update
+    nodes: dict[bytes, bytes] = field(default_factory=dict)
     #: full store keys of the node and value records this update makes stale
     stale: list[bytes] = field(default_factory=list)
     #: key hashes whose value was set to what it already was
@@ -261,10 +267,13 @@ class StateTree:
         self.prefix = prefix
         self.history = history
         self.cache_nodes = cache_nodes
-        #: node path -> (version bytes, record): the newest committed node known at
-        #: each position. A newer node simply replaces its path's entry, so stale
-        #: nodes never need evicting one by one. Eviction is by insertion order.
-        self._cache: dict[bytes, tuple[bytes, bytes]] = {}
+        #: node path -> record of the newest committed node at that position, which is
+        #: the one the latest version uses wherever it has a node at that path (a path
+        #: rewritten later holds the later node). So a hit needs no version check,
+        #: a newer node simply replaces its path's entry, and stale nodes never need
+        #: evicting one by one. Only reads of the latest version use the cache.
+        #: Eviction is by insertion order.
+        self._cache: dict[bytes, bytes] = {}
         self._np = prefix + _NODE
         self._vp = prefix + _VALUE
         meta_key = prefix + _META
@@ -349,8 +358,12 @@ class StateTree:
         key_hash = sha256(key)
         steps = []
         depth = 0
+        latest = version == self._version
         while entry is not None and not entry[32]:
-            record = self._load(entry, depth, key_hash)
+            path = node_path(depth, key_hash)
+            record = (self._cache.get(path) if latest else None) or self._load_key(
+                entry[33:41], path, entry, remember=latest
+            )
             nib = nibble(key_hash, depth)
             if want_proof:
                 bitmap = record[0] << 8 | record[1]
@@ -371,25 +384,19 @@ class StateTree:
         proof = StateProof(tuple(steps), leaf_kh, leaf_vh) if want_proof else None
         return value, proof
 
-    def _load(self, entry: Entry, depth: int, key_hash: bytes) -> bytes:
-        path = node_path(depth, key_hash)
-        vb = entry[33:41]
-        cached = self._cache.get(path)
-        if cached is not None and cached[0] == vb:
-            return cached[1]
-        return self._load_key(vb, path, entry)
-
-    def _load_key(self, vb: bytes, path: bytes, expected_hash: bytes) -> bytes:
+    def _load_key(
+        self, vb: bytes, path: bytes, expected_hash: bytes, *, remember: bool = True
+    ) -> bytes:
         """Read (and check) the node at ``path`` and version ``vb`` from the store;
-        ``expected_hash`` is its hash (or a child entry, which starts with it)."""
+        ``expected_hash`` is its hash (or a child entry, which starts with it). A node
+        of the latest version is remembered in the cache."""
         full = self._np + vb + path
         record = self.kv.get(full)
         if record is None:
             raise Corruption(full, "tree node is missing")
         check_node(full, record, expected_hash[:32])
-        cached = self._cache.get(path)
-        if cached is None or cached[0] < vb:  # never displace a newer node
-            self._cache[path] = (vb, record)
+        if remember:
+            self._cache[path] = record
             self._trim()
         return record
 
@@ -442,7 +449,7 @@ class StateTree:
     def _prepare(self, changes: Mapping[bytes, bytes | None], v: int) -> StateUpdate:
         update = StateUpdate(v, self._version, None, dict(changes))
         items = []
-        vbytes = update.version_bytes
+        leaf_meta = _LEAF + update.version_bytes
         key_hashes = update.key_hashes
         h = _sha256
         for key, value in update.changes.items():
@@ -456,7 +463,7 @@ class StateTree:
                 if type(value) is not bytes or len(value) > MAX_VALUE:
                     raise InvalidArgument(f"state values are bytes of at most {MAX_VALUE}")
                 lh = h(LEAF_PREFIX + kh + h(value).digest()).digest()
-                items.append((kh, lh + _LEAF + vbytes + kh))
+                items.append((kh, lh + leaf_meta + kh))
         items.sort(key=_first)
         update.root = self._update(self._root, 0, items, update) if items else self._root
         return update
@@ -480,10 +487,7 @@ class StateTree:
             path = _DEPTH[depth] + kh0[:half]
             nib0 = kh0[half] >> 4
         vb = entry[33:41]
-        cached = self._cache.get(path)
-        record = cached[1] if cached is not None and cached[0] == vb else self._load_key(
-            vb, path, entry
-        )
+        record = self._cache.get(path) or self._load_key(vb, path, entry)
         bitmap = record[0] << 8 | record[1]
         meta0 = 2 + 32 * bitmap.bit_count()
         leafmap = record[meta0] << 8 | record[meta0 + 1]
@@ -586,10 +590,7 @@ class StateTree:
             else:
                 path = _DEPTH[depth] + kh[:half]
                 nib = b >> 4
-            cached = cache.get(path)
-            record = cached[1] if cached is not None and cached[0] == vb else self._load_key(
-                vb, path, above[at : at + 32]
-            )
+            record = cache.get(path) or self._load_key(vb, path, above[at : at + 32])
             bitmap = record[0] << 8 | record[1]
             meta0 = 2 + 32 * bitmap.bit_count()
             frames.append((np + vb + path, path, record, bitmap, meta0, nib))
@@ -655,7 +656,7 @@ class StateTree:
                 head = b"".join((record[:h0], e[:32], record[h1:meta0]))
                 tail = b"".join((record[meta0:m0], e[33:], record[m1:-4]))
                 vb = up.version_bytes
-                up.nodes[path] = (vb, b"".join((head, tail, _crc32(tail).to_bytes(4, "big"))))
+                up.nodes[path] = b"".join((head, tail, _crc32(tail).to_bytes(4, "big")))
                 return _sha256(NODE_PREFIX + head).digest() + _INTERNAL + vb
         else:
             h1, m1 = h0, m0
@@ -729,7 +730,7 @@ class StateTree:
         tail = leafmap.to_bytes(2, "big") + metas
         vb = up.version_bytes
         # The node hash covers the bitmap and the hashes; the CRC covers the rest.
-        up.nodes[path] = (vb, b"".join((b2, hashes, tail, _crc32(tail).to_bytes(4, "big"))))
+        up.nodes[path] = b"".join((b2, hashes, tail, _crc32(tail).to_bytes(4, "big")))
         return _sha256(NODE_PREFIX + b2 + hashes).digest() + _INTERNAL + vb
 
     def write(self, update: StateUpdate, batch: WriteBatch) -> None:
@@ -756,14 +757,15 @@ class StateTree:
         put, delete = batch.writers()  # raw: these loops run per changed key and node
         node_prefix = self._np + update.version_bytes
         nodes = update.nodes
-        for path, (_, record) in nodes.items():
-            put(node_prefix + path, record)  # already carries its CRC
+        # (map() drives these two loops from C: tens of thousands of calls per block)
+        _drain(map(put, map(node_prefix.__add__, nodes), nodes.values()))
         n = len(nodes)
         flat = p + _FLAT
         vprefix = p + _VALUE
         vsuffix = update.version_bytes
         unchanged = update.unchanged
         key_hashes = update.key_hashes
+        crc32 = _crc32
         for key, value in update.changes.items():
             if value is None:
                 delete(flat + key)
@@ -772,7 +774,7 @@ class StateTree:
                 kh = key_hashes[key]
                 if kh not in unchanged:
                     put(vprefix + kh + vsuffix, value)
-                    put(flat + key, zlib.crc32(value).to_bytes(4, "big") + value)  # seal()
+                    put(flat + key, crc32(value).to_bytes(4, "big") + value)  # seal()
                     n += 2
         put(p + _ROOT + vsuffix, seal(update.root or b""))
         oldest = v if self._version < 0 else self._oldest
@@ -786,8 +788,7 @@ class StateTree:
                 stale = [] if raw is None else self._stale_list(sk, raw)
                 delete(sk)
                 n += 1
-            for key in stale:
-                delete(key)
+            _drain(map(delete, stale))
             delete(p + _ROOT + _be64(s - 1))
             n += len(stale) + 1
         if new_oldest < v and update.stale:
@@ -805,7 +806,7 @@ class StateTree:
             stale = msgpack.unpackb(payload, raw=False)
         except (ValueError, msgpack.UnpackException) as exc:
             raise Corruption(key, f"undecodable stale list: {exc}") from None
-        if type(stale) is not list or not all(type(k) is bytes for k in stale):
+        if type(stale) is not list or not set(map(type, stale)) <= {bytes}:  # C-speed check
             raise Corruption(key, "malformed stale list")
         return stale
 

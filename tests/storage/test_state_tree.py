@@ -579,3 +579,30 @@ def test_hot_upper_nodes_survive_eviction(kv: KVStore) -> None:
         assert rewritten_upper <= set(tree._cache)
         assert tree.cached_nodes <= 300
     assert evictions > 100  # the cache really was under pressure
+
+
+def test_reads_of_older_versions_leave_the_node_cache_to_the_latest(kv: KVStore) -> None:
+    """The node cache holds the newest node at each path and serves only the latest
+    version. Reading and proving older versions (through a cache too small to hold the
+    tree, so nodes are read from the store) must neither return newer nodes nor leave
+    older ones behind for the next update to build on."""
+    tree = StateTree(kv, history=6, cache_nodes=40)
+    rng = random.Random(11)
+    model: dict[bytes, bytes] = {}
+    models = []
+    for _ in range(6):
+        changes = {b"k%d" % rng.randrange(400): b"v%d" % rng.randrange(10**6) for _ in range(80)}
+        model.update(changes)
+        tree.commit(changes)
+        models.append(dict(model))
+    for v, old in enumerate(models):
+        for key in list(old)[::5]:
+            assert tree.get_at(key, v) == old[key]
+            value, proof = tree.prove(key, v)
+            assert value == old[key]
+            assert verify_state_proof(tree.root_hash(v), key, value, proof)
+    for _ in range(3):
+        changes = {b"k%d" % rng.randrange(400): b"w%d" % rng.randrange(10**6) for _ in range(80)}
+        model.update(changes)
+        tree.commit(changes)
+        assert tree.root_hash() == reference_root(model)
