@@ -1,5 +1,6 @@
 """The genesis file: the chain id, its start time, the first validators, the initial
-balances and the consensus parameters every node must agree on.
+balances, the pre-deployed contracts and the consensus parameters every node must
+agree on.
 
 ``genesis.json`` is read with pydantic so that every mistake is reported with the path
 of the offending key (``validators.2.power: ...``), and unknown keys are refused — a
@@ -38,6 +39,9 @@ from .validators import InvalidValidatorSet, Validator, ValidatorSet
 
 CHAIN_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_AMOUNT = (1 << 256) - 1
+MAX_CONTRACT_CODE = 64 * 1024
+MAX_STORAGE_KEY = 512
+MAX_STORAGE_VALUE = 64 * 1024
 MAX_GENESIS_FILE = 64 * 1024 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -106,11 +110,49 @@ class _BalanceModel(_Model):
         return v
 
 
+def _hex(v: str, what: str, max_len: int) -> bytes:
+    try:
+        raw = bytes.fromhex(v)
+    except ValueError:
+        raise ValueError(f"{what} must be hex") from None
+    if len(raw) > max_len:
+        raise ValueError(f"{what} is {len(raw)} bytes, at most {max_len}")
+    return raw
+
+
+class _ContractModel(_Model):
+    address: StrictStr
+    code: StrictStr
+    balance: StrictInt | StrictStr = 0
+    storage: dict[StrictStr, StrictStr] = {}
+
+    _address = field_validator("address")(_BalanceModel._address.__func__)  # type: ignore[attr-defined]
+    _balance = field_validator("balance")(_BalanceModel._amount.__func__)  # type: ignore[attr-defined]
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        if not _hex(v, "code", MAX_CONTRACT_CODE):
+            raise ValueError("code is empty")
+        return v.lower()
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            if not _hex(key, f"storage key {key!r}", MAX_STORAGE_KEY):
+                raise ValueError("storage keys are not empty")
+            if not _hex(value, f"storage value of {key!r}", MAX_STORAGE_VALUE):
+                raise ValueError(f"storage value of {key!r} is empty (leave the key out)")
+        return v
+
+
 class _GenesisModel(_Model):
     chain_id: str
     genesis_time: datetime
     validators: Annotated[list[_ValidatorModel], Field(min_length=1)]
     balances: list[_BalanceModel] = []
+    contracts: list[_ContractModel] = []
     consensus: ConsensusParams = ConsensusParams()
 
     @field_validator("chain_id")
@@ -137,6 +179,17 @@ class _GenesisModel(_Model):
 
 
 @dataclass(frozen=True)
+class GenesisContract:
+    """A contract in place from the start: its code (validated by the executor, which
+    refuses a genesis with invalid code), balance and storage."""
+
+    address: bytes
+    code: bytes
+    balance: int
+    storage: tuple[tuple[bytes, bytes], ...]
+
+
+@dataclass(frozen=True)
 class Genesis:
     """A validated genesis: plain chain types, ready for the executor and consensus."""
 
@@ -146,6 +199,7 @@ class Genesis:
     validator_names: tuple[str, ...]
     balances: tuple[tuple[bytes, int], ...]
     consensus: ConsensusParams
+    contracts: tuple[GenesisContract, ...] = ()
 
     @property
     def hash(self) -> bytes:
@@ -157,6 +211,8 @@ class Genesis:
             [v.to_raw() for v in self.validators],
             [[a, amount.to_bytes(32, "big")] for a, amount in self.balances],
             self.consensus.to_raw(),
+            [[c.address, c.code, c.balance.to_bytes(32, "big"), [list(kv) for kv in c.storage]]
+             for c in self.contracts],
         ]))
 
     @classmethod
@@ -185,8 +241,22 @@ class Genesis:
         time_ms = (model.genesis_time - _EPOCH) // _MS
         if time_ms < 0:
             raise InvalidGenesis(f"{source}: genesis_time: before 1970")
+        contracts = []
+        for i, c in enumerate(model.contracts):
+            addr = address_from_text(c.address)
+            if addr in seen:
+                raise InvalidGenesis(f"{source}: contracts.{i}.address: {c.address} already has "
+                                     "a balance or a contract")
+            seen.add(addr)
+            storage = tuple(sorted((bytes.fromhex(k), bytes.fromhex(v))
+                                   for k, v in c.storage.items()))
+            if len({k for k, _ in storage}) != len(storage):
+                raise InvalidGenesis(f"{source}: contracts.{i}.storage: a key listed twice")
+            contracts.append(GenesisContract(addr, bytes.fromhex(c.code), int(c.balance),
+                                             storage))
+        contracts.sort(key=lambda c: c.address)
         return cls(model.chain_id, time_ms, vset, tuple(v.name for v in model.validators),
-                   tuple(balances), model.consensus)
+                   tuple(balances), model.consensus, tuple(contracts))
 
     @classmethod
     def load(cls, path: str | Path) -> Genesis:
@@ -221,6 +291,11 @@ class Genesis:
             "balances": [
                 {"address": address_to_text(a), "amount": str(amount)}
                 for a, amount in self.balances
+            ],
+            "contracts": [
+                {"address": address_to_text(c.address), "code": c.code.hex(),
+                 "balance": str(c.balance), "storage": {k.hex(): v.hex() for k, v in c.storage}}
+                for c in self.contracts
             ],
             "consensus": self.consensus.model_dump(),
         }

@@ -1,0 +1,395 @@
+"""The executor: the state transition every validator runs, behind a small ABCI-like
+interface for consensus.
+
+Theory of operation
+-------------------
+State version h is the state after block h (version 0: genesis). Consensus drives the
+executor with three calls:
+
+* :meth:`Executor.check_tx` — may this transaction enter the mempool? Stateless checks
+  (signature verified once and remembered by hash), then nonce and balance against the
+  committed state.
+* :meth:`Executor.execute_block` — run a proposed block on a scratch
+  :class:`~vm.world.WorldState` over the committed state and return the state root and
+  receipts. Nothing is written: a block that never commits is simply forgotten.
+* :meth:`Executor.commit` — write the executed block, its certificate, receipts,
+  indexes and the new state in one atomic batch.
+
+Applying a transaction (:meth:`Executor.apply_tx`): it must be for this chain, bid at
+least the minimum gas price, carry a gas limit covering its intrinsic gas, use the
+sender's next nonce, and the sender must hold ``gas_limit * gas_price + value``.
+Otherwise the transaction is *invalid* and so is a block containing it
+(:class:`InvalidTx`). A valid transaction always takes effect on the nonce and the fee,
+whatever its action does: the sender pays ``gas_used * gas_price``. Native transfers
+take a fast path outside the VM. Fees are credited to the block's proposer after the
+last transaction, so every transaction of a block sees the same proposer balance rules.
+
+Gas: :data:`TX_GAS` per transaction plus :data:`TX_BYTE_GAS` per encoded byte, plus
+:data:`DEPLOY_BYTE_GAS` per byte of deployed code; a call's instructions use the rest
+of the gas limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import msgpack
+
+from chain.block import (
+    MAX_REASON,
+    Block,
+    CommitCertificate,
+    Receipt,
+    ReceiptStatus,
+    receipts_root,
+)
+from chain.block import (
+    InvalidBlock as ChainInvalidBlock,
+)
+from chain.errors import InvalidTransaction
+from chain.genesis import Genesis
+from chain.tx import Call, Deploy, Transaction, Transfer
+from storage.blockstore import BlockStore
+from storage.kv import KVStore
+from storage.state import StateTree, StateUpdate
+
+from .errors import InvalidBlock, InvalidCode, InvalidTx, NotExecuted
+from .interpreter import INIT_METHOD, BlockEnv, Machine, Status
+from .program import Program, load_program
+from .world import WorldState
+
+TX_GAS = 2_000
+TX_BYTE_GAS = 10
+DEPLOY_BYTE_GAS = 200
+MAX_ARGS = 64
+_PROGRAM_CACHE = 256
+_VERIFIED_CACHE = 200_000
+
+
+def contract_address(sender: bytes, nonce: int) -> bytes:
+    """Where a deploy by ``sender`` with ``nonce`` puts its contract."""
+    return hashlib.sha256(b"agora/contract/v1" + sender + nonce.to_bytes(8, "big")).digest()[:20]
+
+
+def intrinsic_gas(tx: Transaction) -> int:
+    """Gas a transaction costs before its action runs."""
+    gas = TX_GAS + TX_BYTE_GAS * len(tx.encode())
+    if type(tx.action) is Deploy:
+        gas += DEPLOY_BYTE_GAS * len(tx.action.code)
+    return gas
+
+
+def encode_args(args: list[bytes]) -> bytes:
+    """The ``args`` bytes of a call or deploy: a msgpack array of byte strings."""
+    return msgpack.packb(list(args), use_bin_type=True)
+
+
+def decode_args(data: bytes) -> list[bytes]:
+    """Arguments of a call; raises ValueError unless ``data`` is exactly a msgpack array
+    of at most MAX_ARGS byte strings (empty ``data`` is no arguments)."""
+    if not data:
+        return []
+    try:
+        args = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise ValueError(f"undecodable arguments: {exc}") from None
+    if type(args) is not list or len(args) > MAX_ARGS or any(type(a) is not bytes for a in args):
+        raise ValueError(f"arguments must be an array of at most {MAX_ARGS} byte strings")
+    if msgpack.packb(args, use_bin_type=True) != data:
+        raise ValueError("arguments are not canonically encoded")
+    return args
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """The header fields the state transition depends on."""
+
+    height: int
+    time_ms: int
+    proposer: bytes
+
+
+@dataclass
+class Execution:
+    """A block run against the committed state: what commit() will write."""
+
+    height: int
+    state_root: bytes
+    receipts: list[Receipt]
+    update: StateUpdate
+    receipts_root: bytes
+    gas_used: int = 0
+    fees: int = 0
+    block_hash: bytes | None = field(default=None)
+
+
+class Executor:
+    """The state transition over one store: state tree and block store side by side."""
+
+    def __init__(
+        self,
+        kv: KVStore,
+        genesis: Genesis,
+        *,
+        history: int = 100,
+        cache_nodes: int = 400_000,
+    ) -> None:
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.params = genesis.consensus
+        self.kv = kv
+        self.tree = StateTree(kv, prefix=b"s", history=history, cache_nodes=cache_nodes)
+        self.blocks = BlockStore(kv, prefix=b"b")
+        self._programs: OrderedDict[bytes, Program] = OrderedDict()
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._executed: dict[bytes, Execution] = {}
+        if self.tree.version < 0:
+            self._write_genesis()
+        if self.tree.version != self.blocks.height:
+            raise InvalidBlock(
+                f"store is inconsistent: state at height {self.tree.version}, blocks at "
+                f"{self.blocks.height}"
+            )
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def height(self) -> int:
+        """The last committed height (0: only genesis)."""
+        return self.tree.version
+
+    def state_root(self) -> bytes:
+        return self.tree.root_hash()
+
+    def account(self, address: bytes) -> tuple[int, int]:
+        """(nonce, balance) of ``address`` in the committed state."""
+        return self._world().account(address)
+
+    def _world(self) -> WorldState:
+        return WorldState(self.tree, self._program)
+
+    def _program(self, address: bytes, code: bytes) -> Program | None:
+        """Decoded code, cached by address and checked against the code it came from
+        (a dropped block may have deployed other code at the same address)."""
+        cached = self._programs.get(address)
+        if cached is not None and cached.code == code:
+            self._programs.move_to_end(address)
+            return cached
+        try:
+            program = load_program(code)
+        except InvalidCode:
+            return None  # stored code is validated at deploy; never happens
+        self._programs[address] = program
+        if len(self._programs) > _PROGRAM_CACHE:
+            self._programs.popitem(last=False)
+        return program
+
+    def _write_genesis(self) -> None:
+        world = self._world()
+        for address, amount in self.genesis.balances:
+            world.add_balance(address, amount)
+        for contract in self.genesis.contracts:
+            try:
+                load_program(contract.code)
+            except InvalidCode as exc:
+                raise InvalidBlock(f"genesis contract {contract.address.hex()}: {exc}") from None
+            world.set_code(contract.address, contract.code)
+            if contract.balance:
+                world.add_balance(contract.address, contract.balance)
+            for key, value in contract.storage:
+                world.sstore(contract.address, key, value)
+        self.tree.commit(world.writes, 0, sync=True)
+
+    # ------------------------------------------------------------------ mempool
+
+    def verify_signature(self, tx: Transaction) -> None:
+        """Stateless checks, with the signature verified once per transaction hash."""
+        h = tx.hash
+        if h in self._verified:
+            return
+        try:
+            tx.validate(self.chain_id, self.params.max_tx_bytes)
+        except InvalidTransaction as exc:
+            raise InvalidTx(str(exc)) from None
+        self._verified[h] = None
+        if len(self._verified) > _VERIFIED_CACHE:
+            self._verified.popitem(last=False)
+
+    def check_tx(self, tx: Transaction) -> None:
+        """May ``tx`` enter the mempool? Raises InvalidTx with the reason. A nonce ahead
+        of the account's is accepted (it may follow queued transactions)."""
+        self.verify_signature(tx)
+        self._check_fields(tx)
+        nonce, balance = self.account(tx.sender_address)
+        if tx.nonce < nonce:
+            raise InvalidTx(f"nonce {tx.nonce} already used (account is at {nonce})")
+        if balance < tx.max_fee + tx.value:
+            raise InvalidTx(f"balance {balance} cannot pay up to {tx.max_fee + tx.value}")
+
+    def _check_fields(self, tx: Transaction) -> int:
+        if tx.gas_price < self.params.min_gas_price:
+            raise InvalidTx(f"gas price {tx.gas_price} is below the minimum "
+                            f"{self.params.min_gas_price}")
+        need = intrinsic_gas(tx)
+        if tx.gas_limit < need:
+            raise InvalidTx(f"gas limit {tx.gas_limit} is below the intrinsic gas {need}")
+        if tx.gas_limit > self.params.max_block_gas:
+            raise InvalidTx(f"gas limit {tx.gas_limit} exceeds the block gas limit")
+        return need
+
+    # ------------------------------------------------------------------ blocks
+
+    def apply_tx(self, world: WorldState, tx: Transaction, env: BlockEnv) -> tuple[Receipt, int]:
+        """Apply one transaction; returns its receipt and the fee it paid. Raises
+        InvalidTx if it cannot be applied at all (the state is then unchanged)."""
+        if tx.chain_id != self.chain_id:
+            raise InvalidTx(f"transaction is for chain {tx.chain_id!r}")
+        need = self._check_fields(tx)
+        sender = tx.sender_address
+        nonce, balance = world.account(sender)
+        if tx.nonce != nonce:
+            raise InvalidTx(f"nonce {tx.nonce}, the account's next nonce is {nonce}")
+        action = tx.action
+        price = tx.gas_price
+        if type(action) is Transfer:  # the fast path: no VM, fixed gas
+            amount = action.amount
+            fee = need * price
+            if balance < tx.gas_limit * price + amount:
+                raise InvalidTx(f"balance {balance} cannot pay up to "
+                                f"{tx.gas_limit * price + amount}")
+            world.set_account(sender, nonce + 1, balance - fee - amount)
+            if amount:
+                world.add_balance(action.to, amount)
+            return Receipt(ReceiptStatus.OK, need, b"", "", ()), fee
+        max_fee = tx.gas_limit * price
+        if balance < max_fee + action.value:
+            raise InvalidTx(f"balance {balance} cannot pay up to {max_fee + action.value}")
+        world.set_account(sender, nonce + 1, balance - max_fee)
+        world.forget_journal()
+        world.events = []
+        gas_box = [tx.gas_limit - need]  # the action's gas; _run_action leaves what is left
+        status, data, reason = self._run_action(world, tx, sender, nonce, env, gas_box)
+        gas_used = tx.gas_limit - gas_box[0]
+        fee = gas_used * price
+        world.add_balance(sender, max_fee - fee)  # the unused gas back
+        events = tuple(world.events) if status == Status.OK else ()
+        world.events = []
+        world.forget_journal()
+        return Receipt(status, gas_used, data, reason[:MAX_REASON], events), fee
+
+    def _run_action(
+        self, world: WorldState, tx: Transaction, sender: bytes, nonce: int, env: BlockEnv,
+        gas_box: list[int],
+    ) -> tuple[int, bytes, str]:
+        action = tx.action
+        machine = Machine(world, env, sender)
+        try:
+            args = decode_args(action.args)
+        except ValueError as exc:
+            gas_box[0] = 0
+            return Status.ERROR, b"", str(exc)
+        if type(action) is Call:
+            out = machine.call(sender, action.contract, action.method.encode(), args,
+                               action.value, gas_box[0])
+            gas_box[0] = out.gas_left
+            return out.status, out.data, out.reason
+        assert type(action) is Deploy
+        try:
+            program = load_program(action.code)
+        except InvalidCode as exc:
+            gas_box[0] = 0
+            return Status.ERROR, b"", str(exc)
+        address = contract_address(sender, nonce)
+        checkpoint = world.checkpoint()
+        world.set_code(address, action.code)
+        out = machine.call(sender, address, INIT_METHOD, args, action.value, gas_box[0],
+                           program=program)
+        gas_box[0] = out.gas_left
+        if out.status != Status.OK:
+            world.revert(checkpoint)  # no contract without a successful constructor
+            return out.status, b"", out.reason
+        return Status.OK, address, ""
+
+    def execute(self, txs: list[Transaction] | tuple[Transaction, ...],
+                ctx: BlockContext) -> Execution:
+        """Run ``txs`` as block ``ctx.height`` on top of the committed state. Raises
+        InvalidBlock naming the first transaction that cannot be applied."""
+        if ctx.height != self.height + 1:
+            raise InvalidBlock(f"block {ctx.height} does not follow height {self.height}")
+        if len(txs) > self.params.max_block_txs:
+            raise InvalidBlock(f"{len(txs)} transactions, the limit is "
+                               f"{self.params.max_block_txs}")
+        total_gas = sum(tx.gas_limit for tx in txs)
+        if total_gas > self.params.max_block_gas:
+            raise InvalidBlock(f"transactions ask for {total_gas} gas, the block limit is "
+                               f"{self.params.max_block_gas}")
+        world = self._world()
+        env = BlockEnv(ctx.height, ctx.time_ms)
+        receipts = []
+        fees = 0
+        gas_used = 0
+        for i, tx in enumerate(txs):
+            try:
+                self.verify_signature(tx)
+                receipt, fee = self.apply_tx(world, tx, env)
+            except InvalidTx as exc:
+                raise InvalidBlock(f"transaction {i} ({tx.hash.hex()[:16]}): {exc}") from None
+            receipts.append(receipt)
+            fees += fee
+            gas_used += receipt.gas_used
+        if fees:
+            world.add_balance(ctx.proposer, fees)
+        update = self.tree.prepare(world.writes, ctx.height)
+        return Execution(ctx.height, update.root_hash, receipts, update,
+                         receipts_root(receipts), gas_used, fees)
+
+    def execute_block(self, block: Block) -> tuple[bytes, list[Receipt]]:
+        """Execute a proposed block on a scratch state: (state root, receipts). The
+        result is kept for :meth:`commit`; committed state is not touched."""
+        header = block.header
+        try:
+            block.validate_basic(self.chain_id, self.genesis.hash)
+        except ChainInvalidBlock as exc:
+            raise InvalidBlock(str(exc)) from None
+        if header.height > 1:
+            parent = self.blocks.header(header.height - 1)
+            if parent is not None and parent.hash != header.prev_hash:
+                raise InvalidBlock(f"block {header.height} does not extend the stored block "
+                                   f"{header.height - 1}")
+        execution = self.execute(block.txs, BlockContext(header.height, header.time_ms,
+                                                         header.proposer))
+        execution.block_hash = block.hash
+        self._executed[block.hash] = execution
+        return execution.state_root, execution.receipts
+
+    def commit(self, block: Block, certificate: CommitCertificate, *, sync: bool = True) -> None:
+        """Write ``block`` (executed before with :meth:`execute_block`), its certificate,
+        receipts, indexes and the new state in one atomic batch."""
+        execution = self._executed.get(block.hash)
+        if execution is None or execution.height != self.height + 1:
+            raise NotExecuted(f"block {block.height} was not executed on this state")
+        header = block.header
+        if execution.state_root != header.state_root:
+            raise InvalidBlock("the block's state root is not the one its transactions give")
+        if execution.receipts_root != header.receipts_root:
+            raise InvalidBlock("the block's receipts root is not the one its transactions give")
+        with self.kv.batch(sync=sync) as batch:
+            self.tree.write(execution.update, batch)
+            self.blocks.put_block(batch, block, certificate, execution.receipts)
+        self.tree.committed(execution.update)
+        self._executed.clear()  # prepared on the old version: useless now
+
+    # ------------------------------------------------------------------ reads
+
+    def call_view(self, sender: bytes, contract: bytes, method: str, args: list[bytes],
+                  gas: int = 10_000_000) -> tuple[int, bytes, str]:
+        """Run a method against the committed state and throw the changes away
+        (queries; `agora contract run`)."""
+        world = self._world()
+        last = self.blocks.header(self.height) if self.height else None
+        time_ms = last.time_ms if last is not None else self.genesis.time_ms
+        machine = Machine(world, BlockEnv(self.height, time_ms), sender)
+        out = machine.call(sender, contract, method.encode(), args, 0, gas)
+        return out.status, out.data, out.reason

@@ -1,0 +1,562 @@
+"""The interpreter: runs one contract call with gas, limits and journaled state.
+
+Theory of operation
+-------------------
+:meth:`Machine.call` is one contract call: it takes a checkpoint of the world state,
+moves the call's value, runs the callee's :class:`Program`, and either keeps what the
+call did or rolls the state back to the checkpoint. A nested ``CALL`` is the same
+method one level deeper, so a callee that fails undoes only its own changes: the
+caller sees ``ok = 0`` and the revert reason, and its own earlier writes stand unless
+it reverts too.
+
+Everything that can go wrong inside a call is a :class:`Fault` carrying the receipt
+status it ends in:
+
+* ``REVERTED`` — ``REVERT``, and the checked arithmetic of the contract language
+  (overflow, underflow, division by zero), a transfer the contract cannot pay;
+* ``OUT_OF_GAS`` — all of the call's gas is used;
+* ``ERROR`` — the code broke the machine's rules: stack underflow or overflow, a value
+  of the wrong kind, a ``JUMPV`` to a non-target, too many frames, a value too long.
+
+Gas is charged per instruction before it runs (from the decoded program), plus per
+byte for work that grows with its input. A faulted call keeps no gas: it all counts as
+used (the fee is paid); a reverted one returns what is left, as the caller may go on.
+
+The loop keeps everything in locals and tests the commonest instructions first: it is
+the hottest code in the VM (``python -m bench.vm``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from chain.block import MAX_EVENT_DATA, MAX_EVENTS, MAX_REASON, MAX_RETURN_DATA, Event
+from chain.codec import pack
+
+from .opcodes import (
+    GAS_EVENT_BYTE,
+    GAS_EXP_BYTE,
+    GAS_PER_WORD,
+    GAS_SHA256_WORD,
+    GAS_STORE_BYTE,
+    INT_MAX,
+    INT_MIN,
+    LOCALS,
+    MAX_BYTES,
+    MAX_CALL_DEPTH,
+    MAX_FRAMES,
+    STACK_LIMIT,
+    UINT_MAX,
+    Op,
+)
+from .program import Program
+
+_sha256 = hashlib.sha256
+_SIGN = 1 << 255
+_WORD = 1 << 256
+ADDRESS_SIZE = 20
+INIT_METHOD = b"__init__"
+
+
+class Status:
+    """Receipt statuses (the same numbers as :class:`chain.block.ReceiptStatus`)."""
+
+    OK = 0
+    REVERTED = 1
+    OUT_OF_GAS = 2
+    ERROR = 3
+
+
+class Fault(Exception):  # noqa: N818 - not an error of ours: how a call ends
+    """Ends a contract call with ``status`` and ``reason`` (never escapes the VM).
+    ``gas_left`` is what a reverted call gives back (set where the gas is known)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.gas_left = 0
+
+
+def _revert(reason: str) -> Fault:
+    return Fault(Status.REVERTED, reason)
+
+
+def _error(reason: str) -> Fault:
+    return Fault(Status.ERROR, reason)
+
+
+class Outcome(NamedTuple):
+    """How a call ended: status, return data (or empty), reason (or empty), gas left."""
+
+    status: int
+    data: bytes
+    reason: str
+    gas_left: int
+
+
+@dataclass(frozen=True)
+class BlockEnv:
+    """What a contract may know of its block."""
+
+    height: int
+    time_ms: int
+
+
+class Host(Protocol):
+    """The world state as the VM sees it (:class:`vm.world.WorldState`)."""
+
+    def balance(self, address: bytes) -> int: ...
+    def transfer(self, src: bytes, dst: bytes, amount: int) -> bool: ...
+    def sload(self, contract: bytes, key: bytes) -> bytes: ...
+    def sstore(self, contract: bytes, key: bytes, value: bytes) -> None: ...
+    def program(self, address: bytes) -> Program | None: ...
+    def emit(self, event: Event) -> None: ...
+    def event_count(self) -> int: ...
+    def checkpoint(self) -> object: ...
+    def revert(self, checkpoint: object) -> None: ...
+
+
+def signed(x: int) -> int:
+    """A 256-bit word read as two's complement."""
+    return x - _WORD if x & _SIGN else x
+
+
+def _as_bytes(value: object) -> bytes:
+    """A value as bytes: itself, or an int's minimal big-endian form."""
+    if type(value) is bytes:
+        return value
+    assert type(value) is int
+    return value.to_bytes((value.bit_length() + 7) >> 3, "big")
+
+
+def _text(value: object, what: str) -> str:
+    if type(value) is not bytes:
+        raise _error(f"{what} must be bytes")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _error(f"{what} is not UTF-8") from None
+
+
+class Machine:
+    """Runs the contract calls of one transaction against a :class:`Host`."""
+
+    def __init__(self, host: Host, block: BlockEnv, origin: bytes) -> None:
+        self.host = host
+        self.block = block
+        self.origin = origin
+
+    def call(
+        self,
+        caller: bytes,
+        contract: bytes,
+        method: bytes,
+        args: list[bytes],
+        value: int,
+        gas: int,
+        depth: int = 0,
+        program: Program | None = None,
+    ) -> Outcome:
+        """Call ``method`` of ``contract`` (or run ``program`` as it, for a deploy)."""
+        host = self.host
+        if depth > MAX_CALL_DEPTH:
+            return Outcome(Status.ERROR, b"", "call depth limit exceeded", gas)
+        if program is None:
+            program = host.program(contract)
+            if program is None:
+                return Outcome(Status.ERROR, b"", f"no contract at {contract.hex()}", gas)
+        checkpoint = host.checkpoint()
+        if value and not host.transfer(caller, contract, value):
+            return Outcome(Status.REVERTED, b"", "caller cannot pay the call's value", gas)
+        try:
+            data, gas_left = self._run(program, contract, caller, method, args, value, gas,
+                                       depth)
+        except Fault as fault:
+            host.revert(checkpoint)
+            return Outcome(fault.status, b"", fault.reason[:MAX_REASON], fault.gas_left)
+        return Outcome(Status.OK, data, "", gas_left)
+
+    def _run(
+        self,
+        program: Program,
+        contract: bytes,
+        caller: bytes,
+        method: bytes,
+        args: list[bytes],
+        value: int,
+        gas: int,
+        depth: int,
+    ) -> tuple[bytes, int]:
+        """The interpreter loop: (return data, gas left), or raises Fault."""
+        ops = program.ops
+        imm = program.args
+        costs = program.gas
+        host = self.host
+        stack: list = []
+        push = stack.append
+        pop = stack.pop
+        local: list = [0] * LOCALS
+        frames: list = []  # (return instruction, caller's locals) per CALLI
+        i = 0
+        op = -1
+        try:
+            while True:
+                op = ops[i]
+                gas -= costs[i]
+                if gas < 0:
+                    raise Fault(Status.OUT_OF_GAS, "out of gas")
+                # -- the commonest instructions first
+                if op == 0x15:  # LOAD
+                    push(local[imm[i]])
+                    if len(stack) > STACK_LIMIT:
+                        raise _error("stack overflow")
+                    i += 1
+                elif op == 0x10 or op == 0x11:  # PUSHI, PUSHB
+                    push(imm[i])
+                    if len(stack) > STACK_LIMIT:
+                        raise _error("stack overflow")
+                    i += 1
+                elif op == 0x16:  # STORE
+                    local[imm[i]] = pop()
+                    i += 1
+                elif op == 0x20:  # ADD
+                    b = pop()
+                    a = pop()
+                    if type(a) is not int or type(b) is not int:
+                        raise _error("ADD needs two integers")
+                    a += b
+                    if a > UINT_MAX:
+                        raise _revert("uint overflow")
+                    push(a)
+                    i += 1
+                elif op == 0x03:  # JUMPI
+                    c = pop()
+                    if type(c) is not int:
+                        raise _error("JUMPI condition must be an integer")
+                    i = imm[i] if c else i + 1
+                elif op == 0x30 or op == 0x31:  # LT, GT
+                    b = pop()
+                    a = pop()
+                    if type(a) is not type(b):
+                        raise _error(f"{Op(op).name} compares two values of one kind")
+                    push(1 if (a < b if op == 0x30 else a > b) else 0)
+                    i += 1
+                elif op == 0x21:  # SUB
+                    b = pop()
+                    a = pop()
+                    if type(a) is not int or type(b) is not int:
+                        raise _error("SUB needs two integers")
+                    a -= b
+                    if a < 0:
+                        raise _revert("uint underflow")
+                    push(a)
+                    i += 1
+                elif op == 0x02:  # JUMP
+                    i = imm[i]
+                elif op == 0x01:  # JUMPDEST
+                    i += 1
+                elif op == 0x13:  # DUP
+                    push(stack[-1 - imm[i]])
+                    if len(stack) > STACK_LIMIT:
+                        raise _error("stack overflow")
+                    i += 1
+                elif op == 0x34:  # EQ
+                    b = pop()
+                    a = pop()
+                    push(1 if type(a) is type(b) and a == b else 0)
+                    i += 1
+                elif op == 0x35:  # ISZERO
+                    a = pop()
+                    if type(a) is not int:
+                        raise _error("ISZERO needs an integer")
+                    push(0 if a else 1)
+                    i += 1
+                elif op == 0x12:  # POP
+                    pop()
+                    i += 1
+                elif op == 0x14:  # SWAP
+                    n = imm[i]
+                    stack[-1], stack[-1 - n] = stack[-1 - n], stack[-1]
+                    i += 1
+                # -- everything else
+                elif op == 0x00:  # STOP
+                    return b"", gas
+                elif op == 0x07:  # RETURN
+                    data = pop()
+                    data = _as_bytes(data)
+                    if len(data) > MAX_RETURN_DATA:
+                        raise _error("return value too long")
+                    return data, gas
+                elif op == 0x08:  # REVERT
+                    raise _revert(_text(pop(), "revert reason"))
+                elif op == 0x04:  # JUMPV
+                    t = pop()
+                    target = program.jumpdests.get(t) if type(t) is int else None
+                    if target is None:
+                        raise _error(f"bad jump to {t!r}: not a JUMPDEST")
+                    i = target
+                elif op == 0x05:  # CALLI
+                    target, nargs = imm[i]
+                    if len(frames) >= MAX_FRAMES:
+                        raise _error("too many nested internal calls")
+                    if nargs > len(stack):
+                        raise IndexError
+                    frames.append((i + 1, local))
+                    local = [0] * LOCALS
+                    if nargs:
+                        local[:nargs] = stack[-nargs:]
+                        del stack[-nargs:]
+                    i = target
+                elif op == 0x06:  # RETI
+                    if not frames:
+                        raise _error("RETI outside an internal call")
+                    i, local = frames.pop()
+                elif op <= 0x2D:
+                    if op == 0x25 and stack and type(stack[-1]) is int:  # EXP: per byte
+                        gas -= GAS_EXP_BYTE * ((stack[-1].bit_length() + 7) >> 3)
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                    i = self._arith(op, stack, i)
+                elif op <= 0x3B:
+                    self._bits(op, stack)
+                    i += 1
+                elif op <= 0x46:
+                    gas -= self._bytes_op(op, stack)
+                    if gas < 0:
+                        raise Fault(Status.OUT_OF_GAS, "out of gas")
+                    i += 1
+                elif op <= 0x5A:
+                    if op == 0x50:
+                        push(caller)
+                    elif op == 0x51:
+                        push(self.origin)
+                    elif op == 0x52:
+                        push(value)
+                    elif op == 0x53:
+                        push(contract)
+                    elif op == 0x54:
+                        push(self.block.height)
+                    elif op == 0x55:
+                        push(self.block.time_ms)
+                    elif op == 0x56:
+                        push(method)
+                    elif op == 0x57:  # ARG
+                        n = pop()
+                        if type(n) is not int or n >= len(args):
+                            raise _error(f"no argument {n!r} (the call has {len(args)})")
+                        push(args[n])
+                    elif op == 0x58:
+                        push(len(args))
+                    elif op == 0x59:  # BALANCE
+                        a = pop()
+                        if type(a) is not bytes or len(a) != ADDRESS_SIZE:
+                            raise _error("BALANCE needs a 20-byte address")
+                        push(host.balance(a))
+                    else:  # GAS
+                        push(gas)
+                    if len(stack) > STACK_LIMIT:
+                        raise _error("stack overflow")
+                    i += 1
+                elif op == 0x60:  # SLOAD
+                    key = pop()
+                    if type(key) is not bytes:
+                        raise _error("SLOAD key must be bytes")
+                    push(host.sload(contract, key))
+                    i += 1
+                elif op == 0x61:  # SSTORE
+                    v = pop()
+                    key = pop()
+                    if type(key) is not bytes or type(v) is not bytes:
+                        raise _error("SSTORE key and value must be bytes")
+                    gas -= GAS_STORE_BYTE * (len(key) + len(v))
+                    if gas < 0:
+                        raise Fault(Status.OUT_OF_GAS, "out of gas")
+                    host.sstore(contract, key, v)
+                    i += 1
+                elif op == 0x62:  # EMIT
+                    n = imm[i]
+                    if n > len(stack) - 1:
+                        raise IndexError
+                    fields = [_as_bytes(f) for f in stack[-n:]] if n else []
+                    if n:
+                        del stack[-n:]
+                    name = _text(pop(), "event name")
+                    data = pack(fields)
+                    gas -= GAS_EVENT_BYTE * len(data)
+                    if gas < 0:
+                        raise Fault(Status.OUT_OF_GAS, "out of gas")
+                    if len(name) > 64 or len(data) > MAX_EVENT_DATA:
+                        raise _error("event name or data too long")
+                    if host.event_count() >= MAX_EVENTS:
+                        raise _error("too many events")
+                    host.emit(Event(contract, name, data))
+                    i += 1
+                elif op == 0x63:  # TRANSFER
+                    amount = pop()
+                    to = pop()
+                    if type(amount) is not int or type(to) is not bytes or len(to) != 20:
+                        raise _error("TRANSFER needs a 20-byte address and an integer")
+                    if not host.transfer(contract, to, amount):
+                        raise _revert("transfer: insufficient balance")
+                    i += 1
+                else:  # CALL
+                    n = imm[i]
+                    if n + 3 > len(stack):
+                        raise IndexError
+                    call_args = stack[-n:] if n else []
+                    if n:
+                        del stack[-n:]
+                    if any(type(a) is not bytes for a in call_args):
+                        raise _error("CALL arguments must be bytes")
+                    callee_method = pop()
+                    call_value = pop()
+                    callee = pop()
+                    if (type(callee) is not bytes or len(callee) != ADDRESS_SIZE
+                            or type(call_value) is not int or type(callee_method) is not bytes):
+                        raise _error("CALL needs an address, an integer value and a method")
+                    forwarded = gas - (gas >> 6)  # keep 1/64 to finish with
+                    out = self.call(contract, callee, callee_method, call_args, call_value,
+                                    forwarded, depth + 1)
+                    gas -= forwarded - out.gas_left
+                    if out.status == Status.OK:
+                        push(out.data)
+                        push(1)
+                    else:
+                        push(out.reason.encode())
+                        push(0)
+                    if len(stack) > STACK_LIMIT:
+                        raise _error("stack overflow")
+                    i += 1
+        except Fault as fault:
+            if fault.status == Status.REVERTED:
+                fault.gas_left = gas  # a revert gives back the gas it did not use
+            raise
+        except IndexError:
+            raise _error(f"stack underflow at {Op(op).name}") from None
+        except TypeError:
+            raise _error(f"{Op(op).name}: a value of the wrong kind") from None
+
+    @staticmethod
+    def _arith(op: int, stack: list, i: int) -> int:
+        """The arithmetic instructions other than ADD and SUB; returns the next i."""
+        pop = stack.pop
+        if op == 0x2D:  # SNEG
+            a = pop()
+            if type(a) is not int:
+                raise _error("SNEG needs an integer")
+            r = -signed(a)
+            if r > INT_MAX:
+                raise _revert("int overflow")
+            stack.append(r & UINT_MAX)
+            return i + 1
+        b = pop()
+        a = pop()
+        if type(a) is not int or type(b) is not int:
+            raise _error(f"{Op(op).name} needs two integers")
+        if op == 0x22:  # MUL
+            r = a * b
+            if r > UINT_MAX:
+                raise _revert("uint overflow")
+        elif op == 0x23 or op == 0x24:  # DIV, MOD
+            if not b:
+                raise _revert("division by zero")
+            r = a // b if op == 0x23 else a % b
+        elif op == 0x25:  # EXP
+            if a > 1 and b > 256:
+                raise _revert("uint overflow")
+            r = a**b
+            if r > UINT_MAX:
+                raise _revert("uint overflow")
+        else:
+            sa, sb = signed(a), signed(b)
+            if op == 0x28:
+                r = sa + sb
+            elif op == 0x29:
+                r = sa - sb
+            elif op == 0x2A:
+                r = sa * sb
+            else:
+                if not sb:
+                    raise _revert("division by zero")
+                r = sa // sb if op == 0x2B else sa % sb
+            if not INT_MIN <= r <= INT_MAX:
+                raise _revert("int overflow")
+            r &= UINT_MAX
+        stack.append(r)
+        return i + 1
+
+    @staticmethod
+    def _bits(op: int, stack: list) -> None:
+        """Comparison (signed) and bit instructions."""
+        pop = stack.pop
+        if op == 0x39:  # NOT
+            a = pop()
+            if type(a) is not int:
+                raise _error("NOT needs an integer")
+            stack.append(UINT_MAX ^ a)
+            return
+        b = pop()
+        a = pop()
+        if type(a) is not int or type(b) is not int:
+            raise _error(f"{Op(op).name} needs two integers")
+        if op == 0x32:
+            r = 1 if signed(a) < signed(b) else 0
+        elif op == 0x33:
+            r = 1 if signed(a) > signed(b) else 0
+        elif op == 0x36:
+            r = a & b
+        elif op == 0x37:
+            r = a | b
+        elif op == 0x38:
+            r = a ^ b
+        elif op == 0x3A:
+            r = (a << b) & UINT_MAX if b < 256 else 0
+        else:  # SHR
+            r = a >> b if b < 256 else 0
+        stack.append(r)
+
+    @staticmethod
+    def _bytes_op(op: int, stack: list) -> int:
+        """Byte-string instructions; returns the extra gas they cost."""
+        pop = stack.pop
+        if op == 0x40:  # CONCAT
+            b = pop()
+            a = pop()
+            if type(a) is not bytes or type(b) is not bytes:
+                raise _error("CONCAT needs two byte strings")
+            if len(a) + len(b) > MAX_BYTES:
+                raise _error("CONCAT result too long")
+            stack.append(a + b)
+            return GAS_PER_WORD * ((len(a) + len(b) + 31) >> 5)
+        if op == 0x42:  # SLICE
+            n = pop()
+            start = pop()
+            b = pop()
+            if type(b) is not bytes or type(start) is not int or type(n) is not int:
+                raise _error("SLICE needs bytes, a start and a length")
+            if start + n > len(b):
+                raise _revert("slice out of range")
+            stack.append(b[start : start + n])
+            return GAS_PER_WORD * ((n + 31) >> 5)
+        a = pop()
+        if op == 0x41:  # LEN
+            if type(a) is not bytes:
+                raise _error("LEN needs bytes")
+            stack.append(len(a))
+        elif op == 0x43:  # BTOI
+            if type(a) is not bytes or len(a) > 32:
+                raise _error("BTOI needs at most 32 bytes")
+            stack.append(int.from_bytes(a, "big"))
+        elif op == 0x44 or op == 0x45:  # ITOB, ITOB32
+            if type(a) is not int:
+                raise _error(f"{Op(op).name} needs an integer")
+            stack.append(a.to_bytes(32, "big") if op == 0x45 else _as_bytes(a))
+        else:  # SHA256
+            if type(a) is not bytes:
+                raise _error("SHA256 needs bytes")
+            stack.append(_sha256(a).digest())
+            return GAS_SHA256_WORD * ((len(a) + 31) >> 5)
+        return 0
