@@ -53,5 +53,11 @@ class InvalidBlock(RemoteError):
     """A block breaks the state transition rules (names the transaction if one does)."""
 
 
+class WrongStore(VMError):
+    """The database does not belong to this genesis, or its state and blocks disagree:
+    an operator's mistake (wrong data directory or genesis file) to report, not data
+    to run on."""
+
+
 class NotExecuted(LocalError):
     """commit() was asked for a block that was never executed against this state."""

@@ -55,7 +55,7 @@ from storage.blockstore import BlockStore
 from storage.kv import KVStore
 from storage.state import StateTree, StateUpdate
 
-from .errors import InvalidBlock, InvalidCode, InvalidTx, NotExecuted
+from .errors import InvalidBlock, InvalidCode, InvalidTx, NotExecuted, WrongStore
 from .interpreter import INIT_METHOD, BlockEnv, Machine, Status
 from .program import Program, load_program
 from .world import WorldState
@@ -65,6 +65,7 @@ TX_BYTE_GAS = 10
 DEPLOY_BYTE_GAS = 200
 MAX_ARGS = 64
 _PROGRAM_CACHE = 256
+_GENESIS_KEY = b"G"  # beside the state (b"s...") and block (b"b...") namespaces
 _VERIFIED_CACHE = 200_000
 
 
@@ -93,7 +94,7 @@ def decode_args(data: bytes) -> list[bytes]:
         return []
     try:
         args = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
+    except (ValueError, msgpack.UnpackException) as exc:
         raise ValueError(f"undecodable arguments: {exc}") from None
     if type(args) is not list or len(args) > MAX_ARGS or any(type(a) is not bytes for a in args):
         raise ValueError(f"arguments must be an array of at most {MAX_ARGS} byte strings")
@@ -147,10 +148,16 @@ class Executor:
         self._executed: dict[bytes, Execution] = {}
         if self.tree.version < 0:
             self._write_genesis()
+        stored = kv.get(_GENESIS_KEY)
+        if stored != genesis.hash:
+            raise WrongStore(
+                f"this database was made for genesis {stored.hex() if stored else '(none)'}, "
+                f"not {genesis.hash.hex()}: use the matching genesis file or a new data dir"
+            )
         if self.tree.version != self.blocks.height:
-            raise InvalidBlock(
-                f"store is inconsistent: state at height {self.tree.version}, blocks at "
-                f"{self.blocks.height}"
+            raise WrongStore(
+                f"the database is inconsistent: state at height {self.tree.version}, blocks "
+                f"at {self.blocks.height}"
             )
 
     # ------------------------------------------------------------------ state
@@ -200,7 +207,11 @@ class Executor:
                 world.add_balance(contract.address, contract.balance)
             for key, value in contract.storage:
                 world.sstore(contract.address, key, value)
-        self.tree.commit(world.writes, 0, sync=True)
+        update = self.tree.prepare(world.writes, 0)
+        with self.kv.batch(sync=True) as batch:
+            self.tree.write(update, batch)
+            batch.put(_GENESIS_KEY, self.genesis.hash)
+        self.tree.committed(update)
 
     # ------------------------------------------------------------------ mempool
 
