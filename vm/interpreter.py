@@ -16,7 +16,8 @@ status it ends in:
   (overflow, underflow, division by zero), a transfer the contract cannot pay;
 * ``OUT_OF_GAS`` — all of the call's gas is used;
 * ``ERROR`` — the code broke the machine's rules: stack underflow or overflow, a value
-  of the wrong kind, a ``JUMPV`` to a non-target, too many frames, a value too long.
+  of the wrong kind, a ``JUMPV`` to a non-target, too many frames, a value too long,
+  more byte strings built than a transaction may hold (:data:`MAX_ALLOCATED`).
 
 Gas is charged per instruction before it runs (from the decoded program), plus per
 byte for work that grows with its input. A faulted call keeps no gas: it all counts as
@@ -44,6 +45,7 @@ from .opcodes import (
     INT_MAX,
     INT_MIN,
     LOCALS,
+    MAX_ALLOCATED,
     MAX_BYTES,
     MAX_CALL_DEPTH,
     MAX_FRAMES,
@@ -148,6 +150,9 @@ class Machine:
         self.host = host
         self.block = block
         self.origin = origin
+        #: bytes of byte strings built so far by all calls of the transaction: a bound
+        #: on the memory one transaction can make a node hold, whatever its gas
+        self.allocated = 0
 
     def call(
         self,
@@ -327,6 +332,11 @@ class Machine:
                     gas -= self._bytes_op(op, stack)
                     if gas < 0:
                         raise Fault(Status.OUT_OF_GAS, "out of gas")
+                    if op == 0x40 or op == 0x42:  # CONCAT, SLICE: count what they make
+                        self.allocated += len(stack[-1])
+                        if self.allocated > MAX_ALLOCATED:
+                            raise _error(f"memory limit: a transaction may build at most "
+                                         f"{MAX_ALLOCATED:,} bytes of byte strings")
                     i += 1
                 elif op <= 0x5A:
                     if op == 0x50:

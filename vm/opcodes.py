@@ -31,6 +31,7 @@ UINT_MAX = (1 << 256) - 1
 INT_MIN = -(1 << 255)
 INT_MAX = (1 << 255) - 1
 MAX_BYTES = 64 * 1024  # longest byte string a value may be
+MAX_ALLOCATED = 16 * 1024 * 1024  # bytes CONCAT and SLICE may build in one transaction
 STACK_LIMIT = 1024  # values on one call's stack
 LOCALS = 256  # local slots per frame (LOAD/STORE take a u8)
 MAX_FRAMES = 1024  # nested internal calls (CALLI) in one contract call
