@@ -34,8 +34,11 @@ def _strip_comment(line: str) -> str:
     escaped = False
     for ch in line:
         if quoted:
-            escaped = not escaped and ch == "\\"
-            if ch == '"' and not escaped:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
                 quoted = False
         elif ch == '"':
             quoted = True
@@ -60,7 +63,7 @@ def _literal(token: str, line: int, source: str) -> int | bytes:
 
 def assemble(text: str, source: str = "<asm>") -> bytes:
     """Assemble ``text``; raises AssemblyError naming the line."""
-    constants: dict[str, int | bytes] = {}
+    constants: dict[str, str] = {}
     labels: dict[str, int] = {}
     # Pass 1: constants, labels and sizes (every instruction's size is known from its
     # operands alone, so label offsets are fixed before any is used).
@@ -76,7 +79,9 @@ def assemble(text: str, source: str = "<asm>") -> bytes:
                 raise AssemblyError(n, ".const takes a name and a value", source)
             if tokens[1] in constants:
                 raise AssemblyError(n, f"constant {tokens[1]} defined twice", source)
-            constants[tokens[1]] = _literal(tokens[2], n, source)
+            _literal(tokens[2], n, source)  # refuse a bad value where it is defined
+            # Kept as written: 0x... is an integer to PUSHI and bytes to PUSHB.
+            constants[tokens[1]] = tokens[2]
             continue
         if head.endswith(":"):
             name = head[:-1]
@@ -116,10 +121,8 @@ def assemble(text: str, source: str = "<asm>") -> bytes:
     return bytes(out)
 
 
-def _value(tok: str, constants: dict[str, int | bytes], line: int, source: str) -> int | bytes:
-    if tok in constants:
-        return constants[tok]
-    return _literal(tok, line, source)
+def _value(tok: str, constants: dict[str, str], line: int, source: str) -> int | bytes:
+    return _literal(constants.get(tok, tok), line, source)
 
 
 def _int_bytes(value: int | bytes, line: int, source: str) -> bytes:
@@ -138,7 +141,7 @@ def _bytes_value(value: int | bytes, line: int, source: str) -> bytes:
     return value
 
 
-def _size(kind: str, tok: str, constants: dict[str, int | bytes], line: int, source: str) -> int:
+def _size(kind: str, tok: str, constants: dict[str, str], line: int, source: str) -> int:
     if kind == "u8":
         return 1
     if kind == "u16":
@@ -148,9 +151,8 @@ def _size(kind: str, tok: str, constants: dict[str, int | bytes], line: int, sou
     return 2 + len(_pushb_value(tok, constants, line, source))
 
 
-def _pushb_value(tok: str, constants: dict[str, int | bytes], line: int, source: str) -> bytes:
-    if tok in constants:
-        return _bytes_value(constants[tok], line, source)
+def _pushb_value(tok: str, constants: dict[str, str], line: int, source: str) -> bytes:
+    tok = constants.get(tok, tok)
     if tok.lower().startswith("0x"):
         try:
             return bytes.fromhex(tok[2:])
@@ -159,16 +161,16 @@ def _pushb_value(tok: str, constants: dict[str, int | bytes], line: int, source:
     return _bytes_value(_literal(tok, line, source), line, source)
 
 
-def _encode(kind: str, tok: str, constants: dict[str, int | bytes], labels: dict[str, int],
+def _encode(kind: str, tok: str, constants: dict[str, str], labels: dict[str, int],
             line: int, source: str) -> bytes:
     if kind in ("u8", "u16"):
         if kind == "u16" and tok in labels:
             return labels[tok].to_bytes(2, "big")
+        if kind == "u16" and tok not in constants and _LABEL.match(tok):
+            raise AssemblyError(line, f"unknown label {tok}", source)
         value = _value(tok, constants, line, source)
         limit = 0xFF if kind == "u8" else 0xFFFF
         if type(value) is not int or not 0 <= value <= limit:
-            if kind == "u16" and _LABEL.match(tok):
-                raise AssemblyError(line, f"unknown label {tok}", source)
             raise AssemblyError(line, f"operand {tok} must be 0..{limit}", source)
         return value.to_bytes(1 if kind == "u8" else 2, "big")
     if kind == "int":

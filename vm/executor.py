@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 import msgpack
 
 from chain.block import (
-    MAX_REASON,
     Block,
     CommitCertificate,
     Receipt,
@@ -56,7 +55,7 @@ from storage.kv import KVStore
 from storage.state import StateTree, StateUpdate
 
 from .errors import InvalidBlock, InvalidCode, InvalidTx, NotExecuted, WrongStore
-from .interpreter import INIT_METHOD, BlockEnv, Machine, Status
+from .interpreter import INIT_METHOD, BlockEnv, Machine, Status, fit_reason
 from .program import Program, load_program
 from .world import WorldState
 
@@ -290,7 +289,7 @@ class Executor:
         events = tuple(world.events) if status == Status.OK else ()
         world.events = []
         world.forget_journal()
-        return Receipt(status, gas_used, data, reason[:MAX_REASON], events), fee
+        return Receipt(status, gas_used, data, fit_reason(reason), events), fee
 
     def _run_action(
         self, world: WorldState, tx: Transaction, sender: bytes, nonce: int, env: BlockEnv,

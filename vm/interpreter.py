@@ -121,6 +121,15 @@ class Host(Protocol):
     def revert(self, checkpoint: object) -> None: ...
 
 
+def fit_reason(reason: str) -> str:
+    """``reason`` cut to what a receipt holds: MAX_REASON bytes of UTF-8, at a
+    character boundary (the limit counts bytes, not characters)."""
+    raw = reason.encode()
+    if len(raw) <= MAX_REASON:
+        return reason
+    return raw[:MAX_REASON].decode("utf-8", "ignore")
+
+
 def signed(x: int) -> int:
     """A 256-bit word read as two's complement."""
     return x - _WORD if x & _SIGN else x
@@ -181,7 +190,7 @@ class Machine:
                                        depth)
         except Fault as fault:
             host.revert(checkpoint)
-            return Outcome(fault.status, b"", fault.reason[:MAX_REASON], fault.gas_left)
+            return Outcome(fault.status, b"", fit_reason(fault.reason), fault.gas_left)
         return Outcome(Status.OK, data, "", gas_left)
 
     def _run(
@@ -398,7 +407,7 @@ class Machine:
                     gas -= GAS_EVENT_BYTE * len(data)
                     if gas < 0:
                         raise Fault(Status.OUT_OF_GAS, "out of gas")
-                    if len(name) > 64 or len(data) > MAX_EVENT_DATA:
+                    if len(name.encode()) > 64 or len(data) > MAX_EVENT_DATA:
                         raise _error("event name or data too long")
                     if host.event_count() >= MAX_EVENTS:
                         raise _error("too many events")
