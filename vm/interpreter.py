@@ -179,6 +179,8 @@ class Machine:
         if depth > MAX_CALL_DEPTH:
             return Outcome(Status.ERROR, b"", "call depth limit exceeded", gas)
         if program is None:
+            if method == INIT_METHOD:  # or anyone could re-run a constructor
+                return Outcome(Status.ERROR, b"", "__init__ runs only at deploy", gas)
             program = host.program(contract)
             if program is None:
                 return Outcome(Status.ERROR, b"", f"no contract at {contract.hex()}", gas)

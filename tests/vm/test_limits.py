@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vm_helpers import ALICE, TestChain
+from vm_helpers import ALICE, BOB, TestChain
 
 from vm.interpreter import Status
 from vm.opcodes import MAX_BYTES
@@ -38,3 +38,28 @@ def test_byte_strings_a_transaction_builds_are_bounded() -> None:
     assert "memory limit" in receipt.reason
     assert receipt.gas_used == 50_000_000  # a fault keeps no gas
     assert chain.balance(ALICE.address) == before - receipt.gas_used
+
+
+def test_a_constructor_runs_only_at_deploy() -> None:
+    """A call naming ``__init__`` must not re-run the constructor (which could, say,
+    mint the supply again to the caller): the call fails and changes nothing."""
+    chain = TestChain()
+    deploy, contract = chain.deploy(ALICE, """
+        METHOD
+        PUSHB "__init__"
+        EQ
+        JUMPI init
+        STOP
+    init:
+        PUSHB "owner"
+        CALLER
+        SSTORE
+        STOP
+    """)
+    assert chain.run_one(deploy).status == Status.OK
+    world = chain.executor._world()
+    assert world.sload(contract, b"owner") == ALICE.address
+    receipt = chain.run_one(chain.call(BOB, contract, "__init__"))
+    assert receipt.status == Status.ERROR
+    assert "only at deploy" in receipt.reason
+    assert chain.executor._world().sload(contract, b"owner") == ALICE.address
