@@ -1,0 +1,79 @@
+"""The contract language compiler: ``.agc`` source -> VM bytecode and an ABI.
+
+Passes, each with its own data: the stdlib ``ast`` parses the source; the checker
+(:mod:`.checker`) reads the declarations, checks and annotates the types of every
+function and refuses what the language does not have, with file, line and column; the
+code generator (:mod:`.codegen`) lowers the checked contract to VM assembly, which
+:func:`vm.asm.assemble` turns into bytecode.
+
+Work in progress (issue 5): records, interfaces and cross-contract calls are not
+implemented yet and are refused with a compile error.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..asm import assemble
+from ..errors import AssemblyError
+from .checker import Contract, check_module
+from .codegen import generate
+from .errors import CompileError
+from .types import ABI_NAMES
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled contract: bytecode, its ABI and the assembly it came from."""
+
+    code: bytes
+    abi: dict
+    asm: str
+
+
+def abi_of(contract: Contract) -> dict:
+    methods = []
+    for fn in contract.functions.values():
+        if fn.kind == "internal":
+            continue
+        methods.append({
+            "name": fn.name,
+            "inputs": [{"name": n, "type": ABI_NAMES[t]} for n, t in fn.params],
+            "output": None if fn.returns is None else ABI_NAMES[fn.returns],
+            "mutability": "view" if fn.kind == "view" else
+                          "payable" if fn.payable else "nonpayable",
+        })
+    events = [{"name": ev.name, "fields": [{"name": n, "type": ABI_NAMES[t]}
+                                           for n, t in ev.fields]}
+              for ev in contract.events.values()]
+    return {"methods": methods, "events": events}
+
+
+def compile_source(source: str, file: str = "<source>") -> Compiled:
+    """Compile contract source text; raises CompileError naming file, line and column."""
+    try:
+        module = ast.parse(source, filename=file)
+    except SyntaxError as exc:
+        raise CompileError(file, exc.lineno or 1, exc.offset or 1,
+                           f"syntax error: {exc.msg}") from None
+    contract = check_module(module, file)
+    asm = generate(contract)
+    try:
+        code = assemble(asm, f"{file} (generated assembly)")
+    except AssemblyError as exc:  # e.g. a contract too large for the VM
+        raise CompileError(file, 1, 1, f"cannot assemble: {exc.reason}") from None
+    return Compiled(code, abi_of(contract), asm)
+
+
+def compile_file(path: str | Path) -> Compiled:
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CompileError(str(path), 1, 1, f"cannot read: {exc}") from None
+    return compile_source(source, str(path))
+
+
+__all__ = ["Compiled", "CompileError", "compile_file", "compile_source"]
