@@ -1,0 +1,138 @@
+"""A test harness for contracts, in the spirit of Titanoboa's ``boa.load``.
+
+    env = Env()
+    token = env.load_contract("vm/contracts/token.agc")
+    token.transfer(bob, 10, sender=alice)          # results decoded by the ABI
+    with pytest.raises(Reverted, match="insufficient"):
+        token.transfer(bob, 10**30, sender=alice)
+    env.time_ms += 7 * 24 * 3600 * 1000            # move block time
+
+Contracts run on the real VM against an in-memory world state that persists across
+calls (no blocks, no fees, no nonces: the executor's business). Every sender is funded
+on first use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from storage.kv import MemoryKV
+from storage.state import StateTree
+
+from .compiler import Compiled, compile_file, compile_source
+from .compiler.abi import decode_event, decode_value, encode_value
+from .executor import contract_address
+from .interpreter import INIT_METHOD, BlockEnv, Machine, Status
+from .program import load_program
+from .world import WorldState
+
+DEFAULT_SENDER = bytes.fromhex("a1" * 20)
+FUNDING = 10**30
+
+
+class Reverted(Exception):  # noqa: N818 - named for what the contract did
+    """A call did not succeed: ``status`` (reverted, out_of_gas, error) and ``reason``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Env:
+    """An in-memory chain state with a movable block height and time."""
+
+    def __init__(self, time_ms: int = 1_767_225_600_000, height: int = 1,
+                 gas: int = 10_000_000) -> None:
+        self.world = WorldState(StateTree(MemoryKV()), lambda a, code: load_program(code))
+        self.time_ms = time_ms
+        self.height = height
+        self.gas = gas
+        self._nonce = 0
+        self._funded: set[bytes] = set()
+
+    def fund(self, address: bytes, amount: int = FUNDING) -> None:
+        self.world.add_balance(address, amount)
+        self._funded.add(address)
+
+    def balance(self, address: bytes) -> int:
+        return self.world.balance(address)
+
+    def _machine(self, sender: bytes) -> Machine:
+        if sender not in self._funded:
+            self.fund(sender)
+        return Machine(self.world, BlockEnv(self.height, self.time_ms), sender)
+
+    def deploy(self, compiled: Compiled, *args: Any, sender: bytes = DEFAULT_SENDER,
+               value: int = 0) -> Contract:
+        init = next((m for m in compiled.abi["methods"] if m["name"] == "__init__"), None)
+        inputs = init["inputs"] if init else []
+        encoded = _encode_args("__init__", inputs, args)
+        self._nonce += 1
+        address = contract_address(sender, self._nonce)
+        machine = self._machine(sender)
+        checkpoint = self.world.checkpoint()
+        self.world.set_code(address, compiled.code)
+        out = machine.call(sender, address, INIT_METHOD, encoded, value, self.gas,
+                           program=load_program(compiled.code))
+        if out.status != Status.OK:
+            self.world.revert(checkpoint)
+            raise Reverted(out.status, out.reason)
+        return Contract(self, address, compiled)
+
+    def load_contract(self, path: str | Path, *args: Any, **kw: Any) -> Contract:
+        return self.deploy(compile_file(path), *args, **kw)
+
+    def loads(self, source: str, *args: Any, **kw: Any) -> Contract:
+        return self.deploy(compile_source(source), *args, **kw)
+
+
+def _encode_args(name: str, inputs: list[dict], args: tuple) -> list[bytes]:
+    if len(args) != len(inputs):
+        raise TypeError(f"{name} takes {len(inputs)} argument(s), got {len(args)}")
+    return [encode_value(i["type"], a) for i, a in zip(inputs, args, strict=True)]
+
+
+class Contract:
+    """A deployed contract: its ABI methods are Python methods (``sender=``, ``value=``,
+    ``gas=`` keywords). ``last_events`` holds the decoded events of the last call."""
+
+    def __init__(self, env: Env, address: bytes, compiled: Compiled) -> None:
+        self.env = env
+        self.address = address
+        self.compiled = compiled
+        self.last_events: list[tuple[str, dict[str, object]]] = []
+        self.last_gas_used = 0
+        self._events = {e["name"]: e["fields"] for e in compiled.abi["events"]}
+        for method in compiled.abi["methods"]:
+            if method["name"] != "__init__":
+                setattr(self, method["name"], self._method(method))
+
+    def _method(self, method: dict):  # -> a bound caller
+        def call(*args: Any, sender: bytes = DEFAULT_SENDER, value: int = 0,
+                 gas: int | None = None) -> object:
+            return self.call(method, args, sender=sender, value=value, gas=gas)
+        call.__name__ = method["name"]
+        return call
+
+    def call(self, method: dict, args: tuple, *, sender: bytes, value: int,
+             gas: int | None) -> object:
+        env = self.env
+        encoded = _encode_args(method["name"], method["inputs"], args)
+        world = env.world
+        machine = env._machine(sender)
+        first_event = world.event_count()
+        budget = env.gas if gas is None else gas
+        out = machine.call(sender, self.address, method["name"].encode(), encoded, value,
+                           budget)
+        self.last_gas_used = budget - out.gas_left
+        new = world.events[first_event:]
+        del world.events[first_event:]
+        world.forget_journal()
+        if out.status != Status.OK:
+            self.last_events = []
+            raise Reverted(out.status, out.reason)
+        self.last_events = [(e.name, decode_event(self._events[e.name], e.data))
+                            for e in new if e.name in self._events]
+        return None if method["output"] is None else decode_value(method["output"], out.data)
