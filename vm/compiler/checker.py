@@ -140,6 +140,10 @@ class Checker:
                                    "in __init__")
         type_ = self._type(ann, storage=True)
         raw = name.encode()
+        if len(raw) > 255:
+            raise self.error(node, "a storage variable's name is at most 255 bytes")
+        if name in ("address", "balance"):
+            raise self.error(node, f"self.{name} is reserved (the contract's {name})")
         self.contract.storage[name] = StorageVar(name, type_, bytes([len(raw)]) + raw)
 
     def _constant_value(self, node: ast.expr) -> object:
@@ -160,7 +164,10 @@ class Checker:
                     raise self.error(node, "division by zero in a constant")
                 if op == "**" and (b < 0 or b > 256 * 8):
                     raise self.error(node, "exponent out of range in a constant")
-                return eval(f"a {op} b", {"a": a, "b": b})  # ints only: checked above
+                r = eval(f"a {op} b", {"a": a, "b": b})  # ints only: checked above
+                if r.bit_length() > 512:
+                    raise self.error(node, "constant out of range")
+                return r
         raise self.error(node, "a constant's value must be literals and other constants")
 
     @staticmethod
@@ -182,6 +189,8 @@ class Checker:
         if bases != ["Event"] or node.keywords or node.decorator_list:
             raise self.error(node, "only events (class X(Event)) are supported as classes")
         self._fresh_name(node.name, node)
+        if len(node.name.encode()) > 64:
+            raise self.error(node, "an event name is at most 64 bytes")
         fields = []
         for item in node.body:
             if isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant):
@@ -189,6 +198,8 @@ class Checker:
             if not (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
                     and item.value is None):
                 raise self.error(item, "an event lists its fields as name: type")
+            if any(item.target.id == f for f, _ in fields):
+                raise self.error(item, f"field {item.target.id} is already declared")
             fields.append((item.target.id, self._type(item.annotation)))
         self.contract.events[node.name] = EventDef(node.name, fields)
 
@@ -298,6 +309,8 @@ class Checker:
             if type(node.op) not in _BINOPS or not target.is_integer:
                 raise self.error(node, "augmented assignment is for integers (+=, -=, *=, "
                                        "//=, %=)")
+            if isinstance(node.op, ast.Pow) and target is INT:
+                raise self.error(node, "** is for uint")
             self._expect(node.value, target)
         elif isinstance(node, ast.If):
             self._expect(node.test, BOOL)
@@ -355,6 +368,7 @@ class Checker:
             fn.slot(name, UINT, self.file, node.target)
         # two hidden slots: the bound and the counter
         fn.slot(f" bound{id(node)}", UINT, self.file, node)
+        fn.slot(f" counter{id(node)}", UINT, self.file, node)
         self._loop(node.body)
 
     def _target(self, node: ast.expr) -> Type:
@@ -483,6 +497,8 @@ class Checker:
                 raise self.error(node, f"operator {type(node.op).__name__} is not supported")
             left = self._expr(node.left, hint)
             right = self._expr(node.right, left if left.is_integer else hint)
+            if left is UINT and right is INT and hint is None and _literal_only(node.left):
+                left = self._expr(node.left, INT)
             if isinstance(node.op, ast.Add) and left == right and left in (BYTES, STR):
                 return left
             if not left.is_integer or left != right:
@@ -513,6 +529,8 @@ class Checker:
                 raise self.error(node, f"comparison {op.__name__} is not supported")
             left = self._expr(node.left)
             right = self._expr(node.comparators[0], left)
+            if left is UINT and right is INT and _literal_only(node.left):
+                left = self._expr(node.left, INT)
             if left != right:
                 raise self.error(node, f"cannot compare {left} with {right}")
             if op not in (ast.Eq, ast.NotEq) and not left.is_integer:
@@ -559,6 +577,14 @@ class Checker:
             fn.calls.add(callee.name)
             return callee.returns or NONE
         raise self.error(node, f"cannot call {ast.unparse(func)}")
+
+
+def _literal_only(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return type(node.value) is int
+    if isinstance(node, ast.BinOp):
+        return _literal_only(node.left) and _literal_only(node.right)
+    return False
 
 
 def check_module(module: ast.Module, file: str) -> Contract:

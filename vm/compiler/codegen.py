@@ -71,6 +71,12 @@ class CodeGen:
         self.revert("unknown method")
         if "__init__" not in self.c.functions:
             self.place("m___init___default")
+            ok = self.label("novalue")
+            self.emit("CALLVALUE")
+            self.emit("ISZERO")
+            self.emit("JUMPI", ok)
+            self.revert("__init__ does not take a value")
+            self.place(ok)
             self.emit("STOP")
         for fn in entries:
             self._entry(fn)
@@ -159,6 +165,10 @@ class CodeGen:
     def _function(self, fn: Function) -> None:
         self.fn = fn
         self.place(f"f_{fn.name}")
+        for slot, t in fn.locals.values():  # zero values of the byte-string kinds
+            if slot >= len(fn.params) and t in (ADDRESS, BYTES, STR):
+                self.emit("PUSHB", _bytes_lit(bytes(20) if t is ADDRESS else b""))
+                self.emit("STORE", slot)
         self._block(fn.node.body)
         if fn.returns is None:
             self.emit("RETI")
@@ -230,24 +240,27 @@ class CodeGen:
         top = self.label("for")
         step = self.label("fstep")
         end = self.label("fend")
+        counter = self._local(f" counter{id(node)}")
         self._expr(node.iter.args[0])  # type: ignore[attr-defined]
         self.emit("STORE", bound)
         self.emit("PUSHI", 0)
-        self.emit("STORE", var)
+        self.emit("STORE", counter)
         self.place(top)
-        self.emit("LOAD", var)
+        self.emit("LOAD", counter)
         self.emit("LOAD", bound)
         self.emit("LT")
         self.emit("ISZERO")
         self.emit("JUMPI", end)
+        self.emit("LOAD", counter)
+        self.emit("STORE", var)
         self.loop_labels.append((step, end))
         self._block(node.body)
         self.loop_labels.pop()
         self.place(step)
-        self.emit("LOAD", var)
+        self.emit("LOAD", counter)
         self.emit("PUSHI", 1)
         self.emit("ADD")
-        self.emit("STORE", var)
+        self.emit("STORE", counter)
         self.emit("JUMP", top)
         self.place(end)
 
