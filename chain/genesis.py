@@ -255,6 +255,10 @@ class Genesis:
             contracts.append(GenesisContract(addr, bytes.fromhex(c.code), int(c.balance),
                                              storage))
         contracts.sort(key=lambda c: c.address)
+        supply = sum(amount for _, amount in balances) + sum(c.balance for c in contracts)
+        if supply > MAX_AMOUNT:
+            # Every balance, and the sum of any of them, must stay within 256 bits.
+            raise InvalidGenesis(f"{source}: balances: the total supply exceeds 2**256 - 1")
         return cls(model.chain_id, time_ms, vset, tuple(v.name for v in model.validators),
                    tuple(balances), model.consensus, tuple(contracts))
 

@@ -54,7 +54,10 @@ def _literal(token: str, line: int, source: str) -> int | bytes:
             text = ast.literal_eval(token)
         except (ValueError, SyntaxError):
             raise AssemblyError(line, f"bad string literal {token}", source) from None
-        return text.encode("utf-8")
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
+            raise AssemblyError(line, f"string is not valid Unicode: {token}", source) from None
     try:
         return int(token, 0)
     except ValueError:
@@ -165,6 +168,9 @@ def _encode(kind: str, tok: str, constants: dict[str, str], labels: dict[str, in
             line: int, source: str) -> bytes:
     if kind in ("u8", "u16"):
         if kind == "u16" and tok in labels:
+            if labels[tok] > 0xFFFF:
+                raise AssemblyError(line, f"label {tok} is past offset 65535, out of jump "
+                                          "range", source)
             return labels[tok].to_bytes(2, "big")
         if kind == "u16" and tok not in constants and _LABEL.match(tok):
             raise AssemblyError(line, f"unknown label {tok}", source)

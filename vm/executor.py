@@ -47,7 +47,7 @@ from chain.block import (
 from chain.block import (
     InvalidBlock as ChainInvalidBlock,
 )
-from chain.errors import InvalidTransaction
+from chain.errors import InvalidGenesis, InvalidTransaction
 from chain.genesis import Genesis
 from chain.tx import Call, Deploy, Transaction, Transfer
 from storage.blockstore import BlockStore
@@ -63,7 +63,7 @@ TX_GAS = 2_000
 TX_BYTE_GAS = 10
 DEPLOY_BYTE_GAS = 200
 MAX_ARGS = 64
-_PROGRAM_CACHE = 256
+_PROGRAM_CACHE_BYTES = 4 * 1024 * 1024  # of code; decoded, ~130 times as much memory
 _GENESIS_KEY = b"G"  # beside the state (b"s...") and block (b"b...") namespaces
 _VERIFIED_CACHE = 200_000
 
@@ -145,15 +145,18 @@ class Executor:
         self.tree = StateTree(kv, prefix=b"s", history=history, cache_nodes=cache_nodes)
         self.blocks = BlockStore(kv, prefix=b"b")
         self._programs: OrderedDict[bytes, Program] = OrderedDict()
+        self._program_bytes = 0
+        self._genesis_hash = genesis.hash  # computed once: it hashes all genesis code
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._executed: dict[bytes, Execution] = {}
         if self.tree.version < 0:
             self._write_genesis()
         stored = kv.get(_GENESIS_KEY)
-        if stored != genesis.hash:
+        if stored != self._genesis_hash:
             raise WrongStore(
                 f"this database was made for genesis {stored.hex() if stored else '(none)'}, "
-                f"not {genesis.hash.hex()}: use the matching genesis file or a new data dir"
+                f"not {self._genesis_hash.hex()}: use the matching genesis file or a new "
+                "data dir"
             )
         if self.tree.version != self.blocks.height:
             raise WrongStore(
@@ -189,9 +192,15 @@ class Executor:
             program = load_program(code)
         except InvalidCode:
             return None  # stored code is validated at deploy; never happens
+        if cached is not None:
+            self._program_bytes -= len(cached.code)
         self._programs[address] = program
-        if len(self._programs) > _PROGRAM_CACHE:
-            self._programs.popitem(last=False)
+        self._program_bytes += len(code)
+        # Bounded by code bytes, not entries: a decoded program takes ~130 times its
+        # code in memory.
+        while self._program_bytes > _PROGRAM_CACHE_BYTES and len(self._programs) > 1:
+            _, old = self._programs.popitem(last=False)
+            self._program_bytes -= len(old.code)
         return program
 
     def _write_genesis(self) -> None:
@@ -202,7 +211,7 @@ class Executor:
             try:
                 load_program(contract.code)
             except InvalidCode as exc:
-                raise InvalidBlock(f"genesis contract {contract.address.hex()}: {exc}") from None
+                raise InvalidGenesis(f"genesis contract {contract.address.hex()}: {exc}") from None
             world.set_code(contract.address, contract.code)
             if contract.balance:
                 world.add_balance(contract.address, contract.balance)
@@ -211,7 +220,7 @@ class Executor:
         update = self.tree.prepare(world.writes, 0)
         with self.kv.batch(sync=True) as batch:
             self.tree.write(update, batch)
-            batch.put(_GENESIS_KEY, self.genesis.hash)
+            batch.put(_GENESIS_KEY, self._genesis_hash)
         self.tree.committed(update)
 
     # ------------------------------------------------------------------ mempool
@@ -362,9 +371,13 @@ class Executor:
         result is kept for :meth:`commit`; committed state is not touched."""
         header = block.header
         try:
-            block.validate_basic(self.chain_id, self.genesis.hash)
+            block.validate_basic(self.chain_id, self._genesis_hash)
         except ChainInvalidBlock as exc:
             raise InvalidBlock(str(exc)) from None
+        size = len(block.encode())
+        if size > self.params.max_block_bytes:
+            raise InvalidBlock(f"block is {size} bytes, the limit is "
+                               f"{self.params.max_block_bytes}")
         if header.height > 1:
             parent = self.blocks.header(header.height - 1)
             if parent is not None and parent.hash != header.prev_hash:

@@ -37,9 +37,12 @@ from chain.block import MAX_EVENT_DATA, MAX_EVENTS, MAX_REASON, MAX_RETURN_DATA,
 from chain.codec import pack
 
 from .opcodes import (
+    FRAME_BYTES,
+    GAS_CODE_BYTE,
     GAS_EVENT_BYTE,
     GAS_EXP_BYTE,
     GAS_PER_WORD,
+    GAS_RETURN_BYTE,
     GAS_SHA256_WORD,
     GAS_STORE_BYTE,
     INT_MAX,
@@ -162,6 +165,8 @@ class Machine:
         #: bytes of byte strings built so far by all calls of the transaction: a bound
         #: on the memory one transaction can make a node hold, whatever its gas
         self.allocated = 0
+        #: contracts whose code this transaction has paid to load
+        self.loaded: set[bytes] = set()
 
     def call(
         self,
@@ -184,6 +189,11 @@ class Machine:
             program = host.program(contract)
             if program is None:
                 return Outcome(Status.ERROR, b"", f"no contract at {contract.hex()}", gas)
+            if contract not in self.loaded:  # reading and decoding code is work too
+                gas -= GAS_CODE_BYTE * len(program.code)
+                if gas < 0:
+                    return Outcome(Status.OUT_OF_GAS, b"", "out of gas loading the code", 0)
+                self.loaded.add(contract)
         checkpoint = host.checkpoint()
         if value and not host.transfer(caller, contract, value):
             return Outcome(Status.REVERTED, b"", "caller cannot pay the call's value", gas)
@@ -258,6 +268,8 @@ class Machine:
                     a = pop()
                     if type(a) is not type(b):
                         raise _error(f"{Op(op).name} compares two values of one kind")
+                    if type(a) is bytes:
+                        gas -= GAS_PER_WORD * ((min(len(a), len(b)) + 31) >> 5)
                     push(1 if (a < b if op == 0x30 else a > b) else 0)
                     i += 1
                 elif op == 0x21:  # SUB
@@ -282,6 +294,8 @@ class Machine:
                 elif op == 0x34:  # EQ
                     b = pop()
                     a = pop()
+                    if type(a) is bytes:
+                        gas -= GAS_PER_WORD * ((len(a) + 31) >> 5)
                     push(1 if type(a) is type(b) and a == b else 0)
                     i += 1
                 elif op == 0x35:  # ISZERO
@@ -301,10 +315,12 @@ class Machine:
                 elif op == 0x00:  # STOP
                     return b"", gas
                 elif op == 0x07:  # RETURN
-                    data = pop()
-                    data = _as_bytes(data)
+                    data = _as_bytes(pop())
                     if len(data) > MAX_RETURN_DATA:
                         raise _error("return value too long")
+                    gas -= GAS_RETURN_BYTE * len(data)  # it may end up in a receipt
+                    if gas < 0:
+                        raise Fault(Status.OUT_OF_GAS, "out of gas")
                     return data, gas
                 elif op == 0x08:  # REVERT
                     raise _revert(_text(pop(), "revert reason"))
@@ -320,6 +336,9 @@ class Machine:
                         raise _error("too many nested internal calls")
                     if nargs > len(stack):
                         raise IndexError
+                    self.allocated += FRAME_BYTES
+                    if self.allocated > MAX_ALLOCATED:
+                        raise _error("memory limit: too many frames and values")
                     frames.append((i + 1, local))
                     local = [0] * LOCALS
                     if nargs:
@@ -343,7 +362,7 @@ class Machine:
                     gas -= self._bytes_op(op, stack)
                     if gas < 0:
                         raise Fault(Status.OUT_OF_GAS, "out of gas")
-                    if op == 0x40 or op == 0x42:  # CONCAT, SLICE: count what they make
+                    if op != 0x41 and op != 0x43:  # every new byte string counts
                         self.allocated += len(stack[-1])
                         if self.allocated > MAX_ALLOCATED:
                             raise _error(f"memory limit: a transaction may build at most "
@@ -405,11 +424,14 @@ class Machine:
                     if n:
                         del stack[-n:]
                     name = _text(pop(), "event name")
-                    data = pack(fields)
-                    gas -= GAS_EVENT_BYTE * len(data)
+                    size = sum(map(len, fields))  # charge and check before packing
+                    gas -= GAS_EVENT_BYTE * size
                     if gas < 0:
                         raise Fault(Status.OUT_OF_GAS, "out of gas")
-                    if len(name.encode()) > 64 or len(data) > MAX_EVENT_DATA:
+                    if len(name.encode()) > 64 or size > MAX_EVENT_DATA:
+                        raise _error("event name or data too long")
+                    data = pack(fields)
+                    if len(data) > MAX_EVENT_DATA:
                         raise _error("event name or data too long")
                     if host.event_count() >= MAX_EVENTS:
                         raise _error("too many events")
@@ -486,7 +508,7 @@ class Machine:
                 raise _revert("division by zero")
             r = a // b if op == 0x23 else a % b
         elif op == 0x25:  # EXP
-            if a > 1 and b > 256:
+            if a > 1 and b * (a.bit_length() - 1) >= 256:  # before computing it
                 raise _revert("uint overflow")
             r = a**b
             if r > UINT_MAX:

@@ -203,3 +203,6 @@ GAS_SHA256_WORD = 6
 GAS_EXP_BYTE = 10
 GAS_STORE_BYTE = 50  # SSTORE: per byte of key and value written
 GAS_EVENT_BYTE = 10
+GAS_RETURN_BYTE = 10  # RETURN: per byte returned (return data can land in a receipt)
+GAS_CODE_BYTE = 2  # a call: per byte of the callee's code, once per contract per transaction
+FRAME_BYTES = 8 * LOCALS + 64  # what a CALLI frame counts toward MAX_ALLOCATED

@@ -19,6 +19,7 @@ from chain.validators import Validator
 
 VKEYS = validator_keys(3)
 MAX_AMOUNT = 2**256 - 1
+CAROL_AMOUNT = MAX_AMOUNT - 10**21 - 500
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -34,7 +35,8 @@ def base() -> dict:
         "balances": [
             {"address": address_to_text(BOB.address), "amount": "1000000000000000000000"},
             {"address": address_to_text(ALICE.address), "amount": 500},
-            {"address": address_to_text(CAROL.address), "amount": str(MAX_AMOUNT)},
+            # Carol brings the total supply to exactly 2**256 - 1, the most there can be.
+            {"address": address_to_text(CAROL.address), "amount": str(CAROL_AMOUNT)},
         ],
         "consensus": {"max_block_txs": 1000, "min_gas_price": 2},
     }
@@ -53,7 +55,7 @@ def test_a_valid_genesis_loads() -> None:
     ]
     assert g.validators.total_power == 60
     assert g.validator_names == ("v0", "v1", "v2")
-    expected = {BOB.address: 10**21, ALICE.address: 500, CAROL.address: MAX_AMOUNT}
+    expected = {BOB.address: 10**21, ALICE.address: 500, CAROL.address: CAROL_AMOUNT}
     assert dict(g.balances) == expected
     # Balances are sorted by address bytes, whatever the file order.
     assert [a for a, _ in g.balances] == sorted(expected)
@@ -90,7 +92,7 @@ def test_a_genesis_file_loads_and_its_hash_is_stable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        lambda d: d["balances"][0].update(amount="1000000000000000000001"),
+        lambda d: d["balances"][0].update(amount="999999999999999999999"),
         lambda d: d["balances"][1].update(amount=499),
         lambda d: d["balances"].pop(),
         lambda d: d["balances"][1].update(address=address_to_text(validator_keys(1, "x")[0].address)),
@@ -313,3 +315,12 @@ def test_deeply_nested_json_is_a_genesis_error(tmp_path) -> None:
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(InvalidGenesis, match="nested too deeply"):
         Genesis.load(path)
+
+
+def test_the_total_supply_must_fit_in_256_bits() -> None:
+    """Each balance may fit while their sum does not: one account could then come to
+    hold more than 2**256 - 1, which no contract can represent."""
+    data = base()
+    data["balances"][1]["amount"] = 501  # one unit over the limit in total
+    with pytest.raises(InvalidGenesis, match="total supply exceeds"):
+        load(data)

@@ -31,6 +31,7 @@ from vm_helpers import (
 from chain.address import address_to_text
 from chain.block import MAX_REASON, Block, Event, Header, Receipt, ReceiptStatus
 from chain.codec import pack
+from chain.errors import InvalidGenesis
 from chain.hashing import ZERO_HASH, sha256
 from chain.keys import PrivateKey
 from chain.merkle import merkle_root
@@ -924,7 +925,7 @@ def test_a_genesis_contract_with_invalid_code_is_refused() -> None:
     prefix = assemble("PUSHI 1\nPOP")
     genesis = make_genesis(contracts=[counter_genesis(prefix + b"\xff")])
     kv = MemoryKV()
-    with pytest.raises(InvalidBlock) as exc:
+    with pytest.raises(InvalidGenesis) as exc:
         Executor(kv, genesis)
     assert GENESIS_COUNTER.hex() in str(exc.value)
     assert f"offset {len(prefix)}: unknown opcode 0xff" in str(exc.value)

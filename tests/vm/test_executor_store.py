@@ -25,3 +25,19 @@ def test_a_store_refuses_another_genesis(tmp_path: Path) -> None:
     again = Executor(kv, chain.genesis)  # the right genesis still opens it
     assert (again.height, again.state_root()) == (1, root)
     kv.close()
+
+
+def test_a_block_over_the_genesis_byte_limit_is_invalid() -> None:
+    """max_block_bytes is a consensus rule: a proposer cannot make bigger blocks."""
+    from vm.errors import InvalidBlock
+
+    chain = TestChain(genesis=make_genesis(max_block_bytes=2_000))
+    txs = [chain.transfer(ALICE, BOB.address, 1) for _ in range(20)]  # ~3 KB of txs
+    block = chain.build(txs)
+    assert len(block.encode()) > 2_000
+    with pytest.raises(InvalidBlock, match="limit is 2000"):
+        chain.executor.execute_block(block)
+    assert chain.executor.height == 0
+    small = chain.build(txs[:5])
+    chain.commit(small)
+    assert chain.executor.height == 1

@@ -22,9 +22,11 @@ from storage.state import StateTree
 from vm.asm import assemble
 from vm.interpreter import BlockEnv, Machine, Outcome, Status, signed
 from vm.opcodes import (
+    GAS_CODE_BYTE,
     GAS_EVENT_BYTE,
     GAS_EXP_BYTE,
     GAS_PER_WORD,
+    GAS_RETURN_BYTE,
     GAS_SHA256_WORD,
     GAS_STORE_BYTE,
     INT_MAX,
@@ -68,12 +70,31 @@ def run(
     method: bytes = b"run",
     caller: bytes = CALLER,
 ) -> Outcome:
-    """Run ``src`` (assembly, or bytecode) as the code of CONTRACT, called by CALLER."""
+    """Run ``src`` (assembly, or bytecode) as the code of CONTRACT, called by CALLER.
+
+    The Outcome's ``gas_left`` leaves out RETURN's per-byte charge (added back here), so
+    each test's gas arithmetic is about the instructions it is testing;
+    test_return_charges_per_byte_returned checks that charge on its own."""
     code = assemble(src) if isinstance(src, str) else src
     machine = Machine(world if world is not None else new_world(),
                       BlockEnv(HEIGHT, TIME_MS), ORIGIN)
-    return machine.call(caller, CONTRACT, method, list(args), value, gas,
-                        program=load_program(code))
+    out = machine.call(caller, CONTRACT, method, list(args), value, gas,
+                       program=load_program(code))
+    if out.status == Status.OK:
+        out = out._replace(gas_left=out.gas_left + GAS_RETURN_BYTE * len(out.data))
+    return out
+
+
+def test_return_charges_per_byte_returned() -> None:
+    """Return data can end up in a receipt, so it is paid for by the byte."""
+    code = load_program(assemble("PUSHB 0x" + "ab" * 100 + "\nRETURN"))
+    machine = Machine(new_world(), BlockEnv(HEIGHT, TIME_MS), ORIGIN)
+    out = machine.call(CALLER, CONTRACT, b"run", [], 0, GAS, program=code)
+    assert out.data == b"\xab" * 100
+    assert out.gas_left == GAS - OPS[Op.PUSHB].gas - GAS_RETURN_BYTE * 100
+    short = machine.call(CALLER, CONTRACT, b"run", [], 0, OPS[Op.PUSHB].gas + 999,
+                         program=code)
+    assert short.status == Status.OUT_OF_GAS
 
 
 def static_gas(src: str) -> int:
@@ -677,7 +698,7 @@ def test_revert_undoes_state_and_returns_the_gas_left() -> None:
         REVERT
     """
     out = run(src, world=world)
-    used = static_gas(src) + GAS_STORE_BYTE * (1 + 1 + 4) + GAS_EVENT_BYTE * len(pack([]))
+    used = static_gas(src) + GAS_STORE_BYTE * (1 + 1 + 4)  # EMIT 0: no field bytes
     assert_reverted(out, "nope", GAS - used)
     assert world.sload(CONTRACT, b"k") == b""
     assert world.sload(CONTRACT, b"kept") == b"before"
@@ -832,7 +853,8 @@ def test_emit_records_an_event_with_packed_fields() -> None:
     data = pack([b"ab", b"\x01\x02", b""])
     assert_ok(out)
     assert world.events == [Event(CONTRACT, "Transfer", data)]
-    assert out.gas_left == GAS - static_gas(src) - GAS_EVENT_BYTE * len(data)
+    # charged per byte of the fields, before they are packed
+    assert out.gas_left == GAS - static_gas(src) - GAS_EVENT_BYTE * (2 + 2 + 0)
 
 
 def test_emit_without_fields_and_in_order() -> None:
@@ -1063,7 +1085,10 @@ def test_call_gas_a_returning_callee_gives_back_what_it_did_not_use() -> None:
     src = call_src(CALLEE, 0, "m", [])
     out = run(src, world=world, gas=100_000)
     assert_ok(out, ok_and(b"\x01"))
-    assert out.gas_left == 100_000 - static_gas(src) - static_gas(callee) - GAS_PER_WORD * 2
+    loading = GAS_CODE_BYTE * len(assemble(callee))  # the callee's code, once per tx
+    returned = GAS_RETURN_BYTE * 1  # the callee returns one byte
+    assert out.gas_left == (100_000 - static_gas(src) - static_gas(callee) - GAS_PER_WORD * 2
+                            - loading - returned)
 
 
 @pytest.mark.parametrize("src", [
@@ -1146,7 +1171,7 @@ GAS_PROGRAMS: list[tuple[str, int]] = [
     ("PUSHI 3\nPUSHI 129\nEXP\nPOP", GAS_EXP_BYTE * 1),
     ("PUSHI 1\nPUSHI 0x010000\nEXP\nPOP", GAS_EXP_BYTE * 3),
     ("PUSHI 5\nPUSHI 0\nEXP\nPOP", 0),
-    ('PUSHB "E"\nPUSHB "abc"\nPUSHI 5\nEMIT 2', GAS_EVENT_BYTE * len(pack([b"abc", b"\x05"]))),
+    ('PUSHB "E"\nPUSHB "abc"\nPUSHI 5\nEMIT 2', GAS_EVENT_BYTE * (3 + 1)),  # per field byte
     (f"PUSHB 0x{'11' * 20}\nPUSHB 0x{'22' * 20}\nCONCAT\nPOP", GAS_PER_WORD * 2),
     (f"PUSHB 0x{'11' * 64}\nPUSHI 0\nPUSHI 64\nSLICE\nPOP", GAS_PER_WORD * 2),
     (f"PUSHB 0x{'11' * 64}\nPUSHI 64\nPUSHI 0\nSLICE\nPOP", 0),
