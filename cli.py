@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from importlib import metadata
 
 import click
@@ -26,6 +28,85 @@ def main() -> None:
     to real purchases, and a small set of community validators orders transactions
     with a PBFT-style consensus, so a block is final the moment it is committed.
     """
+
+
+@main.group()
+def contract() -> None:
+    """Compile contracts and try them out in a fresh in-memory state."""
+
+
+@contract.command("compile")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--out-dir", type=click.Path(file_okay=False),
+              help="Write NAME.bin (hex) and NAME.abi.json here instead of printing them.")
+def contract_compile(file: str, out_dir: str | None) -> None:
+    """Compile FILE.agc: bytecode as hex and the ABI as JSON."""
+    from node.contract_tool import compile_to
+    from vm.compiler import CompileError
+
+    try:
+        compiled, written = compile_to(file, out_dir)
+    except CompileError as exc:
+        raise click.ClickException(str(exc)) from None
+    if written:
+        for path in written:
+            click.echo(f"wrote {path}")
+    else:
+        click.echo(compiled.code.hex())
+        click.echo(json.dumps(compiled.abi, indent=2))
+
+
+@contract.command("run", context_settings={"ignore_unknown_options": False})
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("method", required=False)
+@click.argument("args", nargs=-1)
+@click.option("--sender", help="Caller address (agora1... or 0x hex); funded for the run.")
+@click.option("--value", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Native coin sent with the call.")
+@click.option("--gas", type=click.IntRange(min=1), default=None,
+              help="Gas for each call [default: 10,000,000].")
+@click.option("--calls", "calls_file", type=click.Path(dir_okay=False),
+              help="A JSON list of {method, args, sender, value} calls, run in order.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def contract_run(file: str, method: str | None, args: tuple[str, ...], sender: str | None,
+                 value: int, gas: int | None, calls_file: str | None, as_json: bool) -> None:
+    """Deploy FILE.agc into a fresh in-memory state and call METHOD with ARGS.
+
+    Arguments are read by the method's types: numbers, true/false, agora1...
+    addresses, 0x-hex bytes, text. Put them after -- to pass negative numbers.
+    Exits 1 when a call does not succeed.
+    """
+    from node.contract_tool import ToolError, load_calls, parse_address, run
+    from vm.compiler import CompileError
+    from vm.testing import DEFAULT_SENDER
+
+    if (method is None) == (calls_file is None):
+        raise click.UsageError("give either METHOD [ARGS...] or --calls FILE.json")
+    try:
+        calls = (load_calls(calls_file) if calls_file is not None
+                 else [{"method": method, "args": list(args), "value": value}])
+        who = parse_address(sender) if sender is not None else DEFAULT_SENDER
+        results = run(file, calls, sender=who, gas=gas)
+    except CompileError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ToolError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        out = results if calls_file is not None else results[0]
+        click.echo(json.dumps(out, indent=2))
+    else:
+        for r in results:
+            click.echo(f"status: {r['status']}")
+            if r["return"] is not None:
+                click.echo(f"return: {r['return']}")
+            click.echo(f"gas used: {r['gas_used']:,}")
+            for ev in r["events"]:
+                fields = ", ".join(f"{k}={v}" for k, v in ev["args"].items())
+                click.echo(f"event: {ev['name']}({fields})")
+            if r["reason"]:
+                click.echo(f"reason: {r['reason']}")
+    if any(r["status"] != "ok" for r in results):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

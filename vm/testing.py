@@ -14,6 +14,7 @@ on first use.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,18 @@ def _encode_args(name: str, inputs: list[dict], args: tuple) -> list[bytes]:
     return [encode_value(i["type"], a) for i, a in zip(inputs, args, strict=True)]
 
 
+@dataclass(frozen=True)
+class CallResult:
+    """How a call went: status (vm.interpreter.Status), decoded return value, gas used,
+    decoded events as (name, fields), revert reason."""
+
+    status: int
+    value: object
+    gas_used: int
+    events: list[tuple[str, dict[str, object]]]
+    reason: str
+
+
 class Contract:
     """A deployed contract: its ABI methods are Python methods (``sender=``, ``value=``,
     ``gas=`` keywords). ``last_events`` holds the decoded events of the last call."""
@@ -116,8 +129,22 @@ class Contract:
         call.__name__ = method["name"]
         return call
 
+    def method_abi(self, name: str) -> dict:
+        for m in self.compiled.abi["methods"]:
+            if m["name"] == name and name != "__init__":
+                return m
+        raise KeyError(f"the contract has no method {name!r}")
+
     def call(self, method: dict, args: tuple, *, sender: bytes, value: int,
              gas: int | None) -> object:
+        result = self.invoke(method, args, sender=sender, value=value, gas=gas)
+        if result.status != Status.OK:
+            raise Reverted(result.status, result.reason)
+        return result.value
+
+    def invoke(self, method: dict, args: tuple, *, sender: bytes, value: int,
+               gas: int | None) -> CallResult:
+        """Call and report how it went, whatever the outcome (the CLI's view)."""
         env = self.env
         encoded = _encode_args(method["name"], method["inputs"], args)
         world = env.world
@@ -132,7 +159,8 @@ class Contract:
         world.forget_journal()
         if out.status != Status.OK:
             self.last_events = []
-            raise Reverted(out.status, out.reason)
+            return CallResult(out.status, None, self.last_gas_used, [], out.reason)
         self.last_events = [(e.name, decode_event(self._events[e.name], e.data))
                             for e in new if e.name in self._events]
-        return None if method["output"] is None else decode_value(method["output"], out.data)
+        result = None if method["output"] is None else decode_value(method["output"], out.data)
+        return CallResult(out.status, result, self.last_gas_used, self.last_events, "")
