@@ -1682,9 +1682,11 @@ _ERRORS = [
     ("with", "@public\ndef f():\n    with x:\n        pass\n", 3, 5, ["with"]),
     ("div", "@view\ndef f(a: uint) -> uint:\n    return a / 2\n", 3, 12, ["/", "//"]),
     ("div-assign", "@public\ndef f():\n    x: uint = 4\n    x /= 2\n", 4, 5, []),
-    ("record", "class Order(Record):\n    amount: uint\n", 1, 1, ["class"]),
-    ("interface", "x: uint\nclass Escrow(Interface):\n    def buyer(i: uint) -> Address: ...\n",
-     2, 1, ["class"]),
+    ("whole-record-read", "class Order(Record):\n    amount: uint\norders: Map[uint, Order]\n"
+     "@view\ndef f() -> uint:\n    x: uint = self.orders[1]\n    return x\n", 6, 15,
+     ["record"]),
+    ("interface-body", "class Escrow(Interface):\n    def buyer(i: uint) -> Address:\n"
+     "        return 1\n", 2, 5, ["interface"]),
     ("plain-class", "class Foo:\n    pass\n", 1, 1, ["class"]),
     ("two-bases", "class E(Event, Record):\n    a: uint\n", 1, 1, ["class"]),
     ("record-type", "orders: Map[uint, Order]\n", 1, 19, ["unknown type", "Order"]),

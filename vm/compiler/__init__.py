@@ -6,8 +6,9 @@ function and refuses what the language does not have, with file, line and column
 code generator (:mod:`.codegen`) lowers the checked contract to VM assembly, which
 :func:`vm.asm.assemble` turns into bytecode.
 
-Work in progress (issue 5): records, interfaces and cross-contract calls are not
-implemented yet and are refused with a compile error.
+Records live in storage and are read and written field by field (or written whole as
+``Name(...)``); an interface call ``Name(address).method(args)`` is a VM ``CALL`` whose
+failure reverts the caller with the callee's reason.
 """
 
 from __future__ import annotations

@@ -12,7 +12,20 @@ import ast
 from dataclasses import dataclass, field
 
 from .errors import CompileError, error_at
-from .types import ADDRESS, BOOL, BY_NAME, BYTES, INT, NONE, STR, UINT, MapType, Type
+from .types import (
+    ADDRESS,
+    BOOL,
+    BY_NAME,
+    BYTES,
+    INT,
+    NONE,
+    STR,
+    UINT,
+    InterfaceMethod,
+    MapType,
+    RecordType,
+    Type,
+)
 
 MAX_LOCALS = 256
 _DECORATORS = {"public", "view", "payable"}
@@ -62,6 +75,8 @@ class Contract:
     constants: dict[str, tuple[Type, object]] = field(default_factory=dict)
     storage: dict[str, StorageVar] = field(default_factory=dict)
     events: dict[str, EventDef] = field(default_factory=dict)
+    records: dict[str, RecordType] = field(default_factory=dict)
+    interfaces: dict[str, dict[str, InterfaceMethod]] = field(default_factory=dict)
     functions: dict[str, Function] = field(default_factory=dict)
     types: dict[ast.AST, Type] = field(default_factory=dict)
 
@@ -105,6 +120,10 @@ class Checker:
     def _type(self, node: ast.expr, *, storage: bool = False) -> Type:
         if isinstance(node, ast.Name) and node.id in BY_NAME:
             return BY_NAME[node.id]
+        if isinstance(node, ast.Name) and node.id in self.contract.records:
+            if not storage:
+                raise self.error(node, "records live in storage: read and write their fields")
+            return self.contract.records[node.id]
         if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
                 and node.value.id == "Map"):
             if not storage:
@@ -186,11 +205,16 @@ class Checker:
 
     def _declare_class(self, node: ast.ClassDef) -> None:
         bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
-        if bases != ["Event"] or node.keywords or node.decorator_list:
-            raise self.error(node, "only events (class X(Event)) are supported as classes")
+        if (bases not in (["Event"], ["Record"], ["Interface"]) or node.keywords
+                or node.decorator_list):
+            raise self.error(node, "classes are events, records or interfaces: class "
+                                   "X(Event), X(Record) or X(Interface)")
         self._fresh_name(node.name, node)
+        if bases == ["Interface"]:
+            self._declare_interface(node)
+            return
         if len(node.name.encode()) > 64:
-            raise self.error(node, "an event name is at most 64 bytes")
+            raise self.error(node, "an event or record name is at most 64 bytes")
         fields = []
         for item in node.body:
             if isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant):
@@ -201,7 +225,37 @@ class Checker:
             if any(item.target.id == f for f, _ in fields):
                 raise self.error(item, f"field {item.target.id} is already declared")
             fields.append((item.target.id, self._type(item.annotation)))
-        self.contract.events[node.name] = EventDef(node.name, fields)
+        if bases == ["Record"]:
+            if not fields:
+                raise self.error(node, "a record has at least one field")
+            self.contract.records[node.name] = RecordType(node.name, tuple(fields))
+        else:
+            self.contract.events[node.name] = EventDef(node.name, fields)
+
+    def _declare_interface(self, node: ast.ClassDef) -> None:
+        methods: dict[str, InterfaceMethod] = {}
+        for item in node.body:
+            if isinstance(item, ast.Expr) and isinstance(item.value, ast.Constant):
+                continue  # docstring
+            if not isinstance(item, ast.FunctionDef) or len(item.body) != 1 \
+                    or not isinstance(item.body[0], ast.Expr) \
+                    or not isinstance(item.body[0].value, ast.Constant) \
+                    or item.body[0].value.value is not Ellipsis:
+                raise self.error(item, "an interface lists methods as def name(args) -> T: ...")
+            decorators = [d.id for d in item.decorator_list if isinstance(d, ast.Name)]
+            if decorators not in ([], ["view"]) or len(decorators) != len(item.decorator_list):
+                raise self.error(item, "an interface method may only be marked @view")
+            params = []
+            for arg in item.args.args:
+                if arg.annotation is None:
+                    raise self.error(arg, f"parameter {arg.arg} needs a type")
+                params.append((arg.arg, self._type(arg.annotation)))
+            returns = None if item.returns is None else self._type(item.returns)
+            if item.name in methods:
+                raise self.error(item, f"method {item.name} is already declared")
+            methods[item.name] = InterfaceMethod(item.name, tuple(params), returns,
+                                                 bool(decorators))
+        self.contract.interfaces[node.name] = methods
 
     def _declare_function(self, node: ast.FunctionDef) -> None:
         self._fresh_name(node.name, node)
@@ -303,7 +357,11 @@ class Checker:
         elif isinstance(node, ast.Assign):
             if len(node.targets) != 1:
                 raise self.error(node, "assign one target at a time")
-            self._expect(node.value, self._target(node.targets[0]))
+            target = self._target(node.targets[0])
+            if isinstance(target, RecordType):
+                self._record_value(node.value, target)
+            else:
+                self._expect(node.value, target)
         elif isinstance(node, ast.AugAssign):
             target = self._target(node.target)
             if type(node.op) not in _BINOPS or not target.is_integer:
@@ -386,14 +444,34 @@ class Checker:
         self.contract.types[node] = type_
         return type_
 
+    def _record_value(self, node: ast.expr, record: RecordType) -> None:
+        """A whole record written at once: Name(field values, in order)."""
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == record.name) or node.keywords:
+            raise self.error(node, f"assign a whole {record.name} as {record.name}(...)")
+        if len(node.args) != len(record.fields):
+            raise self.error(node, f"{record.name} takes {len(record.fields)} fields, in order")
+        for arg, (_, t) in zip(node.args, record.fields, strict=True):
+            self._expect(arg, t)
+        self.contract.types[node] = record
+
     def _storage_ref(self, node: ast.expr) -> Type:
-        """The type of self.var or self.map[k]...[k] (keys checked)."""
+        """The type of self.var, self.map[k]...[k] or a record field of either (keys
+        checked)."""
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
                 and node.value.id == "self":
             var = self.contract.storage.get(node.attr)
             if var is None:
                 raise self.error(node, f"no storage variable {node.attr}")
             return var.type
+        if isinstance(node, ast.Attribute):
+            outer = self._storage_ref(node.value)
+            if not isinstance(outer, RecordType):
+                raise self.error(node, f"{ast.unparse(node.value)} has no fields")
+            t = outer.field(node.attr)
+            if t is None:
+                raise self.error(node, f"{outer.name} has no field {node.attr}")
+            return t
         if isinstance(node, ast.Subscript):
             outer = self._storage_ref(node.value)
             if not isinstance(outer, MapType):
@@ -479,16 +557,20 @@ class Checker:
                          ("self", "address"): ADDRESS, ("self", "balance"): UINT}
                 if (base.id, node.attr) in known:
                     return known[(base.id, node.attr)]
-                if base.id == "self":
-                    t = self._storage_ref(node)
-                    if isinstance(t, MapType):
-                        raise self.error(node, "a map is used by indexing it")
-                    return t
-            raise self.error(node, f"unknown attribute {ast.unparse(node)}")
+                if base.id != "self":
+                    raise self.error(node, f"unknown attribute {ast.unparse(node)}")
+            t = self._storage_ref(node)
+            if isinstance(t, MapType):
+                raise self.error(node, "a map is used by indexing it")
+            if isinstance(t, RecordType):
+                raise self.error(node, "read a record's fields one at a time")
+            return t
         if isinstance(node, ast.Subscript):
             t = self._storage_ref(node)
             if isinstance(t, MapType):
                 raise self.error(node, "index the map down to a value")
+            if isinstance(t, RecordType):
+                raise self.error(node, "read a record's fields one at a time")
             return t
         if isinstance(node, ast.BinOp):
             if type(node.op) not in _BINOPS:
@@ -576,6 +658,24 @@ class Checker:
                 self._expect(arg, t)
             fn.calls.add(callee.name)
             return callee.returns or NONE
+        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)
+                and isinstance(func.value.func, ast.Name)
+                and func.value.func.id in self.contract.interfaces):
+            wrap = func.value
+            iface = self.contract.interfaces[func.value.func.id]  # type: ignore[attr-defined]
+            if len(wrap.args) != 1 or wrap.keywords:
+                raise self.error(wrap, "an interface wraps one address: Name(address)")
+            self._expect(wrap.args[0], ADDRESS)
+            method = iface.get(func.attr)
+            if method is None:
+                raise self.error(node, f"the interface has no method {func.attr}")
+            if len(node.args) != len(method.params):
+                raise self.error(node, f"{func.attr} takes {len(method.params)} arguments")
+            for arg, (_, t) in zip(node.args, method.params, strict=True):
+                self._expect(arg, t)
+            if not method.view:
+                fn.writes = True  # the callee may change state
+            return method.returns or NONE
         raise self.error(node, f"cannot call {ast.unparse(func)}")
 
 

@@ -21,11 +21,16 @@ from __future__ import annotations
 import ast
 
 from .checker import _BINOPS, _COMPARE, Contract, Function
-from .types import ADDRESS, BOOL, BYTES, INT, STR, UINT, MapType, Type
+from .types import ADDRESS, BOOL, BYTES, INT, STR, UINT, MapType, RecordType, Type
 
 _ARITH = {("+", False): "ADD", ("-", False): "SUB", ("*", False): "MUL", ("//", False): "DIV",
           ("%", False): "MOD", ("**", False): "EXP", ("+", True): "SADD", ("-", True): "SSUB",
           ("*", True): "SMUL", ("//", True): "SDIV", ("%", True): "SMOD"}
+
+
+def _field_key(name: str) -> bytes:
+    raw = name.encode()
+    return bytes([len(raw)]) + raw
 
 
 def _bytes_lit(data: bytes) -> str:
@@ -265,9 +270,15 @@ class CodeGen:
         self.place(end)
 
     def _storage_key(self, node: ast.expr) -> None:
-        """Push the storage key of self.var or self.map[k]...[k]."""
-        if isinstance(node, ast.Attribute):
+        """Push the storage key of self.var, self.map[k]...[k], or a record field of
+        either (the record's key, then the field's length-prefixed name)."""
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             self.emit("PUSHB", _bytes_lit(self.c.storage[node.attr].key))
+            return
+        if isinstance(node, ast.Attribute):
+            self._storage_key(node.value)
+            self.emit("PUSHB", _bytes_lit(_field_key(node.attr)))
+            self.emit("CONCAT")
             return
         assert isinstance(node, ast.Subscript)
         self._storage_key(node.value)
@@ -295,6 +306,16 @@ class CodeGen:
             return
         t = self.c.types[target]
         self._storage_key(target)
+        if isinstance(t, RecordType):  # field by field, under one key
+            for arg, (name, field_type) in zip(value.args, t.fields, strict=True):  # type: ignore[attr-defined]
+                self.emit("DUP", 0)
+                self.emit("PUSHB", _bytes_lit(_field_key(name)))
+                self.emit("CONCAT")
+                self._expr(arg)
+                self._to_bytes(field_type)
+                self.emit("SSTORE")
+            self.emit("POP")
+            return
         self._expr(value)
         self._to_bytes(t)
         self.emit("SSTORE")
@@ -433,9 +454,32 @@ class CodeGen:
             self.emit("SHA256" if func.id == "sha256" else "LEN")
             return
         assert isinstance(func, ast.Attribute)
+        if isinstance(func.value, ast.Call):  # Interface(address).method(args)
+            self._external_call(node, func)
+            return
         for arg in node.args:
             self._expr(arg)
         self.emit("CALLI", f"f_{func.attr}", len(node.args))
+
+    def _external_call(self, node: ast.Call, func: ast.Attribute) -> None:
+        """CALL another contract; its failure reverts this call with its reason."""
+        wrap = func.value
+        method = self.c.interfaces[wrap.func.id][func.attr]  # type: ignore[attr-defined]
+        self._expr(wrap.args[0])  # type: ignore[attr-defined]
+        self.emit("PUSHI", 0)
+        self.emit("PUSHB", _bytes_lit(func.attr.encode()))
+        for arg, (_, t) in zip(node.args, method.params, strict=True):
+            self._expr(arg)
+            self._to_bytes(t)
+        self.emit("CALL", len(node.args))
+        ok = self.label("called")
+        self.emit("JUMPI", ok)
+        self.emit("REVERT")  # the callee's reason
+        self.place(ok)
+        if method.returns is None:
+            self.emit("POP")
+        else:
+            self._decode_arg(method.returns, f"{func.attr} returned a bad value")
 
 
 _ENV = {("msg", "sender"): ["CALLER"], ("msg", "value"): ["CALLVALUE"],

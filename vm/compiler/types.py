@@ -38,6 +38,24 @@ class MapType(Type):
         return f"Map[{self.key}, {self.value}]"
 
 
+@dataclass(frozen=True)
+class RecordType(Type):
+    """A record stored field by field: ``class Order(Record)``."""
+
+    fields: tuple[tuple[str, Type], ...]
+
+    def field(self, name: str) -> Type | None:
+        return dict(self.fields).get(name)
+
+
+@dataclass(frozen=True)
+class InterfaceMethod:
+    name: str
+    params: tuple[tuple[str, Type], ...]
+    returns: Type | None
+    view: bool
+
+
 UINT = Type("uint")
 INT = Type("int")
 BOOL = Type("bool")
