@@ -11,6 +11,9 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from chain.address import address_from_text
+from chain.errors import InvalidAddress
+
 from .errors import CompileError, error_at
 from .types import (
     ADDRESS,
@@ -150,6 +153,11 @@ class Checker:
                 raise self.error(node, "a constant is NAME: constant(T) = value")
             type_ = self._type(ann.args[0])
             value = self._constant_value(node.value)
+            if type_ is ADDRESS and isinstance(value, str):  # "agora1..." text
+                try:
+                    value = address_from_text(value)
+                except InvalidAddress as exc:
+                    raise self.error(node.value, f"not an address: {exc}") from None
             if not self._fits(value, type_):
                 raise self.error(node.value, f"{value!r} is not a {type_}")
             self.contract.constants[name] = (type_, value)
@@ -201,6 +209,8 @@ class Checker:
             return type(value) is str
         if type_ is BYTES:
             return type(value) is bytes
+        if type_ is ADDRESS:
+            return type(value) is bytes and len(value) == 20
         return False
 
     def _declare_class(self, node: ast.ClassDef) -> None:
