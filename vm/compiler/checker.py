@@ -308,7 +308,8 @@ class Checker:
         if name in c.constants or name in c.storage or name in c.events or name in c.functions:
             raise self.error(node, f"{name} is already declared")
         if name in BY_NAME or name in ("msg", "block", "self", "Map", "Event", "send",
-                                       "emit", "sha256", "len", "range"):
+                                       "emit", "sha256", "len", "range", "slice", "to_uint",
+                                       "to_address", "Record", "Interface"):
             raise self.error(node, f"{name} is a reserved name")
 
     # ------------------------------------------------------------ functions
@@ -653,6 +654,18 @@ class Checker:
                 if t not in (BYTES, STR):
                     raise self.error(node, "len is for bytes and str")
                 return UINT
+            if func.id == "slice":
+                if len(node.args) != 3:
+                    raise self.error(node, "slice takes bytes, a start and a length")
+                self._expect(node.args[0], BYTES)
+                self._expect(node.args[1], UINT)
+                self._expect(node.args[2], UINT)
+                return BYTES
+            if func.id in ("to_uint", "to_address"):
+                if len(node.args) != 1:
+                    raise self.error(node, f"{func.id} takes one bytes value")
+                self._expect(node.args[0], BYTES)
+                return UINT if func.id == "to_uint" else ADDRESS
             if func.id in ("emit", "send"):
                 raise self.error(node, f"{func.id}(...) is a statement, not a value")
             raise self.error(node, f"unknown function {func.id}")

@@ -450,8 +450,14 @@ class CodeGen:
     def _call(self, node: ast.Call) -> None:
         func = node.func
         if isinstance(func, ast.Name):
-            self._expr(node.args[0])
-            self.emit("SHA256" if func.id == "sha256" else "LEN")
+            for arg in node.args:
+                self._expr(arg)
+            if func.id == "to_uint":
+                self._decode_arg(UINT, "to_uint: more than 32 bytes")
+            elif func.id == "to_address":
+                self._decode_arg(ADDRESS, "to_address: not 20 bytes")
+            else:
+                self.emit({"sha256": "SHA256", "len": "LEN", "slice": "SLICE"}[func.id])
             return
         assert isinstance(func, ast.Attribute)
         if isinstance(func.value, ast.Call):  # Interface(address).method(args)
