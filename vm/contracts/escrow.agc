@@ -295,10 +295,12 @@ def settle(order_id: uint, to_buyer: uint):
     # states the same amount.
     self.in_state(order_id, DISPUTED)
     assert to_buyer <= self.orders[order_id].amount, "more than the order holds"
-    if msg.sender == self.orders[order_id].buyer:
+    is_buyer: bool = msg.sender == self.orders[order_id].buyer
+    is_merchant: bool = msg.sender == self.orders[order_id].merchant
+    assert is_buyer or is_merchant, "only buyer or merchant"
+    if is_buyer:  # (one address may be both: then it agrees with itself)
         self.orders[order_id].buyer_offer = to_buyer + 1
-    else:
-        self.only_merchant(order_id)
+    if is_merchant:
         self.orders[order_id].merchant_offer = to_buyer + 1
     if self.orders[order_id].buyer_offer == self.orders[order_id].merchant_offer:
         held: uint = self.orders[order_id].amount
