@@ -23,18 +23,16 @@ import sys
 import tempfile
 import time
 
+from bench.chain import BenchChain, validator_entries
 from chain.address import address_to_text
-from chain.block import Block, CommitCertificate, Header, Vote, VoteKind
 from chain.genesis import Genesis
-from chain.hashing import ZERO_HASH, sha256
+from chain.hashing import sha256
 from chain.keys import PrivateKey
-from chain.merkle import merkle_root
 from chain.tx import Transaction, Transfer
-from chain.validators import Validator, ValidatorSet
 from storage.kv import LevelDBKV, MemoryKV
 from storage.state import StateTree
 from vm.asm import assemble
-from vm.executor import TX_BYTE_GAS, TX_GAS, BlockContext, Executor
+from vm.executor import TX_BYTE_GAS, TX_GAS
 from vm.interpreter import BlockEnv, Machine, Status
 from vm.program import load_program
 from vm.world import WorldState
@@ -57,21 +55,19 @@ loop:
 
 
 def transfers(args: argparse.Namespace) -> None:
-    validators = [PrivateKey.from_seed_text(f"bench-validator-{i}") for i in range(4)]
-    vset = ValidatorSet(Validator(k.public_key, 1) for k in validators)
     n_senders = args.block
     senders = [PrivateKey.from_seed_text(f"bench-sender-{i}") for i in range(n_senders)]
     genesis = Genesis.from_dict({
         "chain_id": CHAIN,
         "genesis_time": "2026-01-01T00:00:00Z",
-        "validators": [{"public_key": k.public_key.hex(), "power": 1} for k in validators],
+        "validators": validator_entries(),
         "balances": [{"address": address_to_text(k.address), "amount": str(10**24)}
                      for k in senders],
     })
     path = tempfile.mkdtemp(prefix="agora-bench-vm-")
     kv = LevelDBKV(path)
     try:
-        ex = Executor(kv, genesis)
+        chain = BenchChain(kv, genesis)
         print(f"signing {args.blocks * args.block:,} transfers ...", flush=True)
         gas = TX_GAS + TX_BYTE_GAS * 200
         blocks_txs = []
@@ -81,49 +77,26 @@ def transfers(args: argparse.Namespace) -> None:
                 to = sha256(b"recipient" + (b * n_senders + i).to_bytes(8, "big"))[:20]
                 txs.append(Transaction.create(k, CHAIN, b, Transfer(to, 1_000 + i),
                                               gas_limit=gas, gas_price=1))
-            for tx in txs:
-                ex.verify_signature(tx)  # the mempool's work, not the block's
             blocks_txs.append(txs)
         times = []
-        last_commit = None
         profile = cProfile.Profile() if args.profile else None
         for b, txs in enumerate(blocks_txs):
-            height = ex.height + 1
-            time_ms = genesis.time_ms + 1000 * height
-            proposer = validators[height % 4].address
-            execution = ex.execute(txs, BlockContext(height, time_ms, proposer))
-            parent = ex.blocks.header(height - 1) if height > 1 else None
-            header = Header(CHAIN, height, time_ms,
-                            parent.hash if parent else genesis.hash,
-                            merkle_root([t.encode() for t in txs]), execution.receipts_root,
-                            execution.state_root, vset.hash, vset.hash, proposer, len(txs),
-                            sha256(last_commit.encode()) if last_commit else ZERO_HASH)
-            block = Block(header, tuple(txs), last_commit)
-            cert = CommitCertificate.from_votes(
-                Vote.create(k, CHAIN, VoteKind.COMMIT, height, 0, block.hash)
-                for k in validators
-            )
-            # A validator's work from here: execute the proposal, commit it.
-            block = Block.decode(block.encode())  # as received: no cached encodings
-            for tx in block.txs:
-                ex.verify_signature(tx)  # a cache hit: signatures were checked at the mempool
-            if profile is not None and b == len(blocks_txs) - 1:
+            last = b == len(blocks_txs) - 1
+            if profile is not None and last:
                 profile.enable()
-            t = time.perf_counter()
-            root, _ = ex.execute_block(block)
-            ex.commit(block, cert)
-            times.append(time.perf_counter() - t)
-            if profile is not None:
+            elapsed, receipts = chain.run(txs)
+            if profile is not None and last:
                 profile.disable()
-            assert root == header.state_root
-            last_commit = cert
+            assert all(r.status == 0 for r in receipts)
+            times.append(elapsed)
         per_block = statistics.median(times)
         print(f"transfers: {args.block / per_block:,.0f} tx/s through execute_block + commit "
               f"(median block {per_block * 1000:.0f} ms, best {min(times) * 1000:.0f} ms, "
               f"worst {max(times) * 1000:.0f} ms; {args.block:,} txs/block, "
               f"{len(times)} blocks, synced batch, signatures excluded)")
         if profile is not None:
-            print("profile of the last block (execute_block + commit), by own time:")
+            print("profile of the last block (proposal, execute_block and commit), by own "
+                  "time:")
             pstats.Stats(profile).sort_stats("tottime").print_stats(18)
     finally:
         kv.close()
