@@ -20,7 +20,8 @@ def u(n: int) -> bytes:
 def test_an_order_and_its_review_through_blocks_with_genesis_contracts() -> None:
     """Genesis writes the storage the constructors would have written: the escrow
     knows its token, the token lets escrow and reviews mint, reviews know both."""
-    chain = TestChain(genesis=make_genesis(contracts=genesis_contracts(review_reward=7)))
+    chain = TestChain(genesis=make_genesis(contracts=genesis_contracts(
+        review_reward=7, token_balances={BOB.address: 3_000})))
     buyer, merchant = ALICE, BOB
     place = chain.call(buyer, ESCROW_ADDRESS, "place_order",
                        [merchant.address, NOBODY, u(0), NOBODY, u(HOUR), u(HOUR), u(HOUR),
@@ -44,3 +45,8 @@ def test_an_order_and_its_review_through_blocks_with_genesis_contracts() -> None
                                                [buyer.address])
     # the buyer reward (1% of 10,000) on completion, and the review reward
     assert (status, int.from_bytes(data, "big")) == (Status.OK, 100 + 7)
+    # tokens genesis gave the merchant, and the supply that counts them
+    for method, args, expected in (("balance_of", [merchant.address], 3_000),
+                                   ("total_supply", [], 3_000 + 107)):
+        status, data, _ = chain.executor.call_view(buyer.address, TOKEN_ADDRESS, method, args)
+        assert (status, int.from_bytes(data, "big")) == (Status.OK, expected)

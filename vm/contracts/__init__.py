@@ -35,9 +35,12 @@ def genesis_contracts(
     buyer_bps: int = 100,
     max_arbiter_fee_bps: int = 1_000,
     review_reward: int = 10**18,
+    token_balances: dict[bytes, int] | None = None,
 ) -> list[dict]:
     """The ``contracts`` entries of a genesis file: token, escrow and reviews at their
-    fixed addresses (chain.system), configured as their constructors would be."""
+    fixed addresses (chain.system), configured as their constructors would be, with
+    ``token_balances`` minted by genesis (the one minter besides escrow and reviews)."""
+    token_balances = token_balances or {}
     token = compile_file(HERE / "token.agc")
     escrow = compile_file(HERE / "escrow.agc")
     reviews = compile_file(HERE / "reviews.agc")
@@ -46,6 +49,8 @@ def genesis_contracts(
         (TOKEN_ADDRESS, token.code, {
             storage_key("minters", ESCROW_ADDRESS): true,
             storage_key("minters", REVIEWS_ADDRESS): true,
+            storage_key("supply"): _uint(sum(token_balances.values())),
+            **{storage_key("balances", a): _uint(v) for a, v in token_balances.items()},
         }),
         (ESCROW_ADDRESS, escrow.code, {
             storage_key("token"): TOKEN_ADDRESS,
