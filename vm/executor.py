@@ -55,7 +55,7 @@ from storage.kv import KVStore
 from storage.state import StateTree, StateUpdate
 
 from .errors import InvalidBlock, InvalidCode, InvalidTx, NotExecuted, WrongStore
-from .interpreter import INIT_METHOD, BlockEnv, Machine, Status, fit_reason
+from .interpreter import BlockEnv, Machine, Status, fit_reason
 from .program import Program, load_program
 from .world import WorldState
 
@@ -322,16 +322,10 @@ class Executor:
         except InvalidCode as exc:
             gas_box[0] = 0
             return Status.ERROR, b"", str(exc)
-        address = contract_address(sender, nonce)
-        checkpoint = world.checkpoint()
-        world.set_code(address, action.code)
-        out = machine.call(sender, address, INIT_METHOD, args, action.value, gas_box[0],
-                           program=program)
+        out = machine.deploy(sender, contract_address(sender, nonce), program, args,
+                             action.value, gas_box[0])
         gas_box[0] = out.gas_left
-        if out.status != Status.OK:
-            world.revert(checkpoint)  # no contract without a successful constructor
-            return out.status, b"", out.reason
-        return Status.OK, address, ""
+        return out.status, out.data, out.reason
 
     def execute(self, txs: list[Transaction] | tuple[Transaction, ...],
                 ctx: BlockContext) -> Execution:

@@ -118,6 +118,7 @@ class Host(Protocol):
     def sload(self, contract: bytes, key: bytes) -> bytes: ...
     def sstore(self, contract: bytes, key: bytes, value: bytes) -> None: ...
     def program(self, address: bytes) -> Program | None: ...
+    def set_code(self, address: bytes, code: bytes) -> None: ...
     def emit(self, event: Event) -> None: ...
     def event_count(self) -> int: ...
     def checkpoint(self) -> object: ...
@@ -204,6 +205,22 @@ class Machine:
             host.revert(checkpoint)
             return Outcome(fault.status, b"", fit_reason(fault.reason), fault.gas_left)
         return Outcome(Status.OK, data, "", gas_left)
+
+    def deploy(
+        self, caller: bytes, address: bytes, program: Program, args: list[bytes], value: int,
+        gas: int,
+    ) -> Outcome:
+        """Place ``program`` at ``address`` and run its constructor (method ``__init__``);
+        if the constructor fails there is no contract. The data of a successful
+        outcome is the new address."""
+        host = self.host
+        checkpoint = host.checkpoint()
+        host.set_code(address, program.code)
+        out = self.call(caller, address, INIT_METHOD, args, value, gas, program=program)
+        if out.status != Status.OK:
+            host.revert(checkpoint)
+            return out
+        return out._replace(data=address)
 
     def _run(
         self,

@@ -24,7 +24,7 @@ from storage.state import StateTree
 from .compiler import Compiled, compile_file, compile_source
 from .compiler.abi import decode_event, decode_value, encode_value
 from .executor import contract_address
-from .interpreter import INIT_METHOD, BlockEnv, Machine, Status
+from .interpreter import BlockEnv, Machine, Status
 from .program import load_program
 from .world import WorldState
 
@@ -72,13 +72,9 @@ class Env:
         encoded = _encode_args("__init__", inputs, args)
         self._nonce += 1
         address = contract_address(sender, self._nonce)
-        machine = self._machine(sender)
-        checkpoint = self.world.checkpoint()
-        self.world.set_code(address, compiled.code)
-        out = machine.call(sender, address, INIT_METHOD, encoded, value, self.gas,
-                           program=load_program(compiled.code))
+        out = self._machine(sender).deploy(sender, address, load_program(compiled.code),
+                                           encoded, value, self.gas)
         if out.status != Status.OK:
-            self.world.revert(checkpoint)
             raise Reverted(out.status, out.reason)
         return Contract(self, address, compiled)
 

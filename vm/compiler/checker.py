@@ -28,6 +28,7 @@ from .types import (
     MapType,
     RecordType,
     Type,
+    name_key,
 )
 
 MAX_LOCALS = 256
@@ -171,7 +172,7 @@ class Checker:
             raise self.error(node, "a storage variable's name is at most 255 bytes")
         if name in ("address", "balance"):
             raise self.error(node, f"self.{name} is reserved (the contract's {name})")
-        self.contract.storage[name] = StorageVar(name, type_, bytes([len(raw)]) + raw)
+        self.contract.storage[name] = StorageVar(name, type_, name_key(name))
 
     def _constant_value(self, node: ast.expr) -> object:
         """Evaluate a constant expression of literals and earlier constants."""

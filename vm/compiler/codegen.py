@@ -21,16 +21,11 @@ from __future__ import annotations
 import ast
 
 from .checker import _BINOPS, _COMPARE, Contract, Function
-from .types import ADDRESS, BOOL, BYTES, INT, STR, UINT, MapType, RecordType, Type
+from .types import ADDRESS, BOOL, BYTES, INT, STR, UINT, MapType, RecordType, Type, name_key
 
 _ARITH = {("+", False): "ADD", ("-", False): "SUB", ("*", False): "MUL", ("//", False): "DIV",
           ("%", False): "MOD", ("**", False): "EXP", ("+", True): "SADD", ("-", True): "SSUB",
           ("*", True): "SMUL", ("//", True): "SDIV", ("%", True): "SMOD"}
-
-
-def _field_key(name: str) -> bytes:
-    raw = name.encode()
-    return bytes([len(raw)]) + raw
 
 
 def _bytes_lit(data: bytes) -> str:
@@ -277,7 +272,7 @@ class CodeGen:
             return
         if isinstance(node, ast.Attribute):
             self._storage_key(node.value)
-            self.emit("PUSHB", _bytes_lit(_field_key(node.attr)))
+            self.emit("PUSHB", _bytes_lit(name_key(node.attr)))
             self.emit("CONCAT")
             return
         assert isinstance(node, ast.Subscript)
@@ -309,7 +304,7 @@ class CodeGen:
         if isinstance(t, RecordType):  # field by field, under one key
             for arg, (name, field_type) in zip(value.args, t.fields, strict=True):  # type: ignore[attr-defined]
                 self.emit("DUP", 0)
-                self.emit("PUSHB", _bytes_lit(_field_key(name)))
+                self.emit("PUSHB", _bytes_lit(name_key(name)))
                 self.emit("CONCAT")
                 self._expr(arg)
                 self._to_bytes(field_type)

@@ -56,6 +56,14 @@ class InterfaceMethod:
     view: bool
 
 
+def name_key(name: str) -> bytes:
+    """The storage key part for a variable or record field: its length-prefixed name
+    (a map key follows as 32 bytes for integers, 20 for addresses, a SHA-256 for byte
+    strings, so a key never runs into the next)."""
+    raw = name.encode()
+    return bytes([len(raw)]) + raw
+
+
 UINT = Type("uint")
 INT = Type("int")
 BOOL = Type("bool")

@@ -14,14 +14,15 @@ from chain.address import address_to_text
 from chain.system import ESCROW_ADDRESS, REVIEWS_ADDRESS, TOKEN_ADDRESS
 
 from ..compiler import compile_file
+from ..compiler.types import name_key
 
 HERE = Path(__file__).resolve().parent
 DAY_MS = 24 * 3600 * 1000
 
 
 def storage_key(variable: str, *map_keys: bytes) -> bytes:
-    name = variable.encode()
-    return bytes([len(name)]) + name + b"".join(map_keys)
+    """The key the compiled code uses for ``variable`` (indexed by ``map_keys``)."""
+    return name_key(variable) + b"".join(map_keys)
 
 
 def _uint(n: int) -> bytes:
