@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import time
 
-from chain.block import Block, CommitCertificate, Header, Vote, VoteKind
+from chain.block import Block, CommitCertificate, Vote, VoteKind
 from chain.genesis import Genesis
-from chain.hashing import ZERO_HASH, sha256
 from chain.keys import PrivateKey
-from chain.merkle import merkle_root
 from chain.tx import Transaction
 from chain.validators import Validator, ValidatorSet
 from storage.kv import KVStore
-from vm.executor import BlockContext, Executor
+from vm.executor import Executor
 
 VALIDATORS = [PrivateKey.from_seed_text(f"bench-validator-{i}") for i in range(4)]
 
@@ -36,17 +34,11 @@ class BenchChain:
         for tx in txs:
             ex.verify_signature(tx)  # the mempool's work, not the block's
         height = ex.height + 1
-        time_ms = self.genesis.time_ms + 1000 * height
-        proposer = VALIDATORS[height % 4].address
-        execution = ex.execute(txs, BlockContext(height, time_ms, proposer))
-        parent = ex.blocks.header(height - 1) if height > 1 else None
-        header = Header(self.genesis.chain_id, height, time_ms,
-                        parent.hash if parent else self.genesis.hash,
-                        merkle_root([t.encode() for t in txs]), execution.receipts_root,
-                        execution.state_root, self.vset.hash, self.vset.hash, proposer,
-                        len(txs), sha256(self.last_commit.encode()) if self.last_commit
-                        else ZERO_HASH)
-        block = Block(header, tuple(txs), self.last_commit)
+        block = ex.build_block(txs, time_ms=self.genesis.time_ms + 1000 * height,
+                               proposer=VALIDATORS[height % 4].address,
+                               validators_hash=self.vset.hash,
+                               next_validators_hash=self.vset.hash, last_commit=self.last_commit)
+        header = block.header
         cert = CommitCertificate.from_votes(
             Vote.create(k, self.genesis.chain_id, VoteKind.COMMIT, height, 0, block.hash)
             for k in VALIDATORS

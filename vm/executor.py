@@ -40,6 +40,7 @@ import msgpack
 from chain.block import (
     Block,
     CommitCertificate,
+    Header,
     Receipt,
     ReceiptStatus,
     receipts_root,
@@ -49,6 +50,8 @@ from chain.block import (
 )
 from chain.errors import InvalidGenesis, InvalidTransaction
 from chain.genesis import Genesis
+from chain.hashing import ZERO_HASH, sha256
+from chain.merkle import merkle_root
 from chain.tx import Call, Deploy, Transaction, Transfer
 from storage.blockstore import BlockStore
 from storage.kv import KVStore
@@ -359,6 +362,32 @@ class Executor:
         update = self.tree.prepare(world.writes, ctx.height)
         return Execution(ctx.height, update.root_hash, receipts, update,
                          receipts_root(receipts), gas_used, fees)
+
+    def build_block(
+        self,
+        txs: list[Transaction] | tuple[Transaction, ...],
+        *,
+        time_ms: int,
+        proposer: bytes,
+        validators_hash: bytes,
+        next_validators_hash: bytes,
+        last_commit: CommitCertificate | None,
+    ) -> Block:
+        """The proposer's block of ``txs`` on top of the committed state, its header
+        carrying the roots that executing them gives. Like any other proposal it goes
+        through :meth:`execute_block` before :meth:`commit`. Raises InvalidBlock if a
+        transaction cannot be applied."""
+        height = self.height + 1
+        execution = self.execute(txs, BlockContext(height, time_ms, proposer))
+        parent = self.blocks.header(height - 1) if height > 1 else None
+        header = Header(
+            self.chain_id, height, time_ms,
+            parent.hash if parent is not None else self._genesis_hash,
+            merkle_root([t.encode() for t in txs]), execution.receipts_root,
+            execution.state_root, validators_hash, next_validators_hash, proposer, len(txs),
+            sha256(last_commit.encode()) if last_commit is not None else ZERO_HASH,
+        )
+        return Block(header, tuple(txs), last_commit)
 
     def execute_block(self, block: Block) -> tuple[bytes, list[Receipt]]:
         """Execute a proposed block on a scratch state: (state root, receipts). The

@@ -8,16 +8,14 @@ the header), certifies it with fixed validator keys, and commits it. Keys come f
 
 from __future__ import annotations
 
-from chain.block import Block, CommitCertificate, Header, Receipt, Vote, VoteKind
+from chain.block import Block, CommitCertificate, Receipt, Vote, VoteKind
 from chain.genesis import Genesis
-from chain.hashing import ZERO_HASH, sha256
 from chain.keys import PrivateKey
-from chain.merkle import merkle_root
 from chain.tx import Call, Deploy, Transaction, Transfer
 from chain.validators import Validator, ValidatorSet
 from storage.kv import KVStore, MemoryKV
 from vm.asm import assemble
-from vm.executor import BlockContext, Executor, contract_address, encode_args
+from vm.executor import Executor, contract_address, encode_args
 
 CHAIN = "agora-vm-test"
 GENESIS_TIME_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -114,20 +112,11 @@ class TestChain:
 
     def build(self, txs: list[Transaction], proposer: bytes = PROPOSER) -> Block:
         """The block a proposer makes of ``txs`` on top of the committed state."""
-        height = self.height + 1
-        time_ms = GENESIS_TIME_MS + height * BLOCK_INTERVAL_MS
-        execution = self.executor.execute(txs, BlockContext(height, time_ms, proposer))
-        parent = self.executor.blocks.header(height - 1) if height > 1 else None
-        header = Header(
-            CHAIN, height, time_ms,
-            parent.hash if parent is not None else self.genesis.hash,
-            merkle_root([t.encode() for t in txs]),
-            execution.receipts_root,
-            execution.state_root,
-            vset().hash, vset().hash, proposer, len(txs),
-            sha256(self.last_commit.encode()) if self.last_commit is not None else ZERO_HASH,
+        return self.executor.build_block(
+            txs, time_ms=GENESIS_TIME_MS + (self.height + 1) * BLOCK_INTERVAL_MS,
+            proposer=proposer, validators_hash=vset().hash, next_validators_hash=vset().hash,
+            last_commit=self.last_commit,
         )
-        return Block(header, tuple(txs), self.last_commit)
 
     def certify(self, block: Block) -> CommitCertificate:
         votes = [Vote.create(k, CHAIN, VoteKind.COMMIT, block.height, 0, block.hash)
