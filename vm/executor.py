@@ -298,9 +298,9 @@ class Executor:
         gas_used = tx.gas_limit - gas_box[0]
         fee = gas_used * price
         world.add_balance(sender, max_fee - fee)  # the unused gas back
-        events = tuple(world.events) if status == Status.OK else ()
-        world.events = []
-        world.forget_journal()
+        # A failed call rolled its events back with its writes; the next transaction
+        # starts a fresh event list and journal.
+        events = tuple(world.events)
         return Receipt(status, gas_used, data, fit_reason(reason), events), fee
 
     def _run_action(
