@@ -380,7 +380,12 @@ def pack(raw: Any) -> bytes:
 
 
 def unpack(
-    data: bytes, max_size: int = MAX_DECODE_SIZE, what: str = "value", *, plain: bool = True
+    data: bytes,
+    max_size: int = MAX_DECODE_SIZE,
+    what: str = "value",
+    *,
+    plain: bool = True,
+    max_arrays: int | None = None,
 ) -> Any:
     """Unpack canonical msgpack bytes into plain objects, or raise DecodeError.
 
@@ -389,6 +394,11 @@ def unpack(
     ``plain`` (the default) it also walks the result to refuse floats, maps and
     extension types; record decoding skips that walk because every field kind refuses
     them anyway.
+
+    ``max_arrays`` caps how many arrays the input may hold. An empty array is one byte
+    on the wire but a Python list of some 60 bytes, so input from the network whose
+    shape is known (a few arrays at most) sets it to stop that amplification while
+    unpacking, before the lists exist.
     """
     if type(data) is not bytes:
         if isinstance(data, bytearray | memoryview):
@@ -399,12 +409,14 @@ def unpack(
         raise DecodeError(f"{what}: {len(data)} bytes exceeds the limit of {max_size}")
     if not data:
         raise DecodeError(f"{what}: empty input")
+    hook = None if max_arrays is None else _ArrayBudget(max_arrays, what)
     try:
         raw = msgpack.unpackb(
             data,
             raw=False,
             use_list=True,
             strict_map_key=True,
+            list_hook=hook,
         )
     except msgpack.ExtraData:
         raise DecodeError(f"{what}: trailing bytes after the value") from None
@@ -421,6 +433,22 @@ def unpack(
     if again != data:
         raise DecodeError(f"{what}: not in canonical encoding")
     return raw
+
+
+class _ArrayBudget:
+    """A msgpack ``list_hook`` that refuses input holding more than ``limit`` arrays."""
+
+    __slots__ = ("left", "what")
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.left = limit
+        self.what = what
+
+    def __call__(self, items: list[Any]) -> list[Any]:
+        self.left -= 1
+        if self.left < 0:
+            raise DecodeError(f"{self.what}: more nested arrays than this message may hold")
+        return items
 
 
 def _refuse_floats_and_maps(raw: Any, what: str) -> None:

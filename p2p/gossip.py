@@ -1,0 +1,99 @@
+"""Transaction gossip bookkeeping, sans-I/O: who knows which transaction.
+
+Two bounded sets do the work. ``seen`` holds every transaction hash this node has
+received or published, so a transaction that arrives again over another link is not
+handed to the mempool twice. ``known[peer]`` holds the hashes a peer is known to have
+— because it sent them to us or we sent them to it — so nothing is sent twice over a
+link and nothing is echoed back to the peer it came from. Outgoing transactions wait in
+a per-peer outbox until the connection layer takes them as one batch.
+
+Both sets forget their oldest entries when full: forgetting only risks a duplicate
+send, never a lost transaction.
+"""
+
+from __future__ import annotations
+
+from chain.hashing import sha256
+
+
+class BoundedSet:
+    """An insertion-ordered set that drops its oldest members beyond ``capacity``."""
+
+    __slots__ = ("capacity", "_items")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: dict[bytes, None] = {}
+
+    def add(self, item: bytes) -> bool:
+        """Add ``item``; True if it was not there."""
+        items = self._items
+        if item in items:
+            return False
+        items[item] = None
+        if len(items) > self.capacity:
+            del items[next(iter(items))]
+        return True
+
+    def __contains__(self, item: bytes) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class TxGossip:
+    """The seen-set, the per-peer known-sets and the outboxes."""
+
+    def __init__(self, *, seen_capacity: int = 200_000, known_capacity: int = 50_000) -> None:
+        self.seen = BoundedSet(seen_capacity)
+        self.known_capacity = known_capacity
+        self.known: dict[bytes, BoundedSet] = {}
+        self.outbox: dict[bytes, list[bytes]] = {}
+
+    def add_peer(self, peer: bytes) -> None:
+        self.known[peer] = BoundedSet(self.known_capacity)
+        self.outbox[peer] = []
+
+    def remove_peer(self, peer: bytes) -> None:
+        self.known.pop(peer, None)
+        self.outbox.pop(peer, None)
+
+    def received(self, peer: bytes, txs: tuple[bytes, ...] | list[bytes]) -> list[tuple[bytes, bytes]]:
+        """``peer`` sent these encoded transactions. Returns (hash, bytes) of those new
+        to this node, for the mempool; all of them are now known to ``peer``."""
+        known = self.known.get(peer)
+        fresh: list[tuple[bytes, bytes]] = []
+        seen_add = self.seen.add
+        for raw in txs:
+            tx_hash = sha256(raw)
+            if known is not None:
+                known.add(tx_hash)
+            if seen_add(tx_hash):
+                fresh.append((tx_hash, raw))
+        return fresh
+
+    def publish(self, txs: list[tuple[bytes, bytes]], origin: bytes | None = None) -> None:
+        """Queue (hash, bytes) pairs for every peer that does not have them yet.
+        ``origin`` is the peer they came from (None: submitted locally)."""
+        for tx_hash, _ in txs:
+            self.seen.add(tx_hash)
+        for peer, known in self.known.items():
+            if peer == origin:
+                continue
+            box = self.outbox[peer]
+            add = known.add
+            for tx_hash, raw in txs:
+                if add(tx_hash):
+                    box.append(raw)
+
+    def take(self, peer: bytes) -> list[bytes]:
+        """Empty ``peer``'s outbox and return what was in it."""
+        box = self.outbox.get(peer)
+        if not box:
+            return []
+        self.outbox[peer] = []
+        return box
+
+    def pending_peers(self) -> list[bytes]:
+        return [peer for peer, box in self.outbox.items() if box]
