@@ -13,6 +13,8 @@ send, never a lost transaction.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from chain.hashing import sha256
 
 
@@ -23,7 +25,10 @@ class BoundedSet:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: dict[bytes, None] = {}
+        # An OrderedDict, not a dict: deleting a plain dict's first key over and over
+        # leaves tombstones that next(iter(d)) must skip, which turns eviction
+        # quadratic; popitem(last=False) stays O(1).
+        self._items: OrderedDict[bytes, None] = OrderedDict()
 
     def add(self, item: bytes) -> bool:
         """Add ``item``; True if it was not there."""
@@ -32,7 +37,7 @@ class BoundedSet:
             return False
         items[item] = None
         if len(items) > self.capacity:
-            del items[next(iter(items))]
+            items.popitem(last=False)
         return True
 
     def __contains__(self, item: bytes) -> bool:

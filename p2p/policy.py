@@ -6,6 +6,7 @@ connections to keep.
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from chain.keys import ADDRESS_SIZE
@@ -104,13 +105,13 @@ class AddressBook:
 
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = capacity
-        self._addresses: dict[bytes, PeerAddress] = {}
+        self._addresses: OrderedDict[bytes, PeerAddress] = OrderedDict()
 
     def add(self, address: PeerAddress) -> None:
         self._addresses.pop(address.node_id, None)
         self._addresses[address.node_id] = address
         while len(self._addresses) > self.capacity:
-            del self._addresses[next(iter(self._addresses))]
+            self._addresses.popitem(last=False)
 
     def remove(self, node_id: bytes) -> None:
         self._addresses.pop(node_id, None)
