@@ -1,0 +1,150 @@
+"""Transactions spread through real nodes: five peer managers on 127.0.0.1 in a line,
+each with its own executor and mempool, wired by TxRelay."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from chain.keys import PrivateKey
+from chain.tx import Transaction, Transfer
+from node.mempool import Mempool, TxRejected
+from node.txrelay import TxRelay
+from p2p.messages import TxBatch
+from p2p.peers import P2PSettings, PeerManager
+from storage.kv import MemoryKV
+from vm.errors import InvalidTx
+from vm.executor import Executor
+from vm_helpers import ALICE, BOB, CHAIN, GAS_PRICE, make_genesis
+
+SETTINGS = P2PSettings(listen_port=0, pex=False, handshake_timeout=2.0, ping_interval=1.0,
+                       peer_timeout=5.0)
+GAS = 21_000
+
+
+@dataclass
+class Node:
+    network: PeerManager
+    mempool: Mempool
+    relay: TxRelay
+
+
+@pytest.fixture
+async def line() -> AsyncIterator[list[Node]]:
+    """Five nodes, node i connected to node i+1 only."""
+    genesis = make_genesis()
+    nodes = []
+    for i in range(5):
+        executor = Executor(MemoryKV(), genesis)
+        mempool = Mempool(executor, invalid_tx=InvalidTx)
+        network = PeerManager(PrivateKey.from_seed_text(f"line-node-{i}"), CHAIN, SETTINGS,
+                              rng=random.Random(i))
+        relay = TxRelay(mempool, network, max_tx_bytes=executor.params.max_tx_bytes)
+        nodes.append(Node(network, mempool, relay))
+    try:
+        for node in nodes:
+            await node.network.start()
+        async with asyncio.timeout(10):
+            for left, right in zip(nodes, nodes[1:], strict=False):
+                assert await left.network.dial(right.network.address) is not None
+        yield nodes
+    finally:
+        for node in nodes:
+            await node.network.stop()
+
+
+def transfer(key: PrivateKey, nonce: int, amount: int = 5) -> Transaction:
+    return Transaction.create(key, CHAIN, nonce, Transfer(BOB.address, amount),
+                              gas_limit=GAS, gas_price=GAS_PRICE)
+
+
+async def until_everywhere(nodes: list[Node], txs: list[Transaction]) -> float:
+    """Wait (bounded) until every node's mempool admitted every tx; returns the
+    ``time.perf_counter()`` at which the last one did."""
+    wanted = {tx.hash for tx in txs}
+    missing = {i for i, n in enumerate(nodes) if not all(h in n.mempool for h in wanted)}
+    done = asyncio.Event()
+    finished = [time.perf_counter()]
+
+    def watch(i: int, node: Node) -> None:
+        def admitted(tx: Transaction) -> None:
+            if i in missing and all(h in node.mempool for h in wanted):
+                missing.discard(i)
+                if not missing:
+                    finished[0] = time.perf_counter()
+                    done.set()
+        node.relay.on_admitted.append(admitted)
+
+    for i, node in enumerate(nodes):
+        watch(i, node)
+    if missing:
+        async with asyncio.timeout(5):
+            await done.wait()
+    return finished[0]
+
+
+def link_counts(nodes: list[Node]) -> list[tuple[int, int]]:
+    """For each link i -> i+1: (txs node i sent to i+1, txs i+1 sent to i)."""
+    out = []
+    for left, right in zip(nodes, nodes[1:], strict=False):
+        forward = left.network.peers[right.network.node_id]
+        backward = right.network.peers[left.network.node_id]
+        assert forward.txs_sent == backward.txs_received
+        assert backward.txs_sent == forward.txs_received
+        out.append((forward.txs_sent, backward.txs_sent))
+    return out
+
+
+async def test_a_tx_reaches_every_mempool_within_a_second_carried_once_per_link(line) -> None:
+    tx = transfer(ALICE, 0)
+    start = time.perf_counter()
+    line[0].relay.submit(tx)
+    elapsed = await until_everywhere(line, [tx]) - start
+    assert elapsed < 1.0, f"took {elapsed:.3f} s"
+    assert all(tx.hash in node.mempool for node in line)
+    assert link_counts(line) == [(1, 0)] * 4  # once per link, never echoed back
+
+
+async def test_a_flood_from_both_ends_is_carried_once_per_link(line) -> None:
+    left = [transfer(ALICE, n) for n in range(40)]
+    right = [transfer(BOB, n) for n in range(40)]
+    for a, b in zip(left, right, strict=True):
+        line[0].relay.submit(a)
+        line[4].relay.submit(b)
+    await until_everywhere(line, left + right)
+    assert link_counts(line) == [(40, 40)] * 4
+    for node in line:
+        assert node.mempool.pending_nonce(ALICE.address) == 40
+
+
+async def test_a_refused_tx_does_not_spread(line) -> None:
+    line[0].relay.submit(transfer(ALICE, 0))
+    await until_everywhere(line, [transfer(ALICE, 0)])
+    with pytest.raises(TxRejected, match="already in the mempool"):
+        line[0].relay.submit(transfer(ALICE, 0))
+    assert link_counts(line) == [(1, 0)] * 4
+
+
+async def test_a_peer_relaying_a_forged_tx_is_dropped_and_banned(line) -> None:
+    honest = transfer(ALICE, 0)
+    forged = Transaction(CHAIN, ALICE.public_key, 1, GAS, GAS_PRICE, Transfer(BOB.address, 10**6),
+                         "", bytes(64))
+    gone = asyncio.Event()
+    middle, victim = line[1], line[2]
+    victim.network.on_peer_disconnected.append(
+        lambda node_id, reason: gone.set() if node_id == middle.network.node_id else None)
+    # The middle node misbehaves: it pushes the forged tx straight onto the link.
+    peer = middle.network.peers[victim.network.node_id]
+    assert peer.conn.send(TxBatch((honest.encode(), forged.encode())))
+    async with asyncio.timeout(5):
+        await gone.wait()
+    reason = [r for n, r in victim.network.disconnects if n == middle.network.node_id][-1]
+    assert "invalid transaction" in reason and "signature" in reason and "banned" in reason
+    assert honest.hash in victim.mempool and forged.hash not in victim.mempool
+    assert victim.network.bans.is_banned(middle.network.node_id,
+                                         asyncio.get_running_loop().time())
