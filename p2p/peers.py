@@ -218,8 +218,15 @@ class PeerManager:
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # A bug of ours (a request handler, say): report it loudly; the link it
+            # served ends on its own deadline.
+            log.error("p2p task %s failed", task.get_name(), exc_info=task.exception())
 
     @property
     def listen_address(self) -> str:
@@ -308,6 +315,7 @@ class PeerManager:
                         registered: asyncio.Future[Peer | None] | None = None) -> None:
         peer: Peer | None = None
         reason = "closed"
+        tell_peer = False
         try:
             peer = await self._admit(conn, address)
             if registered is not None and not registered.done():
@@ -321,18 +329,21 @@ class PeerManager:
             if exc.bannable:
                 self.bans.ban(conn.remote_id, self._now(), self.settings.ban_seconds)
                 reason += f" (banned for {self.settings.ban_seconds:g} s)"
-            await conn.close(reason)
+            tell_peer = True
         except PeerGone as exc:
             reason = conn.close_reason or str(exc)
-            conn.abort(reason)
         except asyncio.CancelledError:
             reason = "node shutting down"
-            conn.abort(reason)
             raise
         finally:
             if registered is not None and not registered.done():
                 registered.set_result(None)
-            self._unregister(conn, peer, reason)
+            # If something else already began closing the link (punish, a duplicate,
+            # the dead-peer check), it finishes the job and its GOODBYE gets out.
+            self._unregister(conn, peer, reason,
+                             abort=not tell_peer and conn.close_reason is None)
+        if tell_peer:
+            await conn.close(reason)
 
     async def _admit(self, conn: Connection, address: PeerAddress | None) -> Peer:
         """Ban check, HELLO both ways, limits and duplicates; returns the registered peer."""
@@ -350,6 +361,8 @@ class PeerManager:
                 hello = await conn.receive()
         except TimeoutError:
             raise PeerTimeout(f"no HELLO within {s.handshake_timeout:g} s") from None
+        if type(hello) is Goodbye:  # refused before its HELLO: polite, not an offence
+            raise PeerGone(f"peer said goodbye: {hello.reason}")
         if type(hello) is not Hello:
             raise ProtocolViolation(f"expected HELLO first, got {type(hello).__name__}")
         self._check_hello(hello, remote)
@@ -362,8 +375,10 @@ class PeerManager:
         if existing is not None:
             if not keeps_new_connection(self.node_id, remote, existing.outbound, outbound):
                 raise PeerRefused("duplicate connection: keeping the existing one")
-            await existing.conn.close("duplicate connection: keeping the newer one")
-            self._unregister(existing.conn, existing, "replaced by a duplicate connection")
+            # Unregistered before any await, so no third link can slip in meanwhile.
+            self._unregister(existing.conn, existing, "replaced by a duplicate connection",
+                             abort=False)
+            self._spawn(existing.conn.close("duplicate connection: keeping the newer one"))
         elif outbound and sum(1 for p in self.peers.values() if p.outbound) >= s.max_outbound \
                 and not self._is_persistent(remote):
             raise PeerRefused("outbound limit reached")
@@ -398,23 +413,26 @@ class PeerManager:
     def _is_persistent(self, node_id: bytes) -> bool:
         return any(a.node_id == node_id for a in self.persistent)
 
-    def _unregister(self, conn: Connection, peer: Peer | None, reason: str) -> None:
+    def _unregister(self, conn: Connection, peer: Peer | None, reason: str, *,
+                    abort: bool = True) -> None:
+        """Forget a link (once) and record why; ``abort`` also closes the socket now."""
         remote = conn.remote_id
-        if peer is not None and self.peers.get(remote) is peer:
+        if peer is None:
+            self._record(remote, reason)  # it never got past admission
+        elif self.peers.get(remote) is peer:
             del self.peers[remote]
             self.gossip.remove_peer(remote)
             for future in peer.pending.values():
                 if not future.done():
                     future.set_exception(RequestFailed(f"peer disconnected: {reason}"))
             peer.gone.set()
+            self._record(remote, reason)
             for callback in self.on_peer_disconnected:
                 callback(remote, reason)
-        conn.abort(reason)
-        self._record(remote, reason)
+        if abort:
+            conn.abort(reason)
 
     def _record(self, node_id: bytes | None, reason: str) -> None:
-        if self.disconnects and self.disconnects[-1] == (node_id, reason):
-            return
         self.disconnects.append((node_id, reason))
         log.info("peer %s: %s", short(node_id), reason)
 
@@ -425,8 +443,8 @@ class PeerManager:
         peer = self.peers.get(node_id)
         if peer is not None:
             full = f"{reason} (banned for {self.settings.ban_seconds:g} s)"
-            self._spawn(peer.conn.close(full))
-            self._unregister(peer.conn, peer, full)
+            self._unregister(peer.conn, peer, full, abort=False)
+            self._spawn(peer.conn.close(full))  # GOODBYE first, then the socket
 
     # ------------------------------------------------------------------ messages
 
