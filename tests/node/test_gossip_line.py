@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from vm_helpers import ALICE, BOB, CHAIN, GAS_PRICE, make_genesis
 
 from chain.keys import PrivateKey
 from chain.tx import Transaction, Transfer
@@ -20,7 +21,6 @@ from p2p.peers import P2PSettings, PeerManager
 from storage.kv import MemoryKV
 from vm.errors import InvalidTx
 from vm.executor import Executor
-from vm_helpers import ALICE, BOB, CHAIN, GAS_PRICE, make_genesis
 
 SETTINGS = P2PSettings(listen_port=0, pex=False, handshake_timeout=2.0, ping_interval=1.0,
                        peer_timeout=5.0)
