@@ -25,4 +25,5 @@ class Domain:
     TX = "agora/tx/v1"
     VOTE = "agora/vote/v1"
     PROPOSAL = "agora/proposal/v1"
+    VIEW_CHANGE = "agora/view-change/v1"
     NODE_KEY = "agora/node-key/v1"

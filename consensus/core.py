@@ -1,0 +1,741 @@
+"""The PBFT-style protocol core: one block per height, events in, actions out.
+
+Sans-I/O, like aioquic's ``QuicConnection``: the driver feeds decoded messages
+(:meth:`Core.on_message`), fired timers (:meth:`Core.on_timer`) and blocks fetched by
+sync (:meth:`Core.on_certified_block`), always with ``now``; the core answers with a
+list of actions — messages to broadcast, timers to set, blocks to commit, heights to
+sync, evidence found. It never reads a clock, touches a socket or opens a database;
+the application (``ConsensusApp``: build a block, validate one) and the sign log are
+passed in, and the simulation tests pass in fakes.
+
+Theory of operation, for height h and view v (DESIGN.md "Consensus")
+--------------------------------------------------------------------
+* The proposer of (h, v) is validator ``(h + v) mod n`` of the set, in genesis order.
+* View 0: the proposer proposes ``block_interval`` after the previous commit if
+  transactions wait, else after ``idle_interval`` (an empty block keeps time moving).
+  Its PRE-PREPARE (:class:`Proposal`) carries the block.
+* A validator that finds the proposal valid (right proposer and height, a certificate
+  for the parent, the application accepts it: same state root when executed) signs a
+  PREPARE for its hash. On PREPAREs of more than 2/3 of the power the block is
+  *prepared*: the prepared certificate goes to the sign log, then a COMMIT is signed.
+* On COMMITs of more than 2/3 for one (view, hash) the block commits with those
+  votes as its certificate — whatever view we are in, since the certificate alone
+  proves finality. If we lack the block, we ask the driver to sync it.
+* The view timer (``view_timeout * 2**v``, capped) expiring means view v failed: the
+  validator stops voting in v and signs a VIEW-CHANGE for v+1 with its highest
+  prepared certificate. Seeing VIEW-CHANGEs of more than 1/3 of the power for higher
+  views (so at least one honest validator gave up) it joins the smallest of them.
+* The proposer of v+1, on VIEW-CHANGEs of a quorum, sends NEW-VIEW: those view
+  changes and a proposal, which must be the block of the highest prepared certificate
+  among them, or any new block if none prepared. Validators check that justification
+  before preparing.
+
+Safety in one paragraph: a block B committed at (h, v) was prepared by a quorum, so
+any quorum of VIEW-CHANGEs for a later view includes an honest validator that prepared
+B at v (quorums intersect in an honest validator); no other block can be prepared at
+a view >= v (by induction over NEW-VIEWs), so every later NEW-VIEW must re-propose B.
+The sign log keeps a restarted validator from signing a conflicting vote for a
+(height, view, phase) it signed before, and from voting in a view it has left.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chain.block import Block, CommitCertificate, Vote, VoteKind
+from chain.errors import InvalidCertificate
+from chain.keys import PrivateKey
+from chain.validators import ValidatorSet
+
+from .errors import InvalidMessage, InvalidProposal, LocalError
+from .messages import (
+    Message,
+    NewView,
+    PreparedCertificate,
+    Proposal,
+    ViewChange,
+    ViewChangeMessage,
+    VoteMessage,
+    message_height,
+)
+from .signlog import COMMIT, PREPARE, PROPOSE, VIEW_CHANGE, SignLog
+
+log = logging.getLogger("agora.consensus")
+
+#: Messages for the next height kept until this one commits, per kind and sender.
+_MAX_FUTURE = 4096
+#: Votes for views further ahead of ours than this are dropped: a Byzantine validator
+#: could sign votes for a million views. A node that far behind catches up by sync.
+_MAX_VIEWS_AHEAD = 8
+
+
+class ConsensusApp(Protocol):
+    """The application, as consensus sees it (ABCI-like; the executor behind it)."""
+
+    def has_pending_txs(self) -> bool:
+        """Do transactions wait in the mempool?"""
+
+    def propose(self, height: int, view: int, last_commit: CommitCertificate | None) -> Block:
+        """Build this validator's block for ``height`` on the committed state."""
+
+    def validate(self, block: Block) -> None:
+        """Execute ``block`` on the committed state and check it (roots, time, txs);
+        raise :class:`InvalidProposal` with the reason."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Timing of the protocol, in seconds (``[consensus]`` in the config)."""
+
+    block_interval: float = 0.2
+    idle_interval: float = 1.0
+    view_timeout: float = 2.0
+    max_view_timeout: float = 60.0
+
+    def view(self, view: int) -> float:
+        """How long view ``view`` may take. View 0 also waits for the proposal."""
+        timeout = min(self.max_view_timeout, self.view_timeout * 2 ** min(view, 30))
+        return timeout + (self.idle_interval if view == 0 else 0.0)
+
+
+# ---------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A timer the driver fires back through :meth:`Core.on_timer`."""
+
+    kind: str  # "propose" or "view"
+    height: int
+    view: int
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    message: Message
+
+
+@dataclass(frozen=True)
+class SetTimer:
+    timer: Timer
+    at: float
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Commit ``block`` with ``certificate`` (one atomic batch), before the next event."""
+
+    block: Block
+    certificate: CommitCertificate
+
+
+@dataclass(frozen=True)
+class Sync:
+    """We are behind: fetch committed blocks up to ``height`` (inclusive) from peers and
+    feed them to :meth:`Core.on_certified_block` in order."""
+
+    height: int
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Two conflicting messages signed by one validator."""
+
+    validator: bytes
+    first: Vote | Proposal
+    second: Vote | Proposal
+
+
+Action = Broadcast | SetTimer | Commit | Sync | Evidence
+
+
+# ---------------------------------------------------------------------- state
+
+
+@dataclass
+class _Height:
+    """Everything about the height being decided; replaced wholesale on commit."""
+
+    height: int
+    started: float
+    view: int = 0
+    #: "propose": waiting for the view's proposal; "prepare": PREPARE sent;
+    #: "commit": prepared, COMMIT sent; "view_change": VIEW-CHANGE sent for ``view``.
+    phase: str = "propose"
+    proposal: Proposal | None = None
+    #: Valid blocks seen at this height, by hash.
+    blocks: dict[bytes, Block] = field(default_factory=dict)
+    #: Blocks that came with view changes or NEW-VIEWs, not validated yet.
+    unchecked: dict[bytes, Block] = field(default_factory=dict)
+    #: (kind, view, block hash) -> validator -> vote.
+    votes: dict[tuple[int, int, bytes], dict[bytes, Vote]] = field(default_factory=dict)
+    #: (validator, kind, view) -> the first vote seen (equivocation check).
+    first_votes: dict[tuple[bytes, int, int], Vote] = field(default_factory=dict)
+    #: view -> the first proposal seen for it (equivocation check).
+    proposals: dict[int, Proposal] = field(default_factory=dict)
+    #: view -> validator -> view change.
+    view_changes: dict[int, dict[bytes, ViewChange]] = field(default_factory=dict)
+    prepared: PreparedCertificate | None = None
+    new_view_sent: set[int] = field(default_factory=set)
+    sync_requested: bool = False
+
+
+class Core:
+    """One validator's (or observer's, with ``key=None``) view of the protocol."""
+
+    def __init__(
+        self,
+        chain_id: str,
+        validators: ValidatorSet,
+        app: ConsensusApp,
+        signlog: SignLog,
+        *,
+        key: PrivateKey | None,
+        height: int,
+        last_commit: CommitCertificate | None,
+        timeouts: Timeouts | None = None,
+        verify_cache: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        """``height`` is the last committed height; ``last_commit`` its certificate."""
+        self.chain_id = chain_id
+        self.validators = validators
+        self.app = app
+        self.signlog = signlog
+        self.key = key
+        self.address = key.address if key is not None else None
+        if self.address is not None and validators.get(self.address) is None:
+            self.address = None  # a node with a key that is not (or no longer) a validator
+        self.timeouts = timeouts or Timeouts()
+        self.last_commit = last_commit
+        self.state = _Height(height + 1, 0.0)
+        self.future: dict[tuple, Message] = {}
+        self.evidence: list[Evidence] = []
+        self._sync_target = 0
+        self._committing = False
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def height(self) -> int:
+        """The height being decided."""
+        return self.state.height
+
+    @property
+    def view(self) -> int:
+        return self.state.view
+
+    def proposer(self, height: int, view: int) -> bytes:
+        validators = self.validators.validators
+        return validators[(height + view) % len(validators)].address
+
+    def _power(self, addresses) -> int:
+        total = 0
+        for address in addresses:
+            validator = self.validators.get(address)
+            if validator is not None:
+                total += validator.power
+        return total
+
+    # ------------------------------------------------------------------ starting
+
+    def start(self, now: float) -> list[Action]:
+        """Begin deciding ``self.height``. Resumes in the highest view the sign log
+        shows this validator signed in, so a restart never votes in a view it left."""
+        return self._enter_height(now)
+
+    def _enter_height(self, now: float) -> list[Action]:
+        st = self.state
+        st.started = now
+        out: list[Action] = []
+        resumed = self.signlog.highest_view(st.height)
+        if resumed is not None:
+            st.view = resumed
+            prepared = self.signlog.prepared.get(st.height)
+            if prepared is not None:
+                st.prepared, block = prepared
+                st.unchecked[block.hash] = block
+            if self.signlog.signed_view_change(st.height, resumed):
+                return self._start_view_change(resumed, now, resign=True)
+            log.info("resuming height %d in view %d from the sign log", st.height, resumed)
+        out.append(SetTimer(Timer("view", st.height, st.view), now + self.timeouts.view(st.view)))
+        if st.view == 0 and self.proposer(st.height, 0) == self.address:
+            out.append(SetTimer(Timer("propose", st.height, 0),
+                                now + self.timeouts.block_interval))
+        for message in self._take_future(st.height):
+            if self.state is not st or self._committing:
+                self._store_future(message)  # a buffered message finished the height
+                continue
+            try:
+                out += self._handle(message, now)
+            except InvalidMessage as exc:  # its sender is long gone: drop it
+                log.warning("dropping a buffered message for height %d: %s", st.height, exc)
+        return out
+
+    # ------------------------------------------------------------------ timers
+
+    def _check_not_committing(self) -> None:
+        if self._committing:
+            raise LocalError("the driver must call committed() after a Commit action")
+
+    def on_timer(self, timer: Timer, now: float) -> list[Action]:
+        self._check_not_committing()
+        st = self.state
+        if timer.height != st.height or timer.view != st.view:
+            return []  # stale
+        if timer.kind == "propose":
+            return self._on_propose_timer(now)
+        return self._start_view_change(st.view + 1, now)
+
+    def _on_propose_timer(self, now: float) -> list[Action]:
+        st = self.state
+        if st.phase != "propose" or st.view != 0 or st.proposal is not None:
+            return []
+        idle_at = st.started + self.timeouts.idle_interval
+        if not self.app.has_pending_txs() and now < idle_at:
+            return [SetTimer(Timer("propose", st.height, 0), idle_at)]
+        block = self.app.propose(st.height, 0, self.last_commit)
+        proposal = self._sign_proposal(0, block)
+        if proposal is None:
+            return []
+        return [Broadcast(proposal)] + self._accept_proposal(proposal, block, now)
+
+    def _sign_proposal(self, view: int, block: Block) -> Proposal | None:
+        assert self.key is not None
+        if not self.signlog.permit(block.height, view, PROPOSE, block.hash):
+            log.warning("not proposing at height %d view %d: the sign log holds another "
+                        "proposal", block.height, view)
+            return None
+        return Proposal.create(self.key, self.chain_id, view, block)
+
+    # ------------------------------------------------------------------ messages
+
+    def on_message(self, message: Message, now: float) -> list[Action]:
+        """A message from the network. Raises :class:`InvalidMessage` if it is forged
+        or breaks the protocol (penalise the peer); stale ones are ignored."""
+        self._check_not_committing()
+        height = message_height(message)
+        st = self.state
+        if height < st.height:
+            return []
+        if height > st.height:
+            return self._from_the_future(message, height, now)
+        return self._handle(message, now)
+
+    def _handle(self, message: Message, now: float) -> list[Action]:
+        kind = type(message)
+        if kind is VoteMessage:
+            return self._on_vote(message.vote, now)
+        if kind is Proposal:
+            return self._on_proposal(message, now)
+        if kind is ViewChangeMessage:
+            return self._on_view_change(message, now)
+        return self._on_new_view(message, now)  # type: ignore[arg-type]
+
+    def _from_the_future(self, message: Message, height: int, now: float) -> list[Action]:
+        """A message for a later height. A proposal for a later height carries the
+        certificate of its parent: proof, signed by a quorum, that the chain has moved
+        on. If that parent is the block we are deciding and we hold it, commit it now;
+        otherwise sync. Other messages for the next height wait until we get there;
+        anything further ahead is dropped (only a certificate may send us syncing, so
+        one Byzantine validator cannot)."""
+        st = self.state
+        block = None
+        if type(message) is Proposal:
+            block = message.block
+        elif type(message) is NewView:
+            block = message.proposal.block
+        certificate = block.last_commit if block is not None else None
+        if certificate is not None and certificate.height >= st.height:
+            try:
+                certificate.verify(self.chain_id, self.validators,
+                                   height=certificate.height, block_hash=certificate.block_hash)
+            except InvalidCertificate as exc:
+                raise InvalidMessage(f"parent certificate: {exc}") from None
+            if height == st.height + 1:
+                self._store_future(message)
+                known = st.blocks.get(certificate.block_hash)
+                if known is not None:
+                    return self._commit_with(known, certificate, now)
+            return self._request_sync(certificate.height)
+        if height == st.height + 1 and self._view_of(message) <= _MAX_VIEWS_AHEAD:
+            self._check_signature(message)
+            self._store_future(message)
+        return []
+
+    @staticmethod
+    def _view_of(message: Message) -> int:
+        kind = type(message)
+        if kind is VoteMessage:
+            return message.vote.view
+        if kind is ViewChangeMessage:
+            return message.view_change.view
+        return message.view  # type: ignore[union-attr]
+
+    def _store_future(self, message: Message) -> None:
+        if len(self.future) >= _MAX_FUTURE:
+            return
+        kind = type(message)
+        if kind is VoteMessage:
+            v = message.vote
+            key: tuple = (kind, v.validator, v.kind, v.view, v.block_hash)
+        elif kind is ViewChangeMessage:
+            vc = message.view_change
+            key = (kind, vc.validator, vc.view)
+        else:
+            key = (kind, message.view, message_height(message))  # type: ignore[union-attr]
+        self.future.setdefault(key, message)
+
+    def _take_future(self, height: int) -> list[Message]:
+        ready = [m for m in self.future.values() if message_height(m) == height]
+        self.future = {k: m for k, m in self.future.items() if message_height(m) > height}
+        return ready
+
+    def _request_sync(self, height: int) -> list[Action]:
+        if height <= self._sync_target:
+            return []  # a sync that far is under way
+        self._sync_target = height
+        return [Sync(height)]
+
+    def on_sync_done(self) -> None:
+        """The driver's sync ended (caught up or gave up): a later Sync may be asked."""
+        self._sync_target = 0
+
+    # ---- signatures
+
+    def _public_key(self, validator: bytes) -> bytes:
+        entry = self.validators.get(validator)
+        if entry is None:
+            raise InvalidMessage(f"{validator.hex()} is not a validator")
+        return entry.public_key
+
+    def _check_vote(self, vote: Vote, kind: int | None = None) -> None:
+        if kind is not None and vote.kind != kind:
+            raise InvalidMessage("a vote of the wrong kind")
+        if not vote.verify(self.chain_id, self._public_key(vote.validator)):
+            raise InvalidMessage(f"vote signature of {vote.validator.hex()} does not verify")
+
+    def _check_signature(self, message: Message) -> None:
+        kind = type(message)
+        if kind is VoteMessage:
+            self._check_vote(message.vote)
+        elif kind is Proposal:
+            self._check_proposal(message)
+        elif kind is ViewChangeMessage:
+            self._check_view_change(message.view_change)
+        else:
+            self._check_proposal(message.proposal)  # type: ignore[union-attr]
+
+    def _check_proposal(self, proposal: Proposal) -> None:
+        block = proposal.block
+        expected = self.proposer(block.height, proposal.view)
+        if block.header.proposer != expected:
+            raise InvalidMessage(f"block {block.height} view {proposal.view} names proposer "
+                                 f"{block.header.proposer.hex()}, expected {expected.hex()}")
+        if not proposal.verify(self.chain_id, self._public_key(expected)):
+            raise InvalidMessage("proposal signature does not verify")
+
+    def _check_prepared(self, cert: PreparedCertificate, height: int, before_view: int) -> None:
+        if cert.view >= before_view:
+            raise InvalidMessage("prepared certificate is not from an earlier view")
+        signers = set()
+        for vote in cert.votes:
+            if (vote.kind, vote.height, vote.view, vote.block_hash) != (
+                    VoteKind.PREPARE, height, cert.view, cert.block_hash):
+                raise InvalidMessage("prepared certificate holds a vote for something else")
+            if vote.validator in signers:
+                raise InvalidMessage("prepared certificate names a validator twice")
+            signers.add(vote.validator)
+            self._check_vote(vote)
+        if not self.validators.has_quorum(self._power(signers)):
+            raise InvalidMessage("prepared certificate lacks a quorum")
+
+    def _check_view_change(self, vc: ViewChange) -> None:
+        if vc.view == 0:
+            raise InvalidMessage("a view change to view 0")
+        if not vc.verify(self.chain_id, self._public_key(vc.validator)):
+            raise InvalidMessage(f"view change signature of {vc.validator.hex()} does not verify")
+        if vc.prepared is not None:
+            self._check_prepared(vc.prepared, vc.height, vc.view)
+
+    # ---- PRE-PREPARE
+
+    def _on_proposal(self, proposal: Proposal, now: float) -> list[Action]:
+        self._check_proposal(proposal)
+        if proposal.view != 0:
+            raise InvalidMessage("a proposal for a view > 0 must come inside a NEW-VIEW")
+        st = self.state
+        out = self._note_proposal(proposal)
+        if st.view != 0 or st.phase != "propose" or st.proposal is not None:
+            return out
+        return out + self._accept_proposal(proposal, proposal.block, now)
+
+    def _note_proposal(self, proposal: Proposal) -> list[Action]:
+        """Record it; two different proposals for one view are evidence."""
+        st = self.state
+        first = st.proposals.setdefault(proposal.view, proposal)
+        if first.block.hash != proposal.block.hash:
+            return self._evidence(first.block.header.proposer, first, proposal)
+        return []
+
+    def _accept_proposal(self, proposal: Proposal, block: Block, now: float) -> list[Action]:
+        """Validate the block of the current view's proposal and PREPARE it."""
+        st = self.state
+        try:
+            self._validate(block)
+        except InvalidProposal as exc:
+            log.warning("rejecting block %d view %d from %s: %s", block.height, proposal.view,
+                        block.header.proposer.hex()[:12], exc)
+            raise InvalidMessage(f"invalid proposal: {exc}") from None
+        st.proposal = proposal
+        st.phase = "prepare"
+        out: list[Action] = []
+        vote = self._sign_vote(VoteKind.PREPARE, proposal.view, block.hash)
+        if vote is not None:
+            out.append(Broadcast(VoteMessage(vote)))
+            out += self._on_vote(vote, now)
+        return out + self._check_quorums(now)
+
+    def _validate(self, block: Block) -> None:
+        st = self.state
+        if block.hash in st.blocks:
+            return
+        if block.height != st.height:
+            raise InvalidProposal(f"block is for height {block.height}, deciding {st.height}")
+        lc = block.last_commit
+        if st.height > 1:
+            if lc is None:
+                raise InvalidProposal("the block lacks its parent's certificate")
+            try:
+                lc.verify(self.chain_id, self.validators, height=st.height - 1,
+                          block_hash=block.header.prev_hash)
+            except InvalidCertificate as exc:
+                raise InvalidProposal(f"parent certificate: {exc}") from None
+        self.app.validate(block)
+        st.blocks[block.hash] = block
+
+    def _sign_vote(self, kind: int, view: int, block_hash: bytes) -> Vote | None:
+        if self.address is None:
+            return None
+        assert self.key is not None
+        phase = PREPARE if kind == VoteKind.PREPARE else COMMIT
+        if not self.signlog.permit(self.state.height, view, phase, block_hash):
+            log.warning("not signing %s at height %d view %d: the sign log holds a "
+                        "conflicting vote", "PREPARE" if phase == PREPARE else "COMMIT",
+                        self.state.height, view)
+            return None
+        return Vote.create(self.key, self.chain_id, kind, self.state.height, view, block_hash)
+
+    # ---- PREPARE / COMMIT
+
+    def _on_vote(self, vote: Vote, now: float) -> list[Action]:
+        st = self.state
+        if vote.kind not in VoteKind.ALL:
+            raise InvalidMessage(f"unknown vote kind {vote.kind}")
+        if vote.view > st.view + _MAX_VIEWS_AHEAD:
+            return []
+        key = (vote.validator, vote.kind, vote.view)
+        first = st.first_votes.get(key)
+        if first is not None:
+            if first.block_hash == vote.block_hash:
+                return []  # a duplicate
+            self._check_vote(vote)
+            return self._evidence(vote.validator, first, vote)
+        self._check_vote(vote)
+        st.first_votes[key] = vote
+        st.votes.setdefault((vote.kind, vote.view, vote.block_hash), {})[vote.validator] = vote
+        return self._check_quorums(now)
+
+    def _check_quorums(self, now: float) -> list[Action]:
+        st = self.state
+        # COMMIT quorums first: in any view, they finish the height.
+        for (kind, _view, block_hash), votes in list(st.votes.items()):
+            if kind == VoteKind.COMMIT and self.validators.has_quorum(self._power(votes)):
+                certificate = CommitCertificate.from_votes(votes.values())
+                block = st.blocks.get(block_hash)
+                if block is None:
+                    return self._request_sync(st.height)
+                return self._commit_with(block, certificate, now)
+        proposal = st.proposal
+        if st.phase != "prepare" or proposal is None:
+            return []
+        block_hash = proposal.block.hash
+        prepares = st.votes.get((VoteKind.PREPARE, st.view, block_hash), {})
+        if not self.validators.has_quorum(self._power(prepares)):
+            return []
+        certificate = PreparedCertificate(st.view, block_hash, tuple(prepares.values()))
+        st.prepared = certificate
+        st.phase = "commit"
+        if self.address is None:
+            return []
+        self.signlog.record_prepared(st.height, certificate, proposal.block)
+        vote = self._sign_vote(VoteKind.COMMIT, st.view, block_hash)
+        if vote is None:
+            return []
+        return [Broadcast(VoteMessage(vote))] + self._on_vote(vote, now)
+
+    def _commit_with(self, block: Block, certificate: CommitCertificate,
+                     now: float) -> list[Action]:
+        """Decide the height. The next height starts only when the driver has written
+        the block and calls :meth:`committed`: until then the application state is the
+        old one, and validating the next height's proposals against it would fail."""
+        st = self.state
+        log.info("committed block %d (%s) in view %d with %d txs", st.height,
+                 block.hash.hex()[:12], certificate.view, len(block.txs))
+        self.last_commit = certificate
+        self.signlog.forget_below(st.height + 1)
+        self.state = _Height(st.height + 1, now)
+        self._committing = True
+        return [Commit(block, certificate)]
+
+    def committed(self, now: float) -> list[Action]:
+        """The driver has committed the block of the last :class:`Commit` action."""
+        if not self._committing:
+            raise LocalError("committed() without a Commit action to acknowledge")
+        self._committing = False
+        return self._enter_height(now)
+
+    def on_certified_block(self, block: Block, certificate: CommitCertificate,
+                           now: float) -> list[Action]:
+        """A committed block fetched by sync. Raises :class:`InvalidMessage` if the
+        certificate or the block does not check out; ignored if already decided."""
+        self._check_not_committing()
+        st = self.state
+        if block.height != st.height:
+            return []
+        try:
+            certificate.verify(self.chain_id, self.validators, height=st.height,
+                               block_hash=block.hash)
+        except InvalidCertificate as exc:
+            raise InvalidMessage(f"synced block {block.height}: {exc}") from None
+        try:
+            self._validate(block)
+        except InvalidProposal as exc:
+            raise InvalidMessage(f"synced block {block.height}: {exc}") from None
+        return self._commit_with(block, certificate, now)
+
+    # ---- VIEW-CHANGE / NEW-VIEW
+
+    def _start_view_change(self, view: int, now: float, *, resign: bool = False) -> list[Action]:
+        st = self.state
+        if view < st.view or (view == st.view and st.phase == "view_change" and not resign):
+            return []
+        st.view = view
+        st.phase = "view_change"
+        st.proposal = None
+        st.view_changes = {v: c for v, c in st.view_changes.items() if v >= view}
+        out: list[Action] = [SetTimer(Timer("view", st.height, view),
+                                      now + self.timeouts.view(view))]
+        if self.address is not None:
+            assert self.key is not None
+            if self.signlog.permit(st.height, view, VIEW_CHANGE, b""):
+                vc = ViewChange.create(self.key, self.chain_id, st.height, view, st.prepared)
+                prepared_block = None
+                if st.prepared is not None:
+                    prepared_block = (st.blocks.get(st.prepared.block_hash)
+                                      or st.unchecked.get(st.prepared.block_hash))
+                message = ViewChangeMessage(vc, prepared_block)
+                out.append(Broadcast(message))
+                out += self._on_view_change(message, now)
+        log.info("height %d: view change to view %d", st.height, view)
+        return out
+
+    def _on_view_change(self, message: ViewChangeMessage, now: float) -> list[Action]:
+        st = self.state
+        vc = message.view_change
+        by_view = st.view_changes.setdefault(vc.view, {})
+        if vc.validator in by_view:
+            return []
+        self._check_view_change(vc)
+        block = message.prepared_block
+        if block is not None and vc.prepared is not None and block.hash == vc.prepared.block_hash:
+            st.unchecked.setdefault(block.hash, block)
+        by_view[vc.validator] = vc
+        out: list[Action] = []
+        if vc.view > st.view:
+            # Only a validator's highest view change ahead of us matters: memory stays
+            # at one per validator whatever views a Byzantine one signs.
+            for view, changes in st.view_changes.items():
+                if st.view < view < vc.view:
+                    changes.pop(vc.validator, None)
+            # f+1: validators with more than 1/3 of the power left our view.
+            ahead: dict[bytes, int] = {}
+            for view, changes in st.view_changes.items():
+                if view > st.view:
+                    for validator in changes:
+                        ahead[validator] = min(view, ahead.get(validator, view))
+            if self.validators.exceeds_one_third(self._power(ahead)):
+                out += self._start_view_change(min(ahead.values()), now)
+        return out + self._maybe_new_view(now)
+
+    def _maybe_new_view(self, now: float) -> list[Action]:
+        st = self.state
+        view = st.view
+        if (st.phase != "view_change" or view in st.new_view_sent
+                or self.proposer(st.height, view) != self.address):
+            return []
+        changes = st.view_changes.get(view, {})
+        if not self.validators.has_quorum(self._power(changes)):
+            return []
+        highest = self._highest_prepared(changes.values())
+        if highest is not None:
+            block = st.blocks.get(highest.block_hash) or st.unchecked.get(highest.block_hash)
+            if block is None:
+                return []  # wait for a view change that brings the block
+        else:
+            block = self.app.propose(st.height, view, self.last_commit)
+        proposal = self._sign_proposal(view, block)
+        if proposal is None:
+            return []
+        st.new_view_sent.add(view)
+        new_view = NewView(tuple(changes.values()), proposal)
+        return [Broadcast(new_view)] + self._on_new_view(new_view, now)
+
+    @staticmethod
+    def _highest_prepared(changes) -> PreparedCertificate | None:
+        best = None
+        for vc in changes:
+            if vc.prepared is not None and (best is None or vc.prepared.view > best.view):
+                best = vc.prepared
+        return best
+
+    def _on_new_view(self, new_view: NewView, now: float) -> list[Action]:
+        st = self.state
+        proposal = new_view.proposal
+        view = proposal.view
+        if view < st.view or (view == st.view and st.proposal is not None):
+            return []
+        if view == 0:
+            raise InvalidMessage("a NEW-VIEW for view 0")
+        self._check_proposal(proposal)
+        signers = set()
+        for vc in new_view.view_changes:
+            if vc.height != st.height or vc.view != view:
+                raise InvalidMessage("NEW-VIEW holds a view change for another height or view")
+            if vc.validator in signers:
+                raise InvalidMessage("NEW-VIEW names a validator twice")
+            signers.add(vc.validator)
+            self._check_view_change(vc)
+        if not self.validators.has_quorum(self._power(signers)):
+            raise InvalidMessage("NEW-VIEW lacks a quorum of view changes")
+        highest = self._highest_prepared(new_view.view_changes)
+        if highest is not None and proposal.block.hash != highest.block_hash:
+            raise InvalidMessage("NEW-VIEW does not re-propose the highest prepared block")
+        out = self._note_proposal(proposal)
+        # Enter the view: the justification shows a quorum left the old ones.
+        if view > st.view or st.phase == "view_change":
+            st.view = view
+            out.append(SetTimer(Timer("view", st.height, view), now + self.timeouts.view(view)))
+        st.phase = "propose"
+        return out + self._accept_proposal(proposal, proposal.block, now)
+
+    # ---- evidence
+
+    def _evidence(self, validator: bytes, first, second) -> list[Action]:
+        evidence = Evidence(validator, first, second)
+        self.evidence.append(evidence)
+        log.warning("evidence: validator %s signed two conflicting messages at height %d",
+                    validator.hex()[:12], self.state.height)
+        return [evidence]

@@ -1,0 +1,33 @@
+"""The consensus package's exceptions: the remote side sent something bad versus
+something is wrong on our side."""
+
+from __future__ import annotations
+
+from chain.errors import RemoteError
+
+
+class ConsensusError(Exception):
+    """Base of every consensus error."""
+
+
+class InvalidMessage(ConsensusError, RemoteError):
+    """A consensus message is malformed, badly signed, from a non-validator, for
+    another chain, or breaks the protocol (a NEW-VIEW without its justification)."""
+
+
+class InvalidProposal(ConsensusError, RemoteError):
+    """A proposed block is not valid (the application refused it, or it breaks a
+    consensus rule: wrong proposer, height, parent or certificate)."""
+
+
+class LocalError(ConsensusError):
+    """The driver used the core wrongly (our bug, not a peer's)."""
+
+
+class SignLogCorrupt(ConsensusError):
+    """The write-ahead sign log is damaged in the middle (not just a torn tail). The
+    validator must not sign anything until an operator looks at it."""
+
+
+class SyncFailed(ConsensusError):
+    """Block sync could not get a verified block from any peer."""
