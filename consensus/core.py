@@ -52,6 +52,7 @@ from chain.validators import ValidatorSet
 
 from .errors import InvalidMessage, InvalidProposal, LocalError
 from .messages import (
+    Decision,
     Message,
     NewView,
     PreparedCertificate,
@@ -196,10 +197,12 @@ class Core:
         key: PrivateKey | None,
         height: int,
         last_commit: CommitCertificate | None,
+        last_block: Block | None = None,
         timeouts: Timeouts | None = None,
         verify_cache: Callable[[bytes], bool] | None = None,
     ) -> None:
-        """``height`` is the last committed height; ``last_commit`` its certificate."""
+        """``height`` is the last committed height, ``last_block`` that block and
+        ``last_commit`` its certificate."""
         self.chain_id = chain_id
         self.validators = validators
         self.app = app
@@ -210,7 +213,9 @@ class Core:
             self.address = None  # a node with a key that is not (or no longer) a validator
         self.timeouts = timeouts or Timeouts()
         self.last_commit = last_commit
+        self.last_block = last_block
         self.state = _Height(height + 1, 0.0)
+        self._decision_sent_at = float("-inf")
         self.future: dict[tuple, Message] = {}
         self.evidence: list[Evidence] = []
         self._sync_target = 0
@@ -318,8 +323,10 @@ class Core:
         self._check_not_committing()
         height = message_height(message)
         st = self.state
+        if type(message) is Decision:
+            return self._on_decision(message, now)
         if height < st.height:
-            return []
+            return self._help_behind(message, now)
         if height > st.height:
             return self._from_the_future(message, height, now)
         return self._handle(message, now)
@@ -373,6 +380,31 @@ class Core:
         if kind is ViewChangeMessage:
             return message.view_change.view
         return message.view  # type: ignore[union-attr]
+
+    def _help_behind(self, message: Message, now: float) -> list[Action]:
+        """A validator still votes on a decided height: it missed the COMMITs. Send
+        the last decision, at most once per ``block_interval`` so that a Byzantine
+        validator signing stale messages cannot make us flood the network."""
+        if (self.last_block is None or self.last_commit is None
+                or now - self._decision_sent_at < self.timeouts.block_interval):
+            return []
+        self._check_signature(message)
+        self._decision_sent_at = now
+        return [Broadcast(Decision(self.last_block, self.last_commit))]
+
+    def _on_decision(self, decision: Decision, now: float) -> list[Action]:
+        st = self.state
+        block, certificate = decision.block, decision.certificate
+        if block.height < st.height:
+            return []
+        try:
+            certificate.verify(self.chain_id, self.validators, height=block.height,
+                               block_hash=block.hash)
+        except InvalidCertificate as exc:
+            raise InvalidMessage(f"decision for block {block.height}: {exc}") from None
+        if block.height > st.height:
+            return self._request_sync(block.height)
+        return self.on_certified_block(block, certificate, now)
 
     def _store_future(self, message: Message) -> None:
         if len(self.future) >= _MAX_FUTURE:
@@ -585,6 +617,7 @@ class Core:
         log.info("committed block %d (%s) in view %d with %d txs", st.height,
                  block.hash.hex()[:12], certificate.view, len(block.txs))
         self.last_commit = certificate
+        self.last_block = block
         self.signlog.forget_below(st.height + 1)
         self.state = _Height(st.height + 1, now)
         self._committing = True

@@ -15,7 +15,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from chain.block import MAX_BLOCK_SIZE, MAX_BLOCK_TXS, Block, Hash, Vote, VoteKind
+from chain.block import (
+    MAX_BLOCK_SIZE,
+    MAX_BLOCK_TXS,
+    Block,
+    CommitCertificate,
+    Hash,
+    Vote,
+    VoteKind,
+)
 from chain.codec import Bytes, ListOf, Nested, OneOf, Optional, Record, UInt, pack, record, unpack
 from chain.errors import DecodeError
 from chain.hashing import Domain
@@ -142,8 +150,23 @@ class NewView(Record):
         return self.proposal.view
 
 
-Message = Proposal | VoteMessage | ViewChangeMessage | NewView
-_UNION = OneOf(Proposal, VoteMessage, ViewChangeMessage, NewView)
+@record(("block", Nested(Block)), ("certificate", Nested(CommitCertificate)))
+class Decision(Record):
+    """A committed block with its certificate, sent to validators still voting on a
+    height that is decided: enough for them to commit it (or to sync up to it)."""
+
+    TAG: ClassVar[int] = 4
+    MAX_SIZE: ClassVar[int] = MAX_MESSAGE
+    block: Block
+    certificate: CommitCertificate
+
+    @property
+    def height(self) -> int:
+        return self.block.height
+
+
+Message = Proposal | VoteMessage | ViewChangeMessage | NewView | Decision
+_UNION = OneOf(Proposal, VoteMessage, ViewChangeMessage, NewView, Decision)
 
 
 def encode_message(message: Message) -> bytes:
@@ -167,5 +190,5 @@ def message_height(message: Message) -> int:
     return message.height  # type: ignore[union-attr]
 
 
-__all__ = ["Message", "NewView", "PreparedCertificate", "Proposal", "ViewChange",
+__all__ = ["Decision", "Message", "NewView", "PreparedCertificate", "Proposal", "ViewChange",
            "ViewChangeMessage", "VoteKind", "VoteMessage", "decode_message", "encode_message"]

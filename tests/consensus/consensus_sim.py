@@ -154,6 +154,8 @@ class Simulation:
         self._seq = itertools.count()
         self.partition: list[set[int]] | None = None
         self.evidence: list[Evidence] = []
+        #: Called after a node broadcasts (tests crash a node at a precise step).
+        self.after_broadcast: Callable[[SimNode, Message], None] | None = None
         behaviours = behaviours or {}
         self.nodes = [self._make_node(i, MemoryStorage(), FakeApp(self.validators),
                                       behaviours.get(i, Behaviour())) for i in range(n)]
@@ -165,7 +167,7 @@ class Simulation:
         height = len(app.blocks)
         core = Core(CHAIN, self.validators, app, SignLog.in_memory(storage), key=self.keys[i],
                     height=height, last_commit=app.certificates[-1] if height else None,
-                    timeouts=self.timeouts)
+                    last_block=app.blocks[-1] if height else None, timeouts=self.timeouts)
         return SimNode(i, self.keys[i], app, storage, core, behaviour)
 
     def start(self) -> None:
@@ -219,6 +221,8 @@ class Simulation:
 
     def _act(self, node: SimNode, actions: list[Action]) -> None:
         for action in actions:
+            if not node.alive:
+                return  # it crashed: nothing after that point happens
             kind = type(action)
             if kind is Broadcast:
                 self._broadcast(node, action.message)
@@ -243,6 +247,13 @@ class Simulation:
         self._at(at, fire)
 
     def _broadcast(self, node: SimNode, message: Message) -> None:
+        if not node.alive:
+            return  # crashed in the middle of acting: the rest never leaves the node
+        self._send_all(node, message)
+        if self.after_broadcast is not None:
+            self.after_broadcast(node, message)
+
+    def _send_all(self, node: SimNode, message: Message) -> None:
         others = [n for n in self.nodes if n is not node]
         b = node.behaviour
         if b.equivocate_proposals and type(message) is Proposal:
