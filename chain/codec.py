@@ -410,13 +410,24 @@ def unpack(
     if not data:
         raise DecodeError(f"{what}: empty input")
     hook = None if max_arrays is None else _ArrayBudget(max_arrays, what)
+
+    def no_maps(pairs: Any) -> Any:
+        raise DecodeError(f"{what}: maps are not allowed")
+
+    def no_extensions(code: int, data: bytes) -> Any:
+        raise DecodeError(f"{what}: extension types are not allowed")
+
     try:
+        # Maps and extensions are refused while unpacking, not after: an empty map is
+        # one byte on the wire but a 64-byte dict in memory.
         raw = msgpack.unpackb(
             data,
             raw=False,
             use_list=True,
             strict_map_key=True,
             list_hook=hook,
+            object_pairs_hook=no_maps,
+            ext_hook=no_extensions,
         )
     except msgpack.ExtraData:
         raise DecodeError(f"{what}: trailing bytes after the value") from None

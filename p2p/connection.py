@@ -113,6 +113,11 @@ class Connection:
         return self.send_encoded(encode_message(message))
 
     def send_encoded(self, frame: bytes) -> bool:
+        if len(frame) > self._channel.max_frame:
+            # Our caller's mistake, refused here rather than in the writer task, where
+            # it would end the link and drop everything queued behind it.
+            raise LocalError(f"a {len(frame)}-byte message is over the frame limit of "
+                             f"{self._channel.max_frame}")
         if self.close_reason is not None:
             return False
         if self.queued_bytes + len(frame) > self.send_queue_bytes:
@@ -171,17 +176,20 @@ class Connection:
     # ------------------------------------------------------------------ closing
 
     async def close(self, reason: str, *, tell_peer: bool = True) -> None:
-        """Close the link, first telling the peer why (bounded in time)."""
+        """Close the link, first telling the peer why (bounded in time; the socket is
+        closed even if this task is cancelled while it waits)."""
         if self.close_reason is not None:
             return
-        if tell_peer and self.channel_open:
-            with contextlib.suppress(LocalError):
-                self.send(Goodbye(reason[:256]))
-            self.close_reason = reason
-            with contextlib.suppress(TimeoutError, OSError, RuntimeError):
-                async with asyncio.timeout(_CLOSE_FLUSH_SECONDS):
-                    await self._idle.wait()
-        self._finish(reason)
+        try:
+            if tell_peer and self.channel_open:
+                with contextlib.suppress(LocalError):
+                    self.send(Goodbye(reason[:256]))
+                self.close_reason = reason
+                with contextlib.suppress(TimeoutError, OSError, RuntimeError):
+                    async with asyncio.timeout(_CLOSE_FLUSH_SECONDS):
+                        await self._idle.wait()
+        finally:
+            self._finish(reason)
 
     def abort(self, reason: str) -> None:
         """Close at once without flushing (the peer is not reading, or misbehaved)."""
@@ -195,6 +203,7 @@ class Connection:
         self._channel.close()
         self._queue.clear()
         self.queued_bytes = 0
+        self._idle.set()  # nothing more will be written: wake a close() waiting on it
         if abort:
             self._writer.transport.abort()
         else:

@@ -34,9 +34,8 @@ class DecryptFailed(RemoteError):
 
 
 class FrameTooLarge(RemoteError):
-    """A frame announced a size over the maximum; refused before its body is read."""
-
-    bannable = True
+    """A frame announced a size over the maximum; refused before its body is read.
+    Not banned: an honest peer configured with a larger maximum does this."""
 
 
 class MalformedMessage(RemoteError):

@@ -65,18 +65,27 @@ class TxGossip:
         self.outbox.pop(peer, None)
 
     def received(self, peer: bytes, txs: tuple[bytes, ...] | list[bytes]) -> list[tuple[bytes, bytes]]:
-        """``peer`` sent these encoded transactions. Returns (hash, bytes) of those new
-        to this node, for the mempool; all of them are now known to ``peer``."""
+        """``peer`` sent these encoded transactions. Returns (hash, bytes) of those not
+        seen yet, for the mempool; all of them are now known to ``peer``.
+
+        They are not marked seen here: the mempool's verdict decides (see
+        :meth:`mark_seen`). Marking on arrival would let a peer that sends a valid
+        transaction in a batch it gets banned for, or one refused for a passing reason
+        (a full pool), keep every honest copy of it out for good."""
         known = self.known.get(peer)
+        seen = self.seen
         fresh: list[tuple[bytes, bytes]] = []
-        seen_add = self.seen.add
         for raw in txs:
             tx_hash = sha256(raw)
             if known is not None:
                 known.add(tx_hash)
-            if seen_add(tx_hash):
+            if tx_hash not in seen:
                 fresh.append((tx_hash, raw))
         return fresh
+
+    def mark_seen(self, tx_hash: bytes) -> None:
+        """Settled for good (refused for a reason that will not pass): ignore copies."""
+        self.seen.add(tx_hash)
 
     def publish(self, txs: list[tuple[bytes, bytes]], origin: bytes | None = None) -> None:
         """Queue (hash, bytes) pairs for every peer that does not have them yet.
@@ -91,6 +100,16 @@ class TxGossip:
             for tx_hash, raw in txs:
                 if add(tx_hash):
                     box.append(raw)
+
+    def publish_to(self, peer: bytes, txs: list[tuple[bytes, bytes]]) -> None:
+        """Queue (hash, bytes) pairs for one peer (a new link catching up)."""
+        known = self.known.get(peer)
+        if known is None:
+            return
+        box = self.outbox[peer]
+        for tx_hash, raw in txs:
+            if known.add(tx_hash):
+                box.append(raw)
 
     def take(self, peer: bytes) -> list[bytes]:
         """Empty ``peer``'s outbox and return what was in it."""

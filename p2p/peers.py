@@ -72,6 +72,9 @@ from .secure import DEFAULT_MAX_FRAME
 
 log = logging.getLogger("agora.p2p")
 
+#: Inbound links from one host that may be between TCP accept and HELLO at once.
+_MAX_PENDING_PER_HOST = 8
+
 TxHandler = Callable[[bytes, list[tuple[bytes, bytes]]], None]
 ConsensusHandler = Callable[[bytes, bytes], None]
 RequestHandler = Callable[[bytes, bytes], Awaitable[bytes]]
@@ -184,7 +187,8 @@ class PeerManager:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self._dialling: set[bytes] = set()
-        self._handshaking = 0
+        self._inbound_links = 0
+        self._pending_by_host: dict[str, int] = {}
         self._flush_scheduled = False
         self._stopping = asyncio.Event()
         self.listen_port = 0
@@ -244,24 +248,59 @@ class PeerManager:
     # ------------------------------------------------------------------ connecting
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One inbound link, from TCP accept to its end. It counts against
+        ``max_inbound`` for its whole life, handshake included, and a host may hold
+        only a few links that have not finished HELLO, so idle sockets from one
+        address cannot lock everyone else out."""
         s = self.settings
-        inbound = sum(1 for p in self.peers.values() if not p.outbound)
-        if self._stopping.is_set() or inbound + self._handshaking >= s.max_inbound:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # so stop() cancels it too
+        peername = writer.get_extra_info("peername")
+        host = peername[0] if peername else ""
+        pending = self._pending_by_host.get(host, 0)
+        if self._stopping.is_set() or self._inbound_links >= s.max_inbound:
+            refusal = "inbound connection refused: inbound limit reached"
+        elif pending >= _MAX_PENDING_PER_HOST:
+            refusal = f"inbound connection refused: {pending} unfinished handshakes from {host}"
+        else:
+            refusal = ""
+        if refusal:
             writer.close()  # before the handshake: refusing costs nothing
-            self._record(None, "inbound connection refused: inbound limit reached")
+            self._record(None, refusal)
+            self._tasks.discard(task)
             return
-        self._handshaking += 1
+        self._inbound_links += 1
+        self._pending_by_host[host] = pending + 1
+        counted_pending = True
         try:
-            conn = await open_channel(reader, writer, self.node_key, initiator=False,
-                                      max_frame=s.max_frame,
-                                      send_queue_bytes=s.send_queue_bytes,
-                                      timeout=s.handshake_timeout)
-        except (P2PError, OSError) as exc:
-            self._record(None, f"inbound handshake failed: {exc}")
-            return
+            try:
+                conn = await open_channel(reader, writer, self.node_key, initiator=False,
+                                          max_frame=s.max_frame,
+                                          send_queue_bytes=s.send_queue_bytes,
+                                          timeout=s.handshake_timeout)
+            except (P2PError, OSError) as exc:
+                self._record(None, f"inbound handshake failed: {exc}")
+                return
+
+            def hello_done() -> None:
+                nonlocal counted_pending
+                if counted_pending:
+                    counted_pending = False
+                    self._release_pending(host)
+            await self._run_peer(conn, None, on_admitted=hello_done)
         finally:
-            self._handshaking -= 1
-        await self._run_peer(conn, None)
+            self._inbound_links -= 1
+            if counted_pending:
+                self._release_pending(host)
+            self._tasks.discard(task)
+
+    def _release_pending(self, host: str) -> None:
+        left = self._pending_by_host.get(host, 1) - 1
+        if left > 0:
+            self._pending_by_host[host] = left
+        else:
+            self._pending_by_host.pop(host, None)
 
     async def dial(self, address: PeerAddress) -> Peer | None:
         """Dial once and run the link in the background; returns the registered peer,
@@ -271,7 +310,8 @@ class PeerManager:
         return await registered
 
     async def _dial_and_run(self, address: PeerAddress,
-                            registered: asyncio.Future[Peer | None] | None = None) -> None:
+                            registered: asyncio.Future[Peer | None] | None = None) -> bool:
+        """Dial and run the link until it ends; True if it got registered."""
         s = self.settings
         self._dialling.add(address.node_id)
         try:
@@ -283,16 +323,16 @@ class PeerManager:
                                       send_queue_bytes=s.send_queue_bytes,
                                       timeout=s.handshake_timeout)
         except (P2PError, OSError, TimeoutError) as exc:
+            # Never a ban here: nothing proved who answered at that address (an
+            # address learned by peer exchange may point anywhere).
             reason = str(exc) or type(exc).__name__
             self._record(address.node_id, f"dial {address} failed: {reason}")
-            if isinstance(exc, RemoteError) and exc.bannable:
-                self.bans.ban(address.node_id, self._now(), s.ban_seconds)
             if registered is not None and not registered.done():
                 registered.set_result(None)
-            return
+            return False
         finally:
             self._dialling.discard(address.node_id)
-        await self._run_peer(conn, address, registered)
+        return await self._run_peer(conn, address, registered)
 
     async def _keep_dialling(self, address: PeerAddress) -> None:
         """Keep a persistent peer connected, whichever side dialled."""
@@ -302,8 +342,8 @@ class PeerManager:
             if peer is not None:
                 backoff.reset()
                 await peer.gone.wait()
-            elif address.node_id not in self._dialling:
-                await self._dial_and_run(address)
+            elif address.node_id not in self._dialling and await self._dial_and_run(address):
+                backoff.reset()  # it worked: a drop later is a fresh start
             delay = backoff.next_delay()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
@@ -312,12 +352,17 @@ class PeerManager:
     # ------------------------------------------------------------------ one link
 
     async def _run_peer(self, conn: Connection, address: PeerAddress | None,
-                        registered: asyncio.Future[Peer | None] | None = None) -> None:
+                        registered: asyncio.Future[Peer | None] | None = None, *,
+                        on_admitted: Callable[[], None] | None = None) -> bool:
+        """Admit the link and dispatch its messages until it ends; True if it was
+        registered."""
         peer: Peer | None = None
         reason = "closed"
         tell_peer = False
         try:
             peer = await self._admit(conn, address)
+            if on_admitted is not None:
+                on_admitted()
             if registered is not None and not registered.done():
                 registered.set_result(peer)
             while True:
@@ -344,12 +389,15 @@ class PeerManager:
                              abort=not tell_peer and conn.close_reason is None)
         if tell_peer:
             await conn.close(reason)
+        return peer is not None
 
     async def _admit(self, conn: Connection, address: PeerAddress | None) -> Peer:
         """Ban check, HELLO both ways, limits and duplicates; returns the registered peer."""
         s = self.settings
         remote = conn.remote_id
         now = self._now()
+        if self._stopping.is_set():
+            raise PeerRefused("node shutting down")
         if remote == self.node_id:
             raise PeerRefused("connected to ourselves")
         if self.bans.is_banned(remote, now):
@@ -501,7 +549,11 @@ class PeerManager:
                 address = PeerAddress.parse(text)
             except LocalError:
                 continue  # one bad entry does not spoil the rest
-            if address.node_id != self.node_id:
+            # Only new ids: a peer must not redirect the address of a node we know
+            # (it would point our dials, and our view of that node, at itself).
+            if (address.node_id != self.node_id and address.node_id not in self.peers
+                    and not self._is_persistent(address.node_id)
+                    and self.book.get(address.node_id) is None):
                 self.book.add(address)
 
     def _serve(self, peer: Peer, request: Request) -> None:
@@ -567,6 +619,14 @@ class PeerManager:
         ``origin``. Batched: everything queued in one loop iteration goes out as one
         TxBatch per peer."""
         self.gossip.publish(txs, origin)
+        self._schedule_flush()
+
+    def gossip_txs_to(self, node_id: bytes, txs: list[tuple[bytes, bytes]]) -> None:
+        """Send (hash, encoded tx) pairs to one peer, skipping what it has."""
+        self.gossip.publish_to(node_id, txs)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_gossip)
@@ -608,6 +668,7 @@ class PeerManager:
                 async with asyncio.timeout(period):
                     await self._stopping.wait()
             now = self._now()
+            self.bans.prune(now)
             for peer in list(self.peers.values()):
                 if now - peer.last_received > s.peer_timeout:
                     reason = f"peer silent for {s.peer_timeout:g} s (dead or half-open)"

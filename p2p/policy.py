@@ -48,7 +48,9 @@ def split_host_port(hostport: str, context: str | None = None) -> tuple[str, int
     host, colon, port_text = hostport.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not colon or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    # isascii(): str.isdigit() also accepts digits like "²" that int() refuses.
+    if (not colon or not host or not port_text.isascii() or not port_text.isdigit()
+            or not 0 < int(port_text) < 65536):
         raise LocalError(f"address {context or hostport!r} is not host:port with a port "
                          "in 1..65535")
     return host, int(port_text)
@@ -78,13 +80,24 @@ class Backoff:
 
 
 class BanList:
-    """Node ids banned until a deadline (``now`` is passed in, never read)."""
+    """Node ids banned until a deadline (``now`` is passed in, never read). Bounded:
+    past ``capacity`` the oldest ban is forgotten (node ids cost nothing to make, so
+    a ban is a speed bump, and memory must not be the price)."""
 
-    def __init__(self) -> None:
-        self._until: dict[bytes, float] = {}
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._until: OrderedDict[bytes, float] = OrderedDict()
 
     def ban(self, node_id: bytes, now: float, seconds: float) -> None:
-        self._until[node_id] = max(self._until.get(node_id, 0.0), now + seconds)
+        until = max(self._until.pop(node_id, 0.0), now + seconds)
+        self._until[node_id] = until
+        while len(self._until) > self.capacity:
+            self._until.popitem(last=False)
+
+    def prune(self, now: float) -> None:
+        """Forget expired bans (the upkeep loop calls this)."""
+        for node_id in [n for n, until in self._until.items() if until <= now]:
+            del self._until[node_id]
 
     def is_banned(self, node_id: bytes, now: float) -> bool:
         until = self._until.get(node_id)

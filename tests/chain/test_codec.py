@@ -124,11 +124,14 @@ BAD_FIELDS = [
     ("n", b"\xd0\xe0", "canonical"),  # -32 fits a negative fixint
     ("n", b"\xd3" + (-(2**63)).to_bytes(8, "big", signed=True), "out of range"),
     ("n", b"\xc0", r"Sample\.n: expected an integer, got NoneType"),
-    ("n", b"\x80", r"Sample\.n: expected an integer, got dict"),
-    ("n", b"\x81\xa1a\x02", r"Sample\.n: expected an integer, got dict"),
+    # Maps and extensions are refused while unpacking (before any dict exists), so
+    # the message names the rule rather than the field.
+    ("n", b"\x80", "maps are not allowed"),
+    ("n", b"\x81\xa1a\x02", "maps are not allowed"),
     ("n", b"\x81\x01\x02", "malformed"),  # an int map key
     # Extension types (an application ext and the msgpack timestamp ext -1).
-    ("n", b"\xd4\x01\x00", r"Sample\.n: expected an integer, got ExtType"),
+    ("n", b"\xd4\x01\x00", "extension types are not allowed"),
+    # (msgpack decodes the timestamp extension itself: the field kind refuses it.)
     ("n", b"\xd6\xff\x00\x00\x00\x00", r"Sample\.n: expected an integer"),
     # 0/1 are not booleans.
     ("flag", b"\x01", r"Sample\.flag: expected a boolean, got int"),
@@ -156,9 +159,9 @@ BAD_FIELDS = [
     ("items", b"\x94\x01\x02\x03\x04", r"Sample\.items: list longer than 3"),
     ("items", b"\x91\xcc\x05", "canonical"),
     ("items", b"\x91\xcd\x01\x00", r"Sample\.items\[0\]: integer out of range for u8"),
-    ("items", b"\x91\xd4\x01\x00", r"Sample\.items\[0\]: expected an integer, got ExtType"),
+    ("items", b"\x91\xd4\x01\x00", "extension types are not allowed"),
     ("items", b"\xdc\x00\x02\x01\x02", "canonical"),
-    ("items", b"\x80", r"Sample\.items: expected a list, got dict"),
+    ("items", b"\x80", "maps are not allowed"),
     # BigUInt: a leading zero byte, 33 bytes, an int instead of bytes.
     ("big", b"\xc4\x02\x00\x07", r"Sample\.big: non-minimal integer \(leading zero byte\)"),
     ("big", b"\xc4\x01\x00", r"Sample\.big: non-minimal integer"),
@@ -183,8 +186,9 @@ BAD_WHOLE = [
     (CANONICAL + b"\x00", "trailing bytes"),
     (CANONICAL + b"\xc0", "trailing bytes"),
     (CANONICAL + CANONICAL, "trailing bytes"),
-    (b"\x80", r"Sample: expected a list of 8 fields"),
-    (b"\x88" + b"".join(bytes([0xA1, 0x61 + i]) + f for i, f in enumerate(FIELDS)), "expected a list"),
+    (b"\x80", "maps are not allowed"),
+    (b"\x88" + b"".join(bytes([0xA1, 0x61 + i]) + f for i, f in enumerate(FIELDS)),
+     "maps are not allowed"),
     (b"\x97" + b"".join(FIELDS[:7]), r"Sample: expected 8 fields, got 7"),
     (b"\x99" + b"".join(FIELDS) + b"\xc0", r"Sample: expected 8 fields, got 9"),
     (b"\x90", r"expected 8 fields, got 0"),
@@ -192,7 +196,7 @@ BAD_WHOLE = [
     (b"\xdd\x00\x00\x00\x08" + b"".join(FIELDS), "canonical"),
     (b"\x05", "expected a list"),
     (b"\xc1", "malformed"),  # the one byte msgpack never uses
-    (b"\xd4\x01\x00", "expected a list"),
+    (b"\xd4\x01\x00", "extension types are not allowed"),
 ]
 
 

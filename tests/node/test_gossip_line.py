@@ -44,7 +44,8 @@ async def line() -> AsyncIterator[list[Node]]:
         mempool = Mempool(executor, invalid_tx=InvalidTx)
         network = PeerManager(PrivateKey.from_seed_text(f"line-node-{i}"), CHAIN, SETTINGS,
                               rng=random.Random(i))
-        relay = TxRelay(mempool, network, max_tx_bytes=executor.params.max_tx_bytes)
+        relay = TxRelay(mempool, network, chain_id=CHAIN,
+                        max_tx_bytes=executor.params.max_tx_bytes)
         nodes.append(Node(network, mempool, relay))
     try:
         for node in nodes:

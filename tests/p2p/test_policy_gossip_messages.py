@@ -61,7 +61,7 @@ def test_messages_round_trip(message) -> None:
     (msgpack.packb([2, -1]), "out of range"),
     (msgpack.packb([2, 1]) + b"\x00", "trailing"),
     (msgpack.packb([2, 1.5]), "got float"),
-    (msgpack.packb({"t": 2}), "expected \\[tag"),
+    (msgpack.packb({"t": 2}), "maps are not allowed"),
     (msgpack.packb([4, [b"x"] * (MAX_TX_BATCH + 1)], use_bin_type=True), "longer than 4096"),
     (msgpack.packb([4, [[]] * 3]), "nested arrays"),
     (b"\xcd\x00\x01", "not in canonical"),  # uint16 holding 1
@@ -75,6 +75,13 @@ def test_array_amplification_is_stopped_while_unpacking() -> None:
     # One byte per empty array on the wire: a million of them would be ~60 MB of lists.
     frame = b"\x92\x04\xdd" + (1_000_000).to_bytes(4, "big") + b"\x90" * 1_000_000
     with pytest.raises(MalformedMessage):
+        decode_message(frame)
+
+
+def test_map_amplification_is_stopped_while_unpacking() -> None:
+    # An empty map is one byte on the wire and a 64-byte dict in memory.
+    frame = b"\x92\x04\xdd" + (1_000_000).to_bytes(4, "big") + b"\x80" * 1_000_000
+    with pytest.raises(MalformedMessage, match="maps are not allowed"):
         decode_message(frame)
 
 
@@ -100,6 +107,7 @@ def test_peer_addresses_parse_and_print() -> None:
 
 
 @pytest.mark.parametrize("text", [
+    f"{NODE.hex()}@h:\u00b2",  # a digit to str.isdigit(), not to int()
     "127.0.0.1:26656", f"{NODE.hex()}@127.0.0.1", f"{NODE.hex()}@:80",
     f"{NODE.hex()}@h:0", f"{NODE.hex()}@h:65536", f"{NODE.hex()}@h:x",
     f"{NODE.hex()[:-2]}@h:1", f"zz{NODE.hex()[2:]}@h:1",
@@ -128,6 +136,15 @@ def test_backoff_does_not_overflow_after_many_attempts() -> None:
     backoff = Backoff(0.5, 60.0, random.Random(1))
     for _ in range(10_000):
         assert backoff.next_delay() <= 60.0
+
+
+def test_bans_are_pruned_and_bounded() -> None:
+    bans = BanList(capacity=3)
+    for i in range(5):
+        bans.ban(bytes([i]) * 20, now=0.0, seconds=10.0 + i)
+    assert len(bans) == 3 and not bans.is_banned(b"\x00" * 20, 1.0)
+    bans.prune(now=12.5)  # the ban of node 2 ended at 12.0
+    assert len(bans) == 2 and bans.is_banned(b"\x04" * 20, 12.5)
 
 
 def test_bans_expire_by_the_clock_passed_in() -> None:
@@ -201,15 +218,41 @@ def test_gossip_sends_each_tx_once_per_link_and_never_echoes() -> None:
         g.add_peer(peer)
     fresh = g.received(b"p1", [_tx(1)[1], _tx(2)[1]])
     assert fresh == [_tx(1), _tx(2)]
-    assert g.received(b"p2", [_tx(1)[1]]) == []  # already seen from p1
-    g.publish(fresh, origin=b"p1")
+    g.received(b"p2", [_tx(1)[1]])  # p2 has tx 1 too
+    g.publish(fresh, origin=b"p1")  # the mempool admitted both
+    assert g.received(b"p3", [_tx(1)[1]]) == []  # seen: not handed to the mempool again
     assert g.take(b"p1") == []  # not echoed to its origin
     assert g.take(b"p2") == [_tx(2)[1]]  # p2 sent us tx 1, so it has it
+    # Queued for p3 before its own copy arrived: an overlap in flight, not an echo.
     assert g.take(b"p3") == [_tx(1)[1], _tx(2)[1]]
     g.publish([_tx(1), _tx(2)])  # published again: nobody needs it
     assert g.pending_peers() == []
     g.publish([_tx(3)])  # a local submission goes to everyone
     assert sorted(g.pending_peers()) == [b"p1", b"p2", b"p3"]
+
+
+def test_a_tx_is_seen_only_once_its_fate_is_settled() -> None:
+    g = TxGossip()
+    g.add_peer(b"p1")
+    g.add_peer(b"p2")
+    # Refused for now (say the pool was full): another copy gets another chance.
+    assert g.received(b"p1", [_tx(1)[1]]) == [_tx(1)]
+    assert g.received(b"p2", [_tx(1)[1]]) == [_tx(1)]
+    g.mark_seen(_tx(1)[0])  # refused for good
+    assert g.received(b"p2", [_tx(1)[1]]) == []
+    # Either way the peers that sent it are known to have it.
+    g.publish([_tx(1)])
+    assert g.pending_peers() == []
+
+
+def test_a_new_link_catches_up_without_duplicates() -> None:
+    g = TxGossip()
+    g.add_peer(b"p1")
+    g.received(b"p1", [_tx(1)[1]])
+    g.publish_to(b"p1", [_tx(1), _tx(2)])
+    assert g.take(b"p1") == [_tx(2)[1]]
+    g.publish_to(b"gone", [_tx(3)])  # not a peer: nothing happens
+    assert g.pending_peers() == []
 
 
 def test_gossip_forgets_removed_peers_and_locally_published_txs_are_seen() -> None:
