@@ -362,6 +362,7 @@ class Core:
             except InvalidCertificate as exc:
                 raise InvalidMessage(f"parent certificate: {exc}") from None
             if height == st.height + 1:
+                self._check_signature(message)
                 self._store_future(message)
                 known = st.blocks.get(certificate.block_hash)
                 if known is not None:
@@ -458,12 +459,12 @@ class Core:
         elif kind is ViewChangeMessage:
             self._check_view_change(message.view_change)
         else:
-            self._check_proposal(message.proposal)  # type: ignore[union-attr]
+            self._check_proposal(message.proposal, fresh=False)  # type: ignore[union-attr]
 
-    def _check_proposal(self, proposal: Proposal) -> None:
+    def _check_proposal(self, proposal: Proposal, *, fresh: bool = True) -> None:
         block = proposal.block
         expected = self.proposer(block.height, proposal.view)
-        if block.header.proposer != expected:
+        if fresh and block.header.proposer != expected:
             raise InvalidMessage(f"block {block.height} view {proposal.view} names proposer "
                                  f"{block.header.proposer.hex()}, expected {expected.hex()}")
         if not proposal.verify(self.chain_id, self._public_key(expected)):
@@ -618,7 +619,6 @@ class Core:
                  block.hash.hex()[:12], certificate.view, len(block.txs))
         self.last_commit = certificate
         self.last_block = block
-        self.signlog.forget_below(st.height + 1)
         self.state = _Height(st.height + 1, now)
         self._committing = True
         return [Commit(block, certificate)]
@@ -628,6 +628,7 @@ class Core:
         if not self._committing:
             raise LocalError("committed() without a Commit action to acknowledge")
         self._committing = False
+        self.signlog.forget_below(self.state.height)
         return self._enter_height(now)
 
     def on_certified_block(self, block: Block, certificate: CommitCertificate,
@@ -678,14 +679,16 @@ class Core:
     def _on_view_change(self, message: ViewChangeMessage, now: float) -> list[Action]:
         st = self.state
         vc = message.view_change
-        by_view = st.view_changes.setdefault(vc.view, {})
-        if vc.validator in by_view:
-            return []
+        if vc.view < st.view or vc.validator in st.view_changes.get(vc.view, ()):
+            return []  # a view we have left, or a duplicate
+        if any(vc.validator in changes for view, changes in st.view_changes.items()
+               if view > vc.view > st.view):
+            return []  # that validator has already moved past this view
         self._check_view_change(vc)
         block = message.prepared_block
         if block is not None and vc.prepared is not None and block.hash == vc.prepared.block_hash:
             st.unchecked.setdefault(block.hash, block)
-        by_view[vc.validator] = vc
+        st.view_changes.setdefault(vc.view, {})[vc.validator] = vc
         out: list[Action] = []
         if vc.view > st.view:
             # Only a validator's highest view change ahead of us matters: memory stays
@@ -742,7 +745,6 @@ class Core:
             return []
         if view == 0:
             raise InvalidMessage("a NEW-VIEW for view 0")
-        self._check_proposal(proposal)
         signers = set()
         for vc in new_view.view_changes:
             if vc.height != st.height or vc.view != view:
@@ -754,8 +756,13 @@ class Core:
         if not self.validators.has_quorum(self._power(signers)):
             raise InvalidMessage("NEW-VIEW lacks a quorum of view changes")
         highest = self._highest_prepared(new_view.view_changes)
+        self._check_proposal(proposal, fresh=highest is None)
         if highest is not None and proposal.block.hash != highest.block_hash:
             raise InvalidMessage("NEW-VIEW does not re-propose the highest prepared block")
+        try:
+            self._validate(proposal.block)
+        except InvalidProposal as exc:
+            raise InvalidMessage(f"invalid proposal: {exc}") from None
         out = self._note_proposal(proposal)
         # Enter the view: the justification shows a quorum left the old ones.
         if view > st.view or st.phase == "view_change":

@@ -124,6 +124,18 @@ def _frame(payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "big") + zlib.crc32(payload).to_bytes(4, "big") + payload
 
 
+def _frame_after(data: bytes, start: int) -> bool:
+    """Does a whole, valid record start anywhere at or after ``start``? (Only asked on
+    the rare path of a bad record, to tell a torn tail from damage in the middle.)"""
+    for q in range(start, len(data) - _HEADER + 1):
+        size = int.from_bytes(data[q:q + 4], "big")
+        payload = data[q + _HEADER:q + _HEADER + size]
+        if size and len(payload) == size and zlib.crc32(payload) == int.from_bytes(
+                data[q + 4:q + 8], "big"):
+            return True
+    return False
+
+
 class SignLog:
     """The record of what was signed, per height."""
 
@@ -154,9 +166,13 @@ class SignLog:
             size = int.from_bytes(data[pos:pos + 4], "big")
             crc = int.from_bytes(data[pos + 4:pos + 8], "big")
             payload = data[pos + _HEADER:pos + _HEADER + size]
-            if len(payload) < size or zlib.crc32(payload) != crc:
-                if pos + _HEADER + size >= len(data):
-                    break  # the last record was torn by a crash: cut it off
+            if not size or len(payload) < size or zlib.crc32(payload) != crc:
+                # A crash mid-append leaves a cut-off last record, or a file grown with
+                # zeros whose data never reached the disk: nothing in it was signed.
+                # Anything else (a whole, valid record further on) is damage.
+                if not any(data[pos:]) or (pos + _HEADER + size >= len(data)
+                                           and not _frame_after(data, pos + 1)):
+                    break
                 raise SignLogCorrupt(f"sign log record at byte {pos} is damaged")
             try:
                 self._apply(unpack(payload, len(payload), "sign log record"))

@@ -387,7 +387,12 @@ class Executor:
             execution.state_root, validators_hash, next_validators_hash, proposer, len(txs),
             sha256(last_commit.encode()) if last_commit is not None else ZERO_HASH,
         )
-        return Block(header, tuple(txs), last_commit)
+        block = Block(header, tuple(txs), last_commit)
+        # Kept as this block's execution: the proposer validates its own block like
+        # any other, and a block is executed once per node.
+        execution.block_hash = block.hash
+        self._executed[block.hash] = execution
+        return block
 
     def execute_block(self, block: Block) -> tuple[bytes, list[Receipt]]:
         """Execute a proposed block on a scratch state: (state root, receipts). The
@@ -406,6 +411,11 @@ class Executor:
             if parent is not None and parent.hash != header.prev_hash:
                 raise InvalidBlock(f"block {header.height} does not extend the stored block "
                                    f"{header.height - 1}")
+        done = self._executed.get(block.hash)
+        if done is not None and done.height == header.height:
+            # Executed already (built here, or validated before). The same hash means
+            # the same transactions: validate_basic checked them against tx_root.
+            return done.state_root, done.receipts
         execution = self.execute(block.txs, BlockContext(header.height, header.time_ms,
                                                          header.proposer))
         execution.block_hash = block.hash

@@ -776,16 +776,32 @@ def test_a_dropped_block_leaves_no_trace() -> None:
 
 
 def test_commit_needs_the_block_executed_first() -> None:
-    """commit() writes only what execute_block() computed; a block it never executed is
-    a bug in the caller, refused without writing anything."""
+    """commit() writes only what execute_block() (or build_block(), for the proposer)
+    computed; a block it never executed is a bug in the caller, refused without
+    writing anything."""
     chain = TestChain()
-    block = chain.build([chain.transfer(ALICE, BOB.address, 5)])  # execute(), not _block
+    other = TestChain()  # the same block, built on another node
+    block = other.build([other.transfer(ALICE, BOB.address, 5)])
     before = committed_view(chain)
     with pytest.raises(NotExecuted):
         chain.executor.commit(block, chain.certify(block))
     assert committed_view(chain) == before
     chain.commit(block)  # executes then commits
     assert chain.height == 1
+
+
+def test_a_block_is_executed_once_by_its_proposer(monkeypatch) -> None:
+    """build_block's execution is kept: validating and committing the proposer's own
+    block does not run its transactions again."""
+    chain = TestChain()
+    block = chain.build([chain.transfer(ALICE, BOB.address, 5)])
+    runs = []
+    real = chain.executor.execute
+    monkeypatch.setattr(chain.executor, "execute", lambda *a, **k: runs.append(1) or real(*a, **k))
+    root, receipts = chain.executor.execute_block(block)
+    assert root == block.header.state_root and len(receipts) == 1
+    chain.executor.commit(block, chain.certify(block))
+    assert runs == [] and chain.height == 1
 
 
 def test_commit_refuses_a_header_with_another_state_root() -> None:
