@@ -109,5 +109,90 @@ def contract_run(file: str, method: str | None, args: tuple[str, ...], sender: s
         sys.exit(1)
 
 
+# ---------------------------------------------------------------------- nodes
+
+HOME_HELP = "The node's home directory (config.toml, genesis.json, keys/, data/)."
+
+
+@main.command()
+@click.option("--home", required=True, type=click.Path(file_okay=False), help=HOME_HELP)
+@click.option("--chain-id", default="agora-local", show_default=True,
+              help="Chain id of the single-validator genesis written when --validator "
+                   "is given.")
+@click.option("--validator", is_flag=True,
+              help="Make a validator key, and a genesis in which it is the only validator.")
+def init(home: str, chain_id: str, validator: bool) -> None:
+    """Create a node home: config, keys (mode 0600) and, with --validator, a genesis.
+
+    A full node needs the chain's genesis.json copied into the home before
+    `agora start`.
+    """
+    from node.home import HomeError, init_home
+
+    try:
+        lines = init_home(home, chain_id=chain_id, validator=validator)
+    except HomeError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in lines:
+        click.echo(line)
+
+
+@main.command()
+@click.option("--home", required=True, type=click.Path(file_okay=False, exists=True),
+              help=HOME_HELP)
+def start(home: str) -> None:
+    """Run the node until Ctrl-C or SIGTERM (then it stops cleanly)."""
+    from node.daemon import run_node
+
+    run_node(home)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--validators", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--home", type=click.Path(file_okay=False), default="./localnet",
+              show_default=True, help="Where the localnet lives (HOME/nodeN are node homes).")
+@click.option("--base-port", type=click.IntRange(1024, 65000), default=26600,
+              show_default=True, help="Node i listens on BASE+2i (p2p) and BASE+2i+1 (rpc).")
+@click.pass_context
+def localnet(ctx: click.Context, validators: int, home: str, base_port: int) -> None:
+    """Run N validators on 127.0.0.1 until Ctrl-C (creating them on first use).
+
+    Prints where each node listens, then a status line every few seconds.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from pathlib import Path
+
+    from node import localnet as ln
+    from node.home import HomeError
+
+    try:
+        ln.run(Path(home), validators, base_port, click.echo)
+    except HomeError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@localnet.command("init")
+@click.option("--validators", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--home", type=click.Path(file_okay=False), default="./localnet",
+              show_default=True)
+@click.option("--base-port", type=click.IntRange(1024, 65000), default=26600,
+              show_default=True)
+def localnet_init(validators: int, home: str, base_port: int) -> None:
+    """Generate the localnet's keys, genesis and node homes, without starting it."""
+    from pathlib import Path
+
+    from node import localnet as ln
+    from node.home import HomeError
+
+    try:
+        infos = ln.init(Path(home), validators, base_port)
+    except HomeError as exc:
+        raise click.ClickException(str(exc)) from None
+    for info in infos:
+        click.echo(f"node{info.index}: home {info.home}  rpc {info.rpc}  p2p {info.p2p}")
+    click.echo(f"wrote {Path(home) / 'localnet.json'}")
+
+
 if __name__ == "__main__":
     main()

@@ -294,6 +294,18 @@ class Core:
             return self._on_propose_timer(now)
         return self._start_view_change(st.view + 1, now)
 
+    def on_txs_available(self, now: float) -> list[Action]:
+        """The mempool has transactions. A proposer waiting out an idle height
+        proposes now, rather than at the idle deadline, once ``block_interval`` has
+        passed since the last block (before that, the propose timer does it)."""
+        st = self.state
+        if (self._committing or st.view != 0 or st.phase != "propose" or st.proposal
+                is not None or self.address is None
+                or self.proposer(st.height, 0) != self.address
+                or now < st.started + self.timeouts.block_interval):
+            return []
+        return self._on_propose_timer(now)
+
     def _on_propose_timer(self, now: float) -> list[Action]:
         st = self.state
         if st.phase != "propose" or st.view != 0 or st.proposal is not None:

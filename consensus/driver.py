@@ -1,0 +1,208 @@
+"""The asyncio driver: binds the sans-I/O core to the network, the application and
+the loop's clock. It is the only part of consensus that does I/O.
+
+* Messages from peers are decoded here (the edge) and fed to the core; a message
+  the core refuses as forged gets its peer dropped and banned.
+* The core's actions are carried out in order: broadcasts go to every peer, timers
+  become ``loop.call_at``, a Commit is written by the application before
+  ``core.committed()`` lets the next height start, a Sync starts block sync.
+* Block sync asks peers, one height at a time, for the committed block and its
+  certificate (``consensus/block``), and hands each to the core, which verifies the
+  certificate against the validator set and re-executes the block (checking its state
+  root) before committing it. Peers that say in HELLO that they are ahead start a
+  sync too, so a node that was down catches up before it votes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from typing import Protocol
+
+from chain.block import Block, CommitCertificate
+from p2p.errors import RequestFailed
+from p2p.peers import Peer, PeerManager
+
+from .core import (
+    Action,
+    Broadcast,
+    Commit,
+    ConsensusApp,
+    Core,
+    Evidence,
+    SetTimer,
+    Sync,
+    Timer,
+)
+from .errors import InvalidMessage
+from .messages import Decision, decode_message, encode_message
+
+log = logging.getLogger("agora.consensus")
+
+BLOCK_REQUEST = "consensus/block"
+_SYNC_TIMEOUT = 10.0
+
+
+class Application(ConsensusApp, Protocol):
+    def commit(self, block: Block, certificate: CommitCertificate) -> None:
+        """Write the block in one atomic batch (and re-check the mempool)."""
+
+
+class BlockSource(Protocol):
+    """Committed blocks, to serve peers that sync."""
+
+    def block(self, height: int) -> Block | None: ...
+
+    def commit(self, height: int) -> CommitCertificate | None: ...
+
+
+class ConsensusDriver:
+    def __init__(self, core: Core, network: PeerManager, app: Application,
+                 blocks: BlockSource, *, rng: random.Random | None = None) -> None:
+        self.core = core
+        self.network = network
+        self.app = app
+        self.blocks = blocks
+        self.rng = rng or random.Random()
+        self.evidence: list[Evidence] = []
+        #: Called with each committed block, after it is written.
+        self.on_commit: list[Callable[[Block, CommitCertificate], None]] = []
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._sync_task: asyncio.Task | None = None
+        self._sync_target = 0
+        self._running = False
+        network.on_consensus = self._received
+        network.request_handlers[BLOCK_REQUEST] = self._serve_block
+        network.on_peer_connected.append(self._peer_connected)
+
+    @property
+    def syncing(self) -> bool:
+        return self._sync_task is not None and not self._sync_task.done()
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def start(self) -> None:
+        self._running = True
+        self._act(self.core.start(self._now()))
+
+    async def stop(self) -> None:
+        self._running = False
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            await asyncio.gather(self._sync_task, return_exceptions=True)
+
+    # ------------------------------------------------------------------ input
+
+    def _received(self, peer: bytes, body: bytes) -> None:
+        if not self._running:
+            return
+        try:
+            message = decode_message(body)
+            actions = self.core.on_message(message, self._now())
+        except InvalidMessage as exc:
+            self.network.punish(peer, f"invalid consensus message: {exc}")
+            return
+        self._act(actions)
+
+    def txs_available(self) -> None:
+        """The mempool admitted transactions (a proposer may propose early)."""
+        if self._running:
+            self._act(self.core.on_txs_available(self._now()))
+
+    def _fire(self, timer: Timer, handle_box: list[asyncio.TimerHandle]) -> None:
+        self._timers.discard(handle_box[0])
+        if self._running:
+            self._act(self.core.on_timer(timer, self._now()))
+
+    # ------------------------------------------------------------------ output
+
+    def _act(self, actions: list[Action]) -> None:
+        for action in actions:
+            kind = type(action)
+            if kind is Broadcast:
+                self.network.broadcast(encode_message(action.message))
+            elif kind is SetTimer:
+                box: list[asyncio.TimerHandle] = []
+                handle = asyncio.get_running_loop().call_at(action.at, self._fire,
+                                                            action.timer, box)
+                box.append(handle)
+                self._timers.add(handle)
+            elif kind is Commit:
+                self.app.commit(action.block, action.certificate)
+                for callback in self.on_commit:
+                    callback(action.block, action.certificate)
+                self._act(self.core.committed(self._now()))
+            elif kind is Sync:
+                self._sync_to(action.height)
+            elif kind is Evidence:
+                self.evidence.append(action)
+                log.warning("evidence against validator %s kept", action.validator.hex())
+
+    # ------------------------------------------------------------------ sync
+
+    def _peer_connected(self, peer: Peer) -> None:
+        committed = self.core.height - 1
+        if peer.hello.height > committed:
+            log.info("peer %s is at height %d, we are at %d: syncing",
+                     peer.node_id.hex()[:12], peer.hello.height, committed)
+            self._sync_to(peer.hello.height)
+
+    def _sync_to(self, height: int) -> None:
+        self._sync_target = max(self._sync_target, height)
+        if not self.syncing and self._running:
+            self._sync_task = asyncio.get_running_loop().create_task(self._sync())
+
+    async def _sync(self) -> None:
+        try:
+            while self._running and self.core.height <= self._sync_target:
+                height = self.core.height
+                if not await self._fetch(height):
+                    log.warning("sync: no peer gave a valid block %d; retrying when a peer "
+                                "or a message says we are behind", height)
+                    break
+        finally:
+            self._sync_target = 0
+            self.core.on_sync_done()
+
+    async def _fetch(self, height: int) -> bool:
+        """Ask peers (those ahead first) for block ``height``; True once it committed."""
+        peers = list(self.network.peers.values())
+        self.rng.shuffle(peers)
+        peers.sort(key=lambda p: p.hello.height < height)
+        for peer in peers:
+            try:
+                body = await self.network.request(peer.node_id, BLOCK_REQUEST,
+                                                  height.to_bytes(8, "big"), _SYNC_TIMEOUT)
+                decision = decode_message(body)
+                if type(decision) is not Decision:
+                    raise InvalidMessage("a block request answered with another message")
+                if self.core.height != height:
+                    return True  # consensus decided it meanwhile
+                actions = self.core.on_certified_block(decision.block, decision.certificate,
+                                                       self._now())
+            except RequestFailed as exc:
+                log.info("sync: peer %s: %s", peer.node_id.hex()[:12], exc)
+                continue
+            except InvalidMessage as exc:
+                self.network.punish(peer.node_id, f"sync: {exc}")
+                continue
+            self._act(actions)
+            if self.core.height > height:
+                return True
+        return self.core.height > height
+
+    async def _serve_block(self, peer: bytes, body: bytes) -> bytes:
+        if len(body) != 8:
+            raise RequestFailed("a block request is an 8-byte height")
+        height = int.from_bytes(body, "big")
+        block = self.blocks.block(height)
+        certificate = self.blocks.commit(height)
+        if block is None or certificate is None:
+            raise RequestFailed(f"no committed block at height {height}")
+        return encode_message(Decision(block, certificate))

@@ -1,0 +1,102 @@
+"""The application as consensus sees it: the executor and the mempool behind the
+small ``ConsensusApp`` interface (``has_pending_txs``, ``propose``, ``validate``) plus
+``commit``, which the driver calls for each Commit action.
+
+Blocks are built from the mempool's ready transactions in proposal order and executed
+once (the executor keeps the proposer's execution); a transaction's signature checked
+at admission is not checked again (the executor caches verified hashes).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from chain.block import Block, CommitCertificate, receipts_root
+from chain.validators import ValidatorSet
+from consensus.errors import InvalidProposal
+from vm.errors import InvalidBlock
+from vm.executor import Executor
+
+from .mempool import Mempool
+
+log = logging.getLogger("agora.node")
+
+#: How far ahead of our clock a block's time may be (validators' clocks drift).
+MAX_CLOCK_DRIFT_MS = 10_000
+#: Room left in a block for its header and certificate.
+_BLOCK_OVERHEAD = 64 * 1024
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ChainApp:
+    """Executor + mempool for consensus."""
+
+    def __init__(self, executor: Executor, mempool: Mempool, validators: ValidatorSet, *,
+                 clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.executor = executor
+        self.mempool = mempool
+        self.validators = validators
+        self.clock_ms = clock_ms
+        #: Called after each block is committed (RPC waiters, subscriptions, metrics).
+        self.on_commit: list[Callable[[Block], None]] = []
+
+    def has_pending_txs(self) -> bool:
+        return self.mempool.status()["ready"] > 0
+
+    def _parent_time(self) -> int:
+        ex = self.executor
+        parent = ex.blocks.header(ex.height) if ex.height else None
+        return parent.time_ms if parent is not None else ex.genesis.time_ms
+
+    def propose(self, height: int, view: int, last_commit: CommitCertificate | None) -> Block:
+        ex = self.executor
+        params = ex.params
+        proposer = self.validators.validators[(height + view) % len(self.validators)].address
+        time_ms = max(self._parent_time() + 1, self.clock_ms())
+        txs = self.mempool.reap(max_bytes=params.max_block_bytes - _BLOCK_OVERHEAD,
+                                max_gas=params.max_block_gas, max_txs=params.max_block_txs)
+        vhash = self.validators.hash
+        try:
+            return ex.build_block(txs, time_ms=time_ms, proposer=proposer, validators_hash=vhash,
+                                  next_validators_hash=vhash, last_commit=last_commit)
+        except InvalidBlock as exc:
+            # The mempool keeps only transactions that apply; if one does not, our
+            # view of state is off. An empty block keeps the chain going meanwhile.
+            log.error("could not build block %d from the mempool (%s); proposing it empty",
+                      height, exc)
+            return ex.build_block([], time_ms=time_ms, proposer=proposer, validators_hash=vhash,
+                                  next_validators_hash=vhash, last_commit=last_commit)
+
+    def validate(self, block: Block) -> None:
+        h = block.header
+        if h.validators_hash != self.validators.hash:
+            raise InvalidProposal("the block names another validator set")
+        if h.next_validators_hash != self.validators.hash:
+            raise InvalidProposal("the block changes the validator set, which this chain "
+                                  "does not do")
+        if h.time_ms <= self._parent_time():
+            raise InvalidProposal("the block's time is not after its parent's")
+        if h.time_ms > self.clock_ms() + MAX_CLOCK_DRIFT_MS:
+            raise InvalidProposal(f"the block's time is more than {MAX_CLOCK_DRIFT_MS} ms "
+                                  "ahead of our clock")
+        try:
+            root, receipts = self.executor.execute_block(block)
+        except InvalidBlock as exc:
+            raise InvalidProposal(str(exc)) from None
+        if root != h.state_root:
+            raise InvalidProposal("the block's state root is not the one its transactions give")
+        if receipts_root(receipts) != h.receipts_root:
+            raise InvalidProposal("the block's receipts root is not the one its "
+                                  "transactions give")
+
+    def commit(self, block: Block, certificate: CommitCertificate) -> None:
+        """Write the block (one atomic, synced batch), then re-check the mempool."""
+        self.executor.commit(block, certificate)
+        self.mempool.update(block.txs)
+        for callback in self.on_commit:
+            callback(block)

@@ -1,0 +1,194 @@
+"""The node's config file (``HOME/config.toml``), read with ``tomllib`` and checked
+with pydantic: an unknown key or a bad value stops the node at start, with a message
+naming the key (``p2p.max_inbound: ...``), never halfway through running.
+
+Sections: ``[node]`` (mode, moniker), ``[p2p]``, ``[rpc]``, ``[consensus]`` (timeouts,
+block interval, empty blocks), ``[mempool]``, ``[metrics]``, ``[log]``. Every key has
+a default, so an empty file is a valid (full-node) config.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+
+from p2p.errors import LocalError as P2PLocalError
+from p2p.policy import PeerAddress, split_host_port
+
+
+class ConfigError(Exception):
+    """The config file is missing, not TOML, or has an unknown key or a bad value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _host_port(value: str) -> str:
+    try:
+        split_host_port(value)
+    except P2PLocalError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+HostPort = Annotated[StrictStr, Field(min_length=3)]
+Millis = Annotated[StrictInt, Field(gt=0, le=3_600_000)]
+
+
+class NodeSection(_Section):
+    mode: Literal["validator", "full"] = "full"
+    moniker: Annotated[StrictStr, Field(max_length=64)] = ""
+
+
+class P2PSection(_Section):
+    listen: HostPort = "127.0.0.1:26656"
+    #: host:port announced to peers; empty: the listen address.
+    external_address: StrictStr = ""
+    persistent_peers: list[StrictStr] = []
+    max_inbound: Annotated[StrictInt, Field(ge=0, le=10_000)] = 40
+    max_outbound: Annotated[StrictInt, Field(ge=0, le=1_000)] = 10
+    pex: StrictBool = True
+    handshake_timeout_ms: Millis = 5_000
+    ping_interval_ms: Millis = 5_000
+    peer_timeout_ms: Millis = 20_000
+    ban_seconds: Annotated[StrictInt, Field(ge=0, le=86_400 * 30)] = 600
+    send_queue_bytes: Annotated[StrictInt, Field(ge=1 << 20, le=1 << 30)] = 32 << 20
+
+    _listen = field_validator("listen")(_host_port)
+
+    @field_validator("external_address")
+    @classmethod
+    def _external(cls, value: str) -> str:
+        return _host_port(value) if value else value
+
+    @field_validator("persistent_peers")
+    @classmethod
+    def _peers(cls, value: list[str]) -> list[str]:
+        for i, text in enumerate(value):
+            try:
+                PeerAddress.parse(text)
+            except P2PLocalError as exc:
+                raise ValueError(f"entry {i}: {exc}") from None
+        return value
+
+
+class RPCSection(_Section):
+    enabled: StrictBool = True
+    listen: HostPort = "127.0.0.1:26657"
+    #: broadcast_tx_commit gives up waiting after this long.
+    commit_timeout_ms: Millis = 30_000
+    max_body_bytes: Annotated[StrictInt, Field(ge=1024, le=64 << 20)] = 1 << 20
+
+    _listen = field_validator("listen")(_host_port)
+
+
+class ConsensusSection(_Section):
+    #: With transactions waiting, propose this long after the previous block.
+    block_interval_ms: Millis = 200
+    #: With none, propose an empty block after this long.
+    idle_interval_ms: Millis = 1_000
+    #: How long view 0 may take (doubling with each view change), and the cap.
+    view_timeout_ms: Millis = 2_000
+    max_view_timeout_ms: Millis = 60_000
+
+
+class MempoolSection(_Section):
+    max_txs: Annotated[StrictInt, Field(gt=0, le=1_000_000)] = 5_000
+    max_bytes: Annotated[StrictInt, Field(gt=0, le=1 << 32)] = 64 << 20
+    max_per_sender: Annotated[StrictInt, Field(gt=0, le=100_000)] = 64
+    max_nonce_ahead: Annotated[StrictInt, Field(ge=0, le=10_000)] = 16
+
+
+class MetricsSection(_Section):
+    enabled: StrictBool = False
+    listen: HostPort = "127.0.0.1:26660"
+
+    _listen = field_validator("listen")(_host_port)
+
+
+class LogSection(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class StorageSection(_Section):
+    #: Past state versions kept readable (for proofs at recent heights).
+    history: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 100
+
+
+class Config(_Section):
+    node: NodeSection = NodeSection()
+    p2p: P2PSection = P2PSection()
+    rpc: RPCSection = RPCSection()
+    consensus: ConsensusSection = ConsensusSection()
+    mempool: MempoolSection = MempoolSection()
+    metrics: MetricsSection = MetricsSection()
+    log: LogSection = LogSection()
+    storage: StorageSection = StorageSection()
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = "config.toml") -> Config:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(describe(exc, source)) from None
+
+    @classmethod
+    def load(cls, path: Path) -> Config:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        return cls.from_toml(text, str(path))
+
+
+def describe(exc: ValidationError, source: str) -> str:
+    """One line per problem, each naming its key the way the file spells it."""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        message = message.removeprefix("Value error, ")
+        lines.append(f"{source}: {key}: {message}")
+    return "\n".join(lines)
+
+
+def render(config: Config) -> str:
+    """The config as TOML text, every key written out (for ``agora init``)."""
+    out = []
+    for section, model in config:
+        out.append(f"[{section}]")
+        for key, value in model:
+            out.append(f"{key} = {_toml_value(value)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

@@ -1,0 +1,238 @@
+"""``agora localnet``: N validators on 127.0.0.1, each an ordinary node home.
+
+``HOME/nodeN/`` is a home like any other (``agora start --home HOME/node3`` restarts
+one node by itself); ``HOME/keys/`` holds the demo accounts' keys (localnet keys need
+no passphrase); ``HOME/genesis.json`` is the shared genesis; ``HOME/localnet.json``
+says where everything is. Ports: node i listens for peers on ``base + 2i`` and for
+RPC on ``base + 2i + 1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from chain.address import address_to_text
+from chain.keys import PrivateKey
+from vm.contracts import genesis_contracts
+
+from .config import Config, ConsensusSection, NodeSection, P2PSection, RPCSection
+from .home import Home, HomeError, read_key, write_key
+
+DEMO_ACCOUNTS = ("buyer", "merchant", "arbiter", "referrer")
+DEMO_COINS = 10**24
+DEMO_TOKENS = 1_000 * 10**18
+DEFAULT_BASE_PORT = 26600
+CHAIN_ID = "agora-localnet"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    index: int
+    home: Path
+    p2p: str
+    rpc: str
+    validator: str
+    node_id: str
+
+
+def node_infos(home: Path) -> list[NodeInfo]:
+    data = json.loads((home / "localnet.json").read_text())
+    return [NodeInfo(n["index"], Path(n["home"]), n["p2p"], n["rpc"], n["address"],
+                     n["node_id"]) for n in data["nodes"]]
+
+
+def init(home: Path, validators: int = 4, base_port: int = DEFAULT_BASE_PORT,
+         chain_id: str = CHAIN_ID) -> list[NodeInfo]:
+    """Generate keys, genesis and N node homes under ``home``."""
+    if validators < 1:
+        raise HomeError("a localnet needs at least one validator")
+    if (home / "localnet.json").exists():
+        raise HomeError(f"{home} already holds a localnet (localnet.json exists)")
+    home.mkdir(parents=True, exist_ok=True)
+    node_keys = [PrivateKey.generate() for _ in range(validators)]
+    validator_keys = [PrivateKey.generate() for _ in range(validators)]
+    accounts = {}
+    for name in DEMO_ACCOUNTS:
+        key = PrivateKey.generate()
+        write_key(home / "keys" / f"{name}.json", key)
+        accounts[name] = key.address
+    genesis = {
+        "chain_id": chain_id,
+        "genesis_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "validators": [{"name": f"node{i}", "public_key": k.public_key.hex(), "power": 10}
+                       for i, k in enumerate(validator_keys)],
+        "balances": [{"address": address_to_text(a), "amount": str(DEMO_COINS)}
+                     for a in accounts.values()],
+        "contracts": genesis_contracts(token_balances={a: DEMO_TOKENS
+                                                       for a in accounts.values()}),
+    }
+    (home / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
+    infos = []
+    p2p_addresses = [f"{k.address.hex()}@127.0.0.1:{base_port + 2 * i}"
+                     for i, k in enumerate(node_keys)]
+    for i in range(validators):
+        node_home = Home(home / f"node{i}")
+        config = Config(
+            node=NodeSection(mode="validator", moniker=f"node{i}"),
+            p2p=P2PSection(listen=f"127.0.0.1:{base_port + 2 * i}",
+                           persistent_peers=[a for j, a in enumerate(p2p_addresses) if j != i],
+                           # Four nodes on one machine: a short ping keeps failures quick.
+                           ping_interval_ms=2_000, peer_timeout_ms=10_000),
+            rpc=RPCSection(listen=f"127.0.0.1:{base_port + 2 * i + 1}"),
+            consensus=ConsensusSection(),
+        )
+        node_home.init(config, validator=True, node_key=node_keys[i],
+                       validator_key=validator_keys[i])
+        node_home.write_genesis(genesis)
+        infos.append(NodeInfo(i, node_home.path.resolve(), f"127.0.0.1:{base_port + 2 * i}",
+                              f"http://127.0.0.1:{base_port + 2 * i + 1}",
+                              address_to_text(validator_keys[i].address),
+                              node_keys[i].address.hex()))
+    write_manifest(home, infos, accounts, pids={})
+    return infos
+
+
+def write_manifest(home: Path, infos: list[NodeInfo], accounts: dict[str, bytes] | None = None,
+                   pids: dict[int, int] | None = None) -> None:
+    path = home / "localnet.json"
+    previous: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    if accounts is None:
+        listed = previous.get("accounts", [])
+    else:
+        listed = [{"name": n, "address": address_to_text(a), "key": f"keys/{n}.json"}
+                  for n, a in accounts.items()]
+    manifest = {
+        "chain_id": json.loads((home / "genesis.json").read_text())["chain_id"],
+        "nodes": [{"index": n.index, "home": str(n.home), "p2p": n.p2p, "rpc": n.rpc,
+                   "address": n.validator, "node_id": n.node_id,
+                   "pid": (pids or {}).get(n.index)} for n in infos],
+        "accounts": listed,
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def account_key(home: Path, name: str) -> PrivateKey:
+    return read_key(home / "keys" / f"{name}.json")
+
+
+# ---------------------------------------------------------------------- running
+
+
+def start_node(node_home: Path, log_path: Path) -> subprocess.Popen:
+    """``agora start --home node_home`` as a child process, its log in ``log_path``."""
+    log = open(log_path, "ab")  # noqa: SIM115 - the child process owns it
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli", "start", "--home", str(node_home)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C goes to us; we stop the nodes in order
+        )
+    finally:
+        log.close()
+
+
+async def rpc_call(session: aiohttp.ClientSession, url: str, method: str,
+                   params: dict | list | None = None, timeout: float = 5.0) -> Any:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}
+    async with session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+        answer = await r.json()
+    if "error" in answer:
+        raise RuntimeError(f"{method}: {answer['error']}")
+    return answer["result"]
+
+
+async def _status_lines(infos: list[NodeInfo], every: float, stop: asyncio.Event,
+                        echo) -> None:
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            parts = []
+            for info in infos:
+                try:
+                    s = await rpc_call(session, info.rpc, "status", timeout=1.0)
+                    parts.append(f"node{info.index} h={s['height']} peers={s['peers']}"
+                                 f" mempool={s['mempool']['count']}")
+                except (aiohttp.ClientError, TimeoutError, RuntimeError):
+                    parts.append(f"node{info.index} down")
+            echo(time.strftime("%H:%M:%S ") + " | ".join(parts))
+            try:
+                async with asyncio.timeout(every):
+                    await stop.wait()
+            except TimeoutError:
+                pass
+
+
+def stop_processes(procs: dict[int, subprocess.Popen], timeout: float = 15.0) -> None:
+    """SIGTERM every node (they shut down in order), SIGKILL any that hangs."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run(home: Path, validators: int, base_port: int, echo, status_every: float = 5.0) -> None:
+    """Init if needed, start every node, print status lines until Ctrl-C, stop."""
+    if not (home / "localnet.json").exists():
+        init(home, validators, base_port)
+        echo(f"created a {validators}-validator localnet in {home}")
+    infos = node_infos(home)
+    procs: dict[int, subprocess.Popen] = {}
+    try:
+        for info in infos:
+            procs[info.index] = start_node(info.home, info.home / "node.log")
+        write_manifest(home, infos, pids={i: p.pid for i, p in procs.items()})
+        for info in infos:
+            echo(f"node{info.index}: rpc {info.rpc}  p2p {info.p2p}  validator {info.validator}"
+                 f"  log {info.home / 'node.log'}")
+        echo(f"demo accounts: {', '.join(DEMO_ACCOUNTS)} (keys in {home / 'keys'}); "
+             "Ctrl-C stops every node")
+        stop = asyncio.Event()
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            watcher = asyncio.create_task(_watch(procs, stop, echo))
+            await _status_lines(infos, status_every, stop, echo)
+            watcher.cancel()
+
+        asyncio.run(main())
+    finally:
+        echo("stopping every node ...")
+        stop_processes(procs)
+        write_manifest(home, infos, pids={})
+        echo("stopped")
+
+
+async def _watch(procs: dict[int, subprocess.Popen], stop: asyncio.Event, echo) -> None:
+    """Report a node that exits on its own (the others keep running)."""
+    reported: set[int] = set()
+    while not stop.is_set():
+        for index, proc in procs.items():
+            code = proc.poll()
+            if code is not None and index not in reported:
+                reported.add(index)
+                echo(f"node{index} exited with code {code}; see its node.log")
+        try:
+            async with asyncio.timeout(1.0):
+                await stop.wait()
+        except TimeoutError:
+            pass
