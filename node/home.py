@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 from chain.errors import InvalidGenesis
-from chain.genesis import Genesis
+from chain.genesis import CHAIN_ID_RE, Genesis
 from chain.keys import PrivateKey
 
-from .config import Config, ConfigError, render
+from .config import Config, ConfigError, NodeSection, render
 
 
 class HomeError(Exception):
@@ -145,12 +146,6 @@ class Home:
 def init_home(path: Path | str, *, chain_id: str, validator: bool) -> list[str]:
     """``agora init``: a home with fresh keys; a validator also gets a genesis in which
     it is the only validator. Returns lines telling the user what was made."""
-    import time
-
-    from .config import NodeSection
-
-    from chain.genesis import CHAIN_ID_RE
-
     if not CHAIN_ID_RE.fullmatch(chain_id):
         raise HomeError(f"chain id {chain_id!r}: use 1-64 characters of a-z, 0-9, '.', '_', '-'")
     home = Home(path)

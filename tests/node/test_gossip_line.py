@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 from vm_helpers import ALICE, BOB, CHAIN, GAS_PRICE, make_genesis
 
+from chain.genesis import Genesis
 from chain.keys import PrivateKey
 from chain.tx import Transaction, Transfer
 from node.mempool import Mempool, TxRejected
@@ -34,19 +35,20 @@ class Node:
     relay: TxRelay
 
 
+def make_node(genesis: Genesis, name: str, seed: int) -> Node:
+    executor = Executor(MemoryKV(), genesis)
+    mempool = Mempool(executor, invalid_tx=InvalidTx)
+    network = PeerManager(PrivateKey.from_seed_text(name), CHAIN, SETTINGS,
+                          rng=random.Random(seed))
+    relay = TxRelay(mempool, network, chain_id=CHAIN, max_tx_bytes=executor.params.max_tx_bytes)
+    return Node(network, mempool, relay)
+
+
 @pytest.fixture
 async def line() -> AsyncIterator[list[Node]]:
     """Five nodes, node i connected to node i+1 only."""
     genesis = make_genesis()
-    nodes = []
-    for i in range(5):
-        executor = Executor(MemoryKV(), genesis)
-        mempool = Mempool(executor, invalid_tx=InvalidTx)
-        network = PeerManager(PrivateKey.from_seed_text(f"line-node-{i}"), CHAIN, SETTINGS,
-                              rng=random.Random(i))
-        relay = TxRelay(mempool, network, chain_id=CHAIN,
-                        max_tx_bytes=executor.params.max_tx_bytes)
-        nodes.append(Node(network, mempool, relay))
+    nodes = [make_node(genesis, f"line-node-{i}", i) for i in range(5)]
     try:
         for node in nodes:
             await node.network.start()
@@ -149,3 +151,70 @@ async def test_a_peer_relaying_a_forged_tx_is_dropped_and_banned(line) -> None:
     assert honest.hash in victim.mempool and forged.hash not in victim.mempool
     assert victim.network.bans.is_banned(middle.network.node_id,
                                          asyncio.get_running_loop().time())
+
+
+# --------------------------------------------------------------------- regressions from the review
+
+
+async def test_a_valid_tx_batched_with_a_forged_one_still_gets_in_from_an_honest_peer(
+        line) -> None:
+    """Review r3(b): the whole batch was marked seen on arrival, so the valid tx behind
+    the forged one (never looked at: the peer is banned there) kept every honest copy
+    of it out for good."""
+    valid = transfer(BOB, 0)
+    forged = Transaction(CHAIN, ALICE.public_key, 1, GAS, GAS_PRICE, Transfer(BOB.address, 10**6),
+                         "", bytes(64))
+    gone = asyncio.Event()
+    middle, victim, honest = line[1], line[2], line[3]
+    victim.network.on_peer_disconnected.append(
+        lambda node_id, reason: gone.set() if node_id == middle.network.node_id else None)
+    peer = middle.network.peers[victim.network.node_id]
+    assert peer.conn.send(TxBatch((forged.encode(), valid.encode())))
+    async with asyncio.timeout(5):
+        await gone.wait()
+    assert victim.network.bans.is_banned(middle.network.node_id,
+                                         asyncio.get_running_loop().time())
+    assert valid.hash not in victim.mempool  # the batch was dropped at the forged tx
+    honest.relay.submit(valid)
+    await until_everywhere([victim, honest], [valid])
+    assert honest.network.peers[victim.network.node_id].txs_sent == 1
+
+
+async def test_a_tx_refused_for_a_passing_reason_gets_in_when_it_comes_again(line) -> None:
+    """Review r3(b): a tx refused for now (here a nonce gap) was marked seen, so no
+    later copy was ever looked at, even once the reason had passed."""
+    victim, right, left = line[2], line[3], line[1]
+    gap = transfer(ALICE, victim.mempool.max_nonce_ahead + 1)  # too far ahead of nonce 0
+    first = transfer(ALICE, 0)
+    # In this order over one link: the gap tx is refused, then nonce 0 fills the gap.
+    assert right.network.peers[victim.network.node_id].conn.send(
+        TxBatch((gap.encode(), first.encode())))
+    await until_everywhere([victim], [first])
+    assert gap.hash not in victim.mempool
+    assert right.network.node_id in victim.network.peers  # a race, not an offence
+    # Another copy, from another peer, now that the gap is closed.
+    assert left.network.peers[victim.network.node_id].conn.send(TxBatch((gap.encode(),)))
+    await until_everywhere([victim], [gap])
+    assert victim.mempool.pending_nonce(ALICE.address) == 1  # the gap tx waits queued
+
+
+async def test_a_peer_that_connects_later_gets_the_pools_txs(line) -> None:
+    """Review r3(a): a tx was offered only to the peers connected when it was admitted;
+    a link that came up later never carried it."""
+    early = transfer(ALICE, 0)
+    line[0].relay.submit(early)
+    await until_everywhere(line, [early])
+    late = make_node(make_genesis(), "late-node", 99)
+    await late.network.start()
+    try:
+        mine = transfer(BOB, 0)
+        late.relay.submit(mine)  # no peers yet: it goes nowhere now
+        assert late.network.peers == {}
+        async with asyncio.timeout(5):
+            link = await late.network.dial(line[4].network.address)
+        assert link is not None
+        # Each side sends the other what its pool holds, once.
+        await until_everywhere([*line, late], [early, mine])
+        assert (link.txs_sent, link.txs_received) == (1, 1)
+    finally:
+        await late.network.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import math
 import random
 import socket
@@ -21,13 +22,14 @@ import pytest
 
 from chain.keys import PrivateKey
 from p2p.connection import Connection
-from p2p.errors import RequestFailed
+from p2p.errors import LocalError, RequestFailed
 from p2p.messages import (
     PROTOCOL_VERSION,
     ConsensusMessage,
     Goodbye,
     Hello,
     Message,
+    PexAddresses,
     Ping,
     decode_message,
     encode_message,
@@ -681,3 +683,335 @@ async def test_peer_exchange_finds_a_third_node(net: Net) -> None:
     await net.registered(c, a.node_id)
     await exchange(a, c)
 
+
+
+# --------------------------------------------------------------------- regressions from the review
+
+
+def p2p_tasks() -> list[asyncio.Task]:
+    """Unfinished tasks running the peer manager's or a connection's code."""
+    return [t for t in asyncio.all_tasks()
+            if not t.done()
+            and t.get_coro().__qualname__.startswith(("PeerManager.", "Connection."))]
+
+
+async def no_p2p_task_left() -> None:
+    """Right after stop(): every p2p task has ended or is being cancelled (a cancelled
+    writer task ends on its next step), and the cancelled ones do end."""
+    left = p2p_tasks()
+    assert all(t.cancelling() for t in left), left
+    if left:
+        await asyncio.wait(left, timeout=WAIT)
+    assert p2p_tasks() == []
+
+
+async def until_tcp_closed(reader: asyncio.StreamReader) -> None:
+    """Read (and discard) until the node closes the TCP connection."""
+    async with asyncio.timeout(WAIT):
+        try:
+            while await reader.read(65536):
+                pass
+        except ConnectionError:  # reset, or a write of ours hit the closed socket
+            pass
+
+
+async def raw_from_host(manager: PeerManager, name: str, host: str) -> RawPeer:
+    """A raw peer whose TCP connection comes from ``host`` (another loopback address)."""
+    sock = socket.socket()
+    sock.bind((host, 0))
+    sock.setblocking(False)
+    async with asyncio.timeout(WAIT):
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", manager.listen_port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    channel = SecureChannel(key(name), True, expected_peer=manager.node_id)
+    raw = RawPeer(key(name), reader, writer, channel)
+    writer.write(channel.initiate())
+    async with asyncio.timeout(WAIT):
+        while channel.state == SecureChannel.HANDSHAKE:
+            data = await reader.read(65536)
+            assert data, "the node closed the link during the handshake"
+            reply, frames = channel.receive_data(data)
+            raw.inbox.extend(frames)
+            writer.write(reply)
+    return raw
+
+
+class _RecordingRandom(random.Random):
+    """Remembers the range of every ``uniform`` draw: the backoff's delay ceilings."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.ceilings: list[float] = []
+
+    def uniform(self, a: float, b: float) -> float:
+        self.ceilings.append(b)
+        return super().uniform(a, b)
+
+
+async def test_links_waiting_for_hello_count_against_the_inbound_limit(net: Net) -> None:
+    """Review r2: a link was counted nowhere between the end of its Noise handshake and
+    its HELLO, so any number of such links could get past ``max_inbound``."""
+    # A long HELLO deadline: the raw peers stay in the wait for HELLO as long as needed.
+    node = await net.start("node", max_inbound=2, handshake_timeout=WAIT)
+    first, second = await net.raw(node, "early-1"), await net.raw(node, "early-2")
+    assert node.peers == {}  # handshaken, no HELLO yet
+    late = await net.start("late")
+    assert await late.dial(node.address) is None
+    await net.reason(node, "inbound connection refused: inbound limit reached")
+    # A raw dialler is refused too, before any handshake.
+    reader, writer = await RawPeer.open_tcp(node)
+    try:
+        await until_tcp_closed(reader)
+    finally:
+        writer.transport.abort()
+    for raw in (first, second):
+        raw.send(raw.hello())
+        await net.registered(node, raw.node_id)
+    assert sorted(node.peers) == sorted([first.node_id, second.node_id])
+    assert all(n is None for n, _ in node.disconnects)  # only the refusals so far
+    # A slot frees up when a link ends; then the late node gets in.
+    first.writer.transport.abort()
+    await net.dropped(node, first.node_id)
+    await net.connect(late, node)
+    await exchange(late, node)
+    assert sorted(node.peers) == sorted([second.node_id, late.node_id])
+
+
+async def test_one_host_cannot_hold_more_than_8_unfinished_handshakes(net: Net) -> None:
+    """Review r2 (slowloris): idle TCP sockets from one address could take every
+    inbound slot. A host may hold at most 8 links that have not finished HELLO."""
+    node = await net.start("node", max_inbound=20, handshake_timeout=1.0)
+    streams = [await RawPeer.open_tcp(node) for _ in range(9)]
+    try:
+        # Whichever of the nine the node took last is refused at once, well before the
+        # handshake deadline of the other eight.
+        _, refusal = await net.reason(node, "unfinished handshakes")
+        assert refusal == "inbound connection refused: 8 unfinished handshakes from 127.0.0.1"
+        # Another host is not locked out meanwhile.
+        other = await raw_from_host(node, "other-host", "127.0.0.2")
+        net.raw_peers.append(other)
+        other.send(other.hello())
+        await net.registered(node, other.node_id)
+        # The idle eight end on the handshake deadline, then 127.0.0.1 may connect again.
+        async with asyncio.timeout(WAIT):
+            await asyncio.gather(*(until_tcp_closed(reader) for reader, _ in streams))
+    finally:
+        for _, writer in streams:
+            writer.transport.abort()
+    endings = [r for n, r in node.disconnects if n is None]
+    assert endings.index(refusal) < next(i for i, r in enumerate(endings)
+                                         if "handshake not finished" in r)
+    assert endings.count(refusal) == 1
+    assert endings.count("inbound handshake failed: handshake not finished within 1 s") == 8
+    good = await net.start("good")
+    await net.connect(good, node)
+    await exchange(good, node)
+    assert len(node.bans) == 0
+
+
+async def _junk_responder(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers Noise message 1 with a well-framed but bogus message 2, then waits for
+    the dialler to hang up."""
+    try:
+        if await reader.read(65536):
+            writer.write((200).to_bytes(2, "big") + random.Random(3).randbytes(200))
+            while await reader.read(65536):
+                pass
+    except ConnectionResetError:
+        pass
+    finally:
+        writer.transport.abort()
+
+
+async def test_a_failed_dial_never_bans_the_node_id_expected(net: Net) -> None:
+    """Review r6: a dial whose handshake failed banned the id we *expected* there, so a
+    peer could get an honest node banned by pointing its id at a junk address."""
+    victim, honest = await net.start("victim"), await net.start("honest")
+    evil = await asyncio.start_server(_junk_responder, "127.0.0.1", 0)
+    try:
+        evil_port = evil.sockets[0].getsockname()[1]
+        assert await victim.dial(PeerAddress(honest.node_id, "127.0.0.1", evil_port)) is None
+        node_id, reason = victim.disconnects[-1]  # recorded before dial() returns
+        assert node_id == honest.node_id
+        assert reason.startswith(f"dial {honest.node_id.hex()}@127.0.0.1:{evil_port} failed")
+        assert "banned" not in reason
+        assert not victim.bans.is_banned(honest.node_id, asyncio.get_running_loop().time())
+        assert len(victim.bans) == 0
+    finally:
+        evil.close()
+        await evil.wait_closed()
+    # The honest node gets in, whichever side dials.
+    await net.connect(honest, victim)
+    await exchange(honest, victim)
+
+
+async def test_peer_exchange_cannot_redirect_a_known_node(net: Net) -> None:
+    """Review r6: PEX overwrote the book address of any node id, so a peer could point
+    a connected, persistent or known node at an address of its choosing."""
+    evil = await asyncio.start_server(_junk_responder, "127.0.0.1", 0)
+    evil_port = evil.sockets[0].getsockname()[1]
+    dead_port = free_port()
+    persistent_id = key("persistent").address
+    known = PeerAddress(key("known").address, "127.0.0.1", dead_port)
+    try:
+        victim = await net.start(
+            "victim", persistent_peers=(f"{persistent_id.hex()}@127.0.0.1:{dead_port}",))
+        victim.book.add(known)
+        connected = await net.start("connected")
+        await net.connect(connected, victim)
+        assert victim.book.get(connected.node_id) == connected.address  # from its HELLO
+        newcomer = key("newcomer").address
+        redirect = PexAddresses(tuple(
+            f"{node_id.hex()}@127.0.0.1:{evil_port}"
+            for node_id in (connected.node_id, persistent_id, known.node_id, victim.node_id,
+                            newcomer)))
+        attacker = await net.start("attacker")
+        attacker._answer_pex = lambda peer: peer.conn.send(redirect)  # type: ignore[method-assign]
+        await net.connect(victim, attacker)  # the victim asks the node it dials for peers
+        # Only the new id is learned; the victim dials it there, fails, and bans nobody.
+        await net.reason(victim, f"dial {newcomer.hex()}@127.0.0.1:{evil_port} failed")
+    finally:
+        evil.close()
+        await evil.wait_closed()
+    assert victim.book.get(connected.node_id) == connected.address
+    assert victim.book.get(persistent_id) is None
+    assert victim.book.get(known.node_id) == known
+    assert victim.book.get(victim.node_id) is None
+    assert victim.book.get(newcomer) == PeerAddress(newcomer, "127.0.0.1", evil_port)
+    assert len(victim.bans) == 0
+    assert victim.peers.get(connected.node_id) is not None
+    await exchange(connected, victim)
+
+
+async def test_stop_cancels_links_waiting_for_hello_and_leaves_no_task(net: Net) -> None:
+    """Review r4: stop() did not own the server's accept tasks: a link that finished
+    its handshake before stop() and sent HELLO after it was registered on the stopped
+    node."""
+    node = await net.start("node", handshake_timeout=WAIT)
+    delivered = consensus_inbox(node)
+    early = await net.raw(node, "early")
+    early.send(early.hello())
+    await net.registered(node, early.node_id)
+    late = await net.raw(node, "late")
+    assert isinstance(await late.receive(), Hello)  # the node now waits for late's HELLO
+    await node.stop()
+    assert node.peers == {}
+    await no_p2p_task_left()
+    # Its wait for HELLO was cancelled and the socket closed: a HELLO now is too late.
+    late.send(late.hello())
+    late.send(ConsensusMessage(b"after stop"))
+    await until_tcp_closed(late.reader)
+    told = await early.until_closed()  # pings and the like, then why
+    assert told[-1] == Goodbye("node shutting down")
+    assert node.peers == {} and delivered.empty()
+    assert (late.node_id, "node shutting down") in node.disconnects
+
+
+async def test_stop_closes_a_link_punished_mid_goodbye(net: Net) -> None:
+    """Review r5: punish() spawns conn.close(), which waits for the GOODBYE to flush;
+    stop() cancelled it inside that wait and nothing closed the socket."""
+    node = await net.start("node")
+    raw = await net.raw(node, "slow", rcvbuf=16 * 1024)
+    raw.send(raw.hello())
+    peer = await net.registered(node, raw.node_id)
+    raw.writer.transport.pause_reading()  # from now on nothing is read
+    conn = peer.conn
+    for _ in range(16):  # far more than the socket buffers of both ends take
+        assert node.send(raw.node_id, bytes(1_000_000))
+    node.punish(raw.node_id, "forged vote")
+    async with asyncio.timeout(WAIT):
+        while conn.close_reason is None:  # until close() waits for the GOODBYE to flush
+            await asyncio.sleep(0)
+    assert not conn.closed.is_set() and conn.queued_bytes > 0
+    await node.stop()
+    assert conn.closed.is_set() and conn._writer.transport.is_closing()
+    assert node.peers == {}
+    await no_p2p_task_left()
+
+
+async def test_a_persistent_peer_that_keeps_dropping_is_redialled_without_backing_off(
+        net: Net) -> None:
+    """Review r7: a link we dialled never reset the backoff, so each working session
+    counted as a failed attempt and redials slowed down to ``backoff_max``."""
+    base, cap = 0.05, 5.0
+    b = await net.start("b", max_outbound=0)  # so only a redials: b knows a from its HELLO
+    a = net.make("a", persistent_peers=(str(b.address),), backoff_base=base, backoff_max=cap)
+    a.rng = recording = _RecordingRandom(1)  # the backoff draws its delays from it
+    await a.start()
+    loop = asyncio.get_running_loop()
+    current = await net.registered(a, b.node_id)
+    for drop in range(1, 8):
+        await net.registered(b, a.node_id)
+        dropped_at = loop.time()
+        b.peers[a.node_id].conn.abort("link drop")
+
+        def reconnected(old: Peer = current) -> bool:
+            return a.peers.get(b.node_id) not in (None, old) and a.node_id in b.peers
+
+        await net.until(reconnected, f"a redials b after drop {drop}")
+        took = loop.time() - dropped_at
+        assert took < cap / 10, f"drop {drop}: redialled after {took:.2f} s"
+        current = a.peers[b.node_id]
+        assert current.outbound
+    # Every redial waited the first, shortest delay: the backoff was reset each time.
+    assert recording.ceilings == [base] * 7
+    await exchange(a, b)
+
+
+async def test_a_port_that_is_a_unicode_digit_crashes_nothing(net: Net) -> None:
+    """Review r8: ports like '²' passed ``str.isdigit()`` and then failed ``int()``;
+    the ValueError escaped PEX (killing the persistent-peer loop) and HELLO handling."""
+    bad = "\u00b2"
+    b = await net.start("b")
+    elsewhere = PeerAddress(key("elsewhere").address, "127.0.0.1", free_port())
+
+    answers = itertools.count()
+
+    def answer_pex(peer: Peer) -> None:
+        peer.conn.send(PexAddresses((f"{'aa' * 20}@10.0.0.1:{bad}", str(elsewhere))))
+        if next(answers) == 0:
+            peer.conn.send(ConsensusMessage(b"pex answered"))
+
+    b._answer_pex = answer_pex  # type: ignore[method-assign]
+    a = await net.start("a", persistent_peers=(str(b.address),))
+    at_a = consensus_inbox(a)
+    first = await net.registered(a, b.node_id)
+    assert await next_item(at_a) == (b.node_id, b"pex answered")  # after the PEX answer
+    assert a.peers.get(b.node_id) is first and not first.gone.is_set()
+    assert a.book.get(bytes.fromhex("aa" * 20)) is None
+    assert a.book.get(elsewhere.node_id) == elsewhere  # the bad entry spoils nothing
+    # The persistent-peer loop is alive: it redials b after a drop.
+    assert sum(1 for t in a._tasks
+               if t.get_coro().__qualname__ == "PeerManager._keep_dialling") == 1
+    await net.registered(b, a.node_id)
+    b.peers[a.node_id].conn.abort("link drop")
+    await net.until(lambda: a.peers.get(b.node_id) not in (None, first),
+                    "a redials its persistent peer b")
+    await exchange(a, b)
+
+    # A HELLO announcing such a port: the peer is admitted, with no address to dial.
+    node = await net.start("node")
+    inbox = consensus_inbox(node)
+    raw = await net.raw(node, "odd-port")
+    raw.send(raw.hello(listen_address=f"127.0.0.1:{bad}"))
+    peer = await net.registered(node, raw.node_id)
+    assert peer.address is None and node.book.get(raw.node_id) is None
+    raw.send(ConsensusMessage(b"hello from port two"))
+    assert await next_item(inbox) == (raw.node_id, b"hello from port two")
+    assert node.peers.get(raw.node_id) is peer and list(node.disconnects) == []
+
+
+async def test_an_oversize_send_is_refused_at_the_call_site_and_the_link_stays_up(
+        net: Net) -> None:
+    a, b = await net.start("a"), await net.start("b")
+    at_a, _ = await net.connect(a, b)
+    limit = SETTINGS.max_frame
+    with pytest.raises(LocalError, match=f"over the frame limit of {limit}"):
+        at_a.conn.send_encoded(bytes(limit + 1))
+    with pytest.raises(LocalError, match="over the frame limit"):
+        a.send(b.node_id, bytes(limit))  # the encoded message is larger still
+    with pytest.raises(LocalError, match="over the frame limit"):
+        a.broadcast(bytes(limit))
+    assert a.peers.get(b.node_id) is at_a and at_a.conn.close_reason is None
+    await exchange(a, b)
+    assert list(a.disconnects) == [] and list(b.disconnects) == []
