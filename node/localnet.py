@@ -53,8 +53,9 @@ def node_infos(home: Path) -> list[NodeInfo]:
 
 
 def init(home: Path, validators: int = 4, base_port: int = DEFAULT_BASE_PORT,
-         chain_id: str = CHAIN_ID) -> list[NodeInfo]:
-    """Generate keys, genesis and N node homes under ``home``."""
+         chain_id: str = CHAIN_ID, consensus: ConsensusSection | None = None) -> list[NodeInfo]:
+    """Generate keys, genesis and N node homes under ``home`` (``consensus``: the
+    nodes' consensus timing, default the config's)."""
     if validators < 1:
         raise HomeError("a localnet needs at least one validator")
     if (home / "localnet.json").exists():
@@ -90,7 +91,7 @@ def init(home: Path, validators: int = 4, base_port: int = DEFAULT_BASE_PORT,
                            # Four nodes on one machine: a short ping keeps failures quick.
                            ping_interval_ms=2_000, peer_timeout_ms=10_000),
             rpc=RPCSection(listen=f"127.0.0.1:{base_port + 2 * i + 1}"),
-            consensus=ConsensusSection(),
+            consensus=consensus or ConsensusSection(),
         )
         node_home.init(config, validator=True, node_key=node_keys[i],
                        validator_key=validator_keys[i])
