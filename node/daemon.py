@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -193,5 +194,17 @@ def run_node(home_path: Path | str) -> None:
         level=node.config.log.level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    asyncio.run(node.run())
+    profile_path = os.environ.get("AGORA_PROFILE")  # set by `agora bench --profile`
+    if not profile_path:
+        asyncio.run(node.run())
+        return
+    import cProfile
+
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        asyncio.run(node.run())
+    finally:
+        profile.disable()
+        profile.dump_stats(profile_path)
 

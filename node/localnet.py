@@ -53,9 +53,11 @@ def node_infos(home: Path) -> list[NodeInfo]:
 
 
 def init(home: Path, validators: int = 4, base_port: int = DEFAULT_BASE_PORT,
-         chain_id: str = CHAIN_ID, consensus: ConsensusSection | None = None) -> list[NodeInfo]:
+         chain_id: str = CHAIN_ID, consensus: ConsensusSection | None = None,
+         extra_balances: dict[bytes, int] | None = None) -> list[NodeInfo]:
     """Generate keys, genesis and N node homes under ``home`` (``consensus``: the
-    nodes' consensus timing, default the config's)."""
+    nodes' consensus timing, default the config's; ``extra_balances``: more funded
+    accounts, for benchmarks)."""
     if validators < 1:
         raise HomeError("a localnet needs at least one validator")
     if (home / "localnet.json").exists():
@@ -73,8 +75,9 @@ def init(home: Path, validators: int = 4, base_port: int = DEFAULT_BASE_PORT,
         "genesis_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "validators": [{"name": f"node{i}", "public_key": k.public_key.hex(), "power": 10}
                        for i, k in enumerate(validator_keys)],
-        "balances": [{"address": address_to_text(a), "amount": str(DEMO_COINS)}
-                     for a in accounts.values()],
+        "balances": [{"address": address_to_text(a), "amount": str(amount)}
+                     for a, amount in [*((a, DEMO_COINS) for a in accounts.values()),
+                                       *(extra_balances or {}).items()]],
         "contracts": genesis_contracts(token_balances={a: DEMO_TOKENS
                                                        for a in accounts.values()}),
     }

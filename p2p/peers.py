@@ -289,6 +289,13 @@ class PeerManager:
                     counted_pending = False
                     self._release_pending(host)
             await self._run_peer(conn, None, on_admitted=hello_done)
+        except asyncio.CancelledError:
+            # stop() cancelled this link. Ending the task normally (its socket is
+            # closed by then) rather than cancelled: Python 3.11's stream server asks
+            # a cancelled handler task for its exception and logs a traceback.
+            writer.close()
+            if not self._stopping.is_set():
+                raise
         finally:
             self._inbound_links -= 1
             if counted_pending:

@@ -751,8 +751,8 @@ class _RecordingRandom(random.Random):
 async def test_links_waiting_for_hello_count_against_the_inbound_limit(net: Net) -> None:
     """Review r2: a link was counted nowhere between the end of its Noise handshake and
     its HELLO, so any number of such links could get past ``max_inbound``."""
-    # A long HELLO deadline: the raw peers stay in the wait for HELLO as long as needed.
-    node = await net.start("node", max_inbound=2, handshake_timeout=WAIT)
+    # Long deadlines: the raw peers wait for HELLO, and then sit silent, as long as needed.
+    node = await net.start("node", max_inbound=2, handshake_timeout=WAIT, peer_timeout=WAIT)
     first, second = await net.raw(node, "early-1"), await net.raw(node, "early-2")
     assert node.peers == {}  # handshaken, no HELLO yet
     late = await net.start("late")
@@ -887,7 +887,7 @@ async def test_stop_cancels_links_waiting_for_hello_and_leaves_no_task(net: Net)
     """Review r4: stop() did not own the server's accept tasks: a link that finished
     its handshake before stop() and sent HELLO after it was registered on the stopped
     node."""
-    node = await net.start("node", handshake_timeout=WAIT)
+    node = await net.start("node", handshake_timeout=WAIT, peer_timeout=WAIT)
     delivered = consensus_inbox(node)
     early = await net.raw(node, "early")
     early.send(early.hello())
@@ -910,7 +910,7 @@ async def test_stop_cancels_links_waiting_for_hello_and_leaves_no_task(net: Net)
 async def test_stop_closes_a_link_punished_mid_goodbye(net: Net) -> None:
     """Review r5: punish() spawns conn.close(), which waits for the GOODBYE to flush;
     stop() cancelled it inside that wait and nothing closed the socket."""
-    node = await net.start("node")
+    node = await net.start("node", peer_timeout=WAIT)  # dropped for nothing but the ban
     raw = await net.raw(node, "slow", rcvbuf=16 * 1024)
     raw.send(raw.hello())
     peer = await net.registered(node, raw.node_id)
@@ -962,7 +962,7 @@ async def test_a_port_that_is_a_unicode_digit_crashes_nothing(net: Net) -> None:
     """Review r8: ports like '²' passed ``str.isdigit()`` and then failed ``int()``;
     the ValueError escaped PEX (killing the persistent-peer loop) and HELLO handling."""
     bad = "\u00b2"
-    b = await net.start("b")
+    b = await net.start("b", max_outbound=0)  # so only a's persistent-peer loop redials
     elsewhere = PeerAddress(key("elsewhere").address, "127.0.0.1", free_port())
 
     answers = itertools.count()
@@ -987,10 +987,11 @@ async def test_a_port_that_is_a_unicode_digit_crashes_nothing(net: Net) -> None:
     b.peers[a.node_id].conn.abort("link drop")
     await net.until(lambda: a.peers.get(b.node_id) not in (None, first),
                     "a redials its persistent peer b")
+    assert a.peers[b.node_id].outbound
     await exchange(a, b)
 
     # A HELLO announcing such a port: the peer is admitted, with no address to dial.
-    node = await net.start("node")
+    node = await net.start("node", peer_timeout=WAIT)
     inbox = consensus_inbox(node)
     raw = await net.raw(node, "odd-port")
     raw.send(raw.hello(listen_address=f"127.0.0.1:{bad}"))
@@ -1003,6 +1004,8 @@ async def test_a_port_that_is_a_unicode_digit_crashes_nothing(net: Net) -> None:
 
 async def test_an_oversize_send_is_refused_at_the_call_site_and_the_link_stays_up(
         net: Net) -> None:
+    """A send over the frame limit used to fail in the writer task, ending the link and
+    dropping everything queued behind it."""
     a, b = await net.start("a"), await net.start("b")
     at_a, _ = await net.connect(a, b)
     limit = SETTINGS.max_frame
