@@ -194,5 +194,24 @@ def localnet_init(validators: int, home: str, base_port: int) -> None:
     click.echo(f"wrote {Path(home) / 'localnet.json'}")
 
 
+@main.command()
+@click.option("--validators", type=click.IntRange(1, 16), default=4, show_default=True)
+@click.option("--txs", type=click.IntRange(min=1), default=5_000, show_default=True,
+              help="Transfers for the throughput run.")
+@click.option("--senders", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--finality-txs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--workload", type=click.Choice(["transfer"]), default="transfer",
+              show_default=True, help="What the load is made of.")
+@click.option("--profile", is_flag=True, help="Profile the nodes; print the busiest one's.")
+def bench(validators: int, txs: int, senders: int, finality_txs: int, workload: str,
+          profile: bool) -> None:
+    """Start a localnet here and measure finality and committed transactions/s."""
+    from bench.localnet import main as bench_main
+
+    argv = ["--validators", str(validators), "--txs", str(txs), "--senders", str(senders),
+            "--finality-txs", str(finality_txs)]
+    sys.exit(bench_main(argv + (["--profile"] if profile else [])))
+
+
 if __name__ == "__main__":
     main()

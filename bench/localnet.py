@@ -120,6 +120,8 @@ async def throughput(clients: list[RPCClient], senders: list[PrivateKey], chain_
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    print(f"  submitted in {time.perf_counter() - t0:.2f} s "
+          f"({len(txs) / (time.perf_counter() - t0):,.0f}/s through RPC)", flush=True)
     # Follow the chain until every accepted transaction is in a block.
     committed_at: dict[str, float] = {}
     height = start_height
