@@ -69,7 +69,7 @@ class ConsensusDriver:
         self.evidence: list[Evidence] = []
         #: Called with each committed block, after it is written.
         self.on_commit: list[Callable[[Block, CommitCertificate], None]] = []
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timers: dict[object, asyncio.TimerHandle] = {}
         self._sync_task: asyncio.Task | None = None
         self._sync_target = 0
         self._running = False
@@ -90,7 +90,7 @@ class ConsensusDriver:
 
     async def stop(self) -> None:
         self._running = False
-        for handle in self._timers:
+        for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
         if self._sync_task is not None:
@@ -115,8 +115,8 @@ class ConsensusDriver:
         if self._running:
             self._act(self.core.on_txs_available(self._now()))
 
-    def _fire(self, timer: Timer, handle_box: list[asyncio.TimerHandle]) -> None:
-        self._timers.discard(handle_box[0])
+    def _fire(self, timer: Timer, token: object) -> None:
+        self._timers.pop(token, None)
         if self._running:
             self._act(self.core.on_timer(timer, self._now()))
 
@@ -128,11 +128,10 @@ class ConsensusDriver:
             if kind is Broadcast:
                 self.network.broadcast(encode_message(action.message))
             elif kind is SetTimer:
-                box: list[asyncio.TimerHandle] = []
-                handle = asyncio.get_running_loop().call_at(action.at, self._fire,
-                                                            action.timer, box)
-                box.append(handle)
-                self._timers.add(handle)
+                # Keyed by a fresh token: TimerHandles compare by their arguments.
+                token = object()
+                self._timers[token] = asyncio.get_running_loop().call_at(
+                    action.at, self._fire, action.timer, token)
             elif kind is Commit:
                 self.app.commit(action.block, action.certificate)
                 for callback in self.on_commit:

@@ -34,6 +34,10 @@ from .txrelay import TxRelay
 log = logging.getLogger("agora.node")
 
 
+class NodeStopping(Exception):
+    """The node is shutting down; the operation cannot finish."""
+
+
 def p2p_settings(config: Config) -> P2PSettings:
     p = config.p2p
     host, _, port = p.listen.rpartition(":")
@@ -124,14 +128,17 @@ class Node:
     async def stop(self) -> None:
         """Stop in reverse order of start. Safe to call once start() has run."""
         log.info("stopping")
+        # Clients waiting for a commit are told now, so the RPC server need not wait
+        # for them to time out.
+        for waiters in self._commit_waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(NodeStopping("the node is stopping"))
+        self._commit_waiters.clear()
         if self.rpc is not None:
             await self.rpc.stop()
         await self.driver.stop()
         await self.network.stop()
-        for waiters in self._commit_waiters.values():
-            for future in waiters:
-                if not future.done():
-                    future.cancel()
         self.kv.close()
         self._stopped.set()
         log.info("stopped at height %d", self.executor.height)

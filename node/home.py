@@ -18,7 +18,7 @@ import stat
 import time
 from pathlib import Path
 
-from chain.errors import InvalidGenesis
+from chain.errors import InvalidGenesis, LocalError
 from chain.genesis import CHAIN_ID_RE, Genesis
 from chain.keys import PrivateKey
 
@@ -57,7 +57,7 @@ def read_key(path: Path) -> PrivateKey:
         key = PrivateKey(bytes.fromhex(body["seed"]))
     except OSError as exc:
         raise HomeError(f"cannot read key {path}: {exc.strerror}") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, LocalError) as exc:
         raise HomeError(f"{path} is not a key file: {exc}") from None
     if key.public_key.hex() != body.get("public_key"):
         raise HomeError(f"{path}: the public key does not match the seed")
@@ -134,8 +134,10 @@ class Home:
              validator_key: PrivateKey | None = None) -> None:
         """Create the layout with fresh keys (or the ones given). Refuses to touch a
         home that already has a config: keys are never overwritten."""
-        if self.exists():
-            raise HomeError(f"{self.path} already holds a node (config.toml exists)")
+        for existing in (self.config_path, self.node_key_path, self.validator_key_path):
+            if existing.exists():
+                raise HomeError(f"{self.path} already holds a node ({existing.name} exists); "
+                                "keys are never overwritten")
         self.write_config(config)
         write_key(self.node_key_path, node_key or PrivateKey.generate())
         if validator:

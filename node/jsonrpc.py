@@ -33,6 +33,8 @@ class Codes:
     NOT_FOUND = -32001
     #: A wait ran out (broadcast_tx_commit).
     TIMEOUT = -32002
+    #: The node is stopping and cannot answer this.
+    UNAVAILABLE = -32003
 
 
 class RPCError(Exception):
@@ -88,6 +90,9 @@ class Dispatcher:
             request = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return _dump(_error(None, RPCError(Codes.PARSE_ERROR, "Parse error", str(exc))))
+        except RecursionError:
+            return _dump(_error(None, RPCError(Codes.PARSE_ERROR, "Parse error",
+                                               "nested too deeply")))
         if isinstance(request, list):
             if not request:
                 return _dump(_error(None, RPCError(Codes.INVALID_REQUEST, "Invalid Request",

@@ -18,6 +18,7 @@ from chain.block import Block, CommitCertificate, Header, Receipt, ReceiptStatus
 from chain.errors import InvalidAddress, InvalidTransaction
 from chain.tx import Call, Deploy, Transaction, Transfer
 
+from .daemon import NodeStopping
 from .jsonrpc import Codes, Dispatcher, Params, RPCError
 from .mempool import TxRejected
 
@@ -238,6 +239,9 @@ class RPCServer:
                     raise RPCError(Codes.TIMEOUT, "Timed out waiting for the commit",
                                    {"hash": tx.hash.hex(), "timeout_ms":
                                     node.config.rpc.commit_timeout_ms}) from None
+                except NodeStopping:
+                    raise RPCError(Codes.UNAVAILABLE, "The node is stopping",
+                                   {"hash": tx.hash.hex()}) from None
             finally:
                 node.forget_waiter(tx.hash, waiter)
             record = node.executor.blocks.tx(tx.hash)
