@@ -3,6 +3,10 @@ the loop's clock. It is the only part of consensus that does I/O.
 
 * Messages from peers are decoded here (the edge) and fed to the core; a message
   the core refuses as forged gets its peer dropped and banned.
+* A proposal goes out compact — its transactions by hash (:class:`CompactProposal`),
+  since gossip already brought them to every mempool — and comes in rebuilt from the
+  mempool; what a validator lacks it fetches from the peer that sent the proposal
+  (``consensus/txs``), so a block's transactions cross each link about once.
 * The core's actions are carried out in order: broadcasts go to every peer, timers
   become ``loop.call_at``, a Commit is written by the application before
   ``core.committed()`` lets the next height start, a Sync starts block sync.
@@ -18,10 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from chain.block import Block, CommitCertificate
+from chain.block import MAX_BLOCK_TXS, Block, CommitCertificate
+from chain.codec import pack, unpack
+from chain.errors import DecodeError
+from chain.tx import Transaction
 from p2p.errors import RequestFailed
 from p2p.peers import Peer, PeerManager
 
@@ -37,17 +45,26 @@ from .core import (
     Timer,
 )
 from .errors import InvalidMessage
-from .messages import Decision, decode_message, encode_message
+from .messages import CompactProposal, Decision, Proposal, decode_message, encode_message
 
 log = logging.getLogger("agora.consensus")
 
 BLOCK_REQUEST = "consensus/block"
+TXS_REQUEST = "consensus/txs"
 _SYNC_TIMEOUT = 10.0
+#: Own or received proposals kept to answer peers missing some of their transactions.
+_RECENT_BLOCKS = 8
 
 
 class Application(ConsensusApp, Protocol):
     def commit(self, block: Block, certificate: CommitCertificate) -> None:
         """Write the block in one atomic batch (and re-check the mempool)."""
+
+
+class TxSource(Protocol):
+    """Transactions this node holds, by hash (the mempool)."""
+
+    def get(self, tx_hash: bytes) -> Transaction | None: ...
 
 
 class BlockSource(Protocol):
@@ -60,11 +77,15 @@ class BlockSource(Protocol):
 
 class ConsensusDriver:
     def __init__(self, core: Core, network: PeerManager, app: Application,
-                 blocks: BlockSource, *, rng: random.Random | None = None) -> None:
+                 blocks: BlockSource, txs: TxSource, *,
+                 rng: random.Random | None = None) -> None:
         self.core = core
         self.network = network
         self.app = app
         self.blocks = blocks
+        self.txs = txs
+        self._recent: OrderedDict[bytes, Block] = OrderedDict()
+        self._assembling: set[asyncio.Task] = set()
         self.rng = rng or random.Random()
         self.evidence: list[Evidence] = []
         #: Called with each committed block, after it is written.
@@ -75,6 +96,7 @@ class ConsensusDriver:
         self._running = False
         network.on_consensus = self._received
         network.request_handlers[BLOCK_REQUEST] = self._serve_block
+        network.request_handlers[TXS_REQUEST] = self._serve_txs
         network.on_peer_connected.append(self._peer_connected)
 
     @property
@@ -93,9 +115,12 @@ class ConsensusDriver:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        tasks = list(self._assembling)
         if self._sync_task is not None:
-            self._sync_task.cancel()
-            await asyncio.gather(self._sync_task, return_exceptions=True)
+            tasks.append(self._sync_task)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # ------------------------------------------------------------------ input
 
@@ -104,11 +129,101 @@ class ConsensusDriver:
             return
         try:
             message = decode_message(body)
+            if type(message) is CompactProposal:
+                self._assemble(peer, message)
+                return
             actions = self.core.on_message(message, self._now())
         except InvalidMessage as exc:
             self.network.punish(peer, f"invalid consensus message: {exc}")
             return
         self._act(actions)
+
+    def _assemble(self, peer: bytes, compact: CompactProposal) -> None:
+        """Rebuild a proposal from the mempool; fetch what is missing from ``peer``.
+        The signature is checked first, so nobody can make us fetch for nothing."""
+        core = self.core
+        if compact.height < core.height:
+            return
+        proposer = core.validators.get(core.proposer(compact.height, compact.view))
+        if proposer is None or not compact.verify(core.chain_id, proposer.public_key):
+            raise InvalidMessage("compact proposal signature does not verify")
+        found = [self._lookup(h) for h in compact.tx_hashes]
+        missing = [h for h, tx in zip(compact.tx_hashes, found, strict=True) if tx is None]
+        if not missing:
+            self._feed(peer, compact.assemble(tuple(found)))  # type: ignore[arg-type]
+            return
+        task = asyncio.get_running_loop().create_task(self._fetch_txs(peer, compact, found,
+                                                                      missing))
+        self._assembling.add(task)
+        task.add_done_callback(self._assembling.discard)
+
+    async def _fetch_txs(self, peer: bytes, compact: CompactProposal,
+                         found: list[Transaction | None], missing: list[bytes]) -> None:
+        try:
+            body = await self.network.request(peer, TXS_REQUEST, pack(missing), _SYNC_TIMEOUT)
+            raws = unpack(body, len(body), "transactions", max_arrays=1)
+            if type(raws) is not list or len(raws) != len(missing):
+                raise InvalidMessage("the transactions answer does not match the request")
+            fetched = {}
+            for raw in raws:
+                tx = Transaction.decode(raw)
+                fetched[tx.hash] = tx
+        except RequestFailed as exc:
+            log.info("could not fetch %d transactions of block %d from %s: %s", len(missing),
+                     compact.height, peer.hex()[:12], exc)
+            return  # the view times out if nobody can supply them
+        except (InvalidMessage, DecodeError) as exc:
+            self.network.punish(peer, f"bad transactions for its proposal: {exc}")
+            return
+        txs = [tx if tx is not None else fetched.get(h)
+               for h, tx in zip(compact.tx_hashes, found, strict=True)]
+        if any(tx is None for tx in txs):
+            self.network.punish(peer, "did not supply the transactions of its proposal")
+            return
+        if self._running:
+            self._feed(peer, compact.assemble(tuple(txs)))  # type: ignore[arg-type]
+
+    def _feed(self, peer: bytes, proposal: Proposal) -> None:
+        self._remember(proposal.block)
+        try:
+            actions = self.core.on_message(proposal, self._now())
+        except InvalidMessage as exc:
+            self.network.punish(peer, f"invalid consensus message: {exc}")
+            return
+        self._act(actions)
+
+    def _remember(self, block: Block) -> None:
+        if block.txs:
+            self._recent[block.hash] = block
+            while len(self._recent) > _RECENT_BLOCKS:
+                self._recent.popitem(last=False)
+
+    def _lookup(self, tx_hash: bytes) -> Transaction | None:
+        tx = self.txs.get(tx_hash)
+        if tx is not None:
+            return tx
+        for block in reversed(self._recent.values()):
+            for candidate in block.txs:
+                if candidate.hash == tx_hash:
+                    return candidate
+        return None
+
+    async def _serve_txs(self, peer: bytes, body: bytes) -> bytes:
+        try:
+            hashes = unpack(body, len(body), "transaction hashes", max_arrays=1)
+        except DecodeError as exc:
+            raise RequestFailed(f"malformed request: {exc}") from None
+        if type(hashes) is not list or len(hashes) > MAX_BLOCK_TXS or \
+                any(type(h) is not bytes for h in hashes):
+            raise RequestFailed("a transactions request is a list of hashes")
+        index = {tx.hash: tx for block in self._recent.values() for tx in block.txs}
+        out = []
+        for tx_hash in hashes:
+            tx = index.get(tx_hash) or self.txs.get(tx_hash)
+            if tx is None:
+                raise RequestFailed(f"transaction {tx_hash.hex()} is not here")
+            out.append(tx.encode())
+        return pack(out)
 
     def txs_available(self) -> None:
         """The mempool admitted transactions (a proposer may propose early)."""
@@ -126,7 +241,11 @@ class ConsensusDriver:
         for action in actions:
             kind = type(action)
             if kind is Broadcast:
-                self.network.broadcast(encode_message(action.message))
+                message = action.message
+                if type(message) is Proposal and message.block.txs:
+                    self._remember(message.block)
+                    message = CompactProposal.of(message)
+                self.network.broadcast(encode_message(message))
             elif kind is SetTimer:
                 # Keyed by a fresh token: TimerHandles compare by their arguments.
                 token = object()

@@ -21,6 +21,7 @@ from chain.block import (
     Block,
     CommitCertificate,
     Hash,
+    Header,
     Vote,
     VoteKind,
 )
@@ -28,7 +29,7 @@ from chain.codec import Bytes, ListOf, Nested, OneOf, Optional, Record, UInt, pa
 from chain.errors import DecodeError
 from chain.hashing import Domain
 from chain.keys import SIGNATURE_SIZE, PrivateKey, signing_bytes, verify
-from chain.tx import Address
+from chain.tx import Address, Transaction
 from chain.validators import MAX_VALIDATORS
 
 from .errors import InvalidMessage
@@ -165,15 +166,57 @@ class Decision(Record):
         return self.block.height
 
 
+@record(
+    ("view", UInt(32)),
+    ("header", Nested(Header)),
+    ("last_commit", Optional(Nested(CommitCertificate))),
+    ("tx_hashes", ListOf(Hash, MAX_BLOCK_TXS)),
+    ("signature", Bytes(SIGNATURE_SIZE)),
+)
+class CompactProposal(Record):
+    """A PRE-PREPARE on the wire: the block's transactions by hash, since gossip has
+    already brought them to the validators' mempools; a receiver fetches only what it
+    lacks. The signature is the proposal's own (it covers the header hash, and the
+    header's tx_root covers the transactions), so the full proposal rebuilt from it
+    verifies as if it had been sent whole."""
+
+    TAG: ClassVar[int] = 5
+    MAX_SIZE: ClassVar[int] = MAX_MESSAGE
+    view: int
+    header: Header
+    last_commit: CommitCertificate | None
+    tx_hashes: tuple[bytes, ...]
+    signature: bytes
+
+    @classmethod
+    def of(cls, proposal: Proposal) -> CompactProposal:
+        block = proposal.block
+        return cls(proposal.view, block.header, block.last_commit,
+                   tuple(tx.hash for tx in block.txs), proposal.signature)
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    def verify(self, chain_id: str, public_key: bytes) -> bool:
+        body = Proposal.signing_body(self.header.height, self.view, self.header.hash)
+        return verify(public_key, signing_bytes(Domain.PROPOSAL, chain_id, body), self.signature)
+
+    def assemble(self, txs: tuple[Transaction, ...]) -> Proposal:
+        """The full proposal, given the transactions in order."""
+        return Proposal(self.view, Block(self.header, txs, self.last_commit), self.signature)
+
+
 Message = Proposal | VoteMessage | ViewChangeMessage | NewView | Decision
-_UNION = OneOf(Proposal, VoteMessage, ViewChangeMessage, NewView, Decision)
+WireMessage = Message | CompactProposal
+_UNION = OneOf(Proposal, VoteMessage, ViewChangeMessage, NewView, Decision, CompactProposal)
 
 
-def encode_message(message: Message) -> bytes:
+def encode_message(message: WireMessage) -> bytes:
     return pack(_UNION.dump(message))
 
 
-def decode_message(data: bytes) -> Message:
+def decode_message(data: bytes) -> WireMessage:
     """Strictly decode a consensus message; raises :class:`InvalidMessage`."""
     try:
         raw = unpack(data, MAX_MESSAGE, "consensus message", plain=False, max_arrays=MAX_ARRAYS)
@@ -190,5 +233,5 @@ def message_height(message: Message) -> int:
     return message.height  # type: ignore[union-attr]
 
 
-__all__ = ["Decision", "Message", "NewView", "PreparedCertificate", "Proposal", "ViewChange",
+__all__ = ["CompactProposal", "Decision", "Message", "NewView", "PreparedCertificate", "Proposal", "ViewChange",
            "ViewChangeMessage", "VoteKind", "VoteMessage", "decode_message", "encode_message"]

@@ -110,7 +110,7 @@ class Node:
                          height=height, last_commit=blocks.commit(height) if height else None,
                          last_block=blocks.block(height) if height else None,
                          timeouts=timeouts(config))
-        self.driver = ConsensusDriver(self.core, self.network, self.app, blocks)
+        self.driver = ConsensusDriver(self.core, self.network, self.app, blocks, self.mempool)
         self.relay.on_admitted.append(lambda _tx: self.driver.txs_available())
         await self.network.start()
         await self.driver.start()
