@@ -38,25 +38,6 @@ from node.client import RPCClient, RPCFailed, transfer
 from node.config import ConsensusSection
 
 
-def free_base_port(count: int) -> int:
-    import socket
-
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count >= 65000:
-            continue
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no run of free ports found")
-
-
 def verify_rate(seconds: float = 1.0) -> float:
     key = nacl.signing.SigningKey.generate()
     message = b"x" * 150
@@ -161,7 +142,8 @@ async def run(args: argparse.Namespace) -> int:
     print(f"ed25519 verification on this machine: {rate:,.0f}/s per core")
     workdir = Path(tempfile.mkdtemp(prefix="agora-bench-"))
     senders = [PrivateKey.from_seed_text(f"bench-sender-{i}") for i in range(args.senders)]
-    infos = localnet.init(workdir, args.validators, free_base_port(2 * args.validators),
+    base_port = localnet.free_base_port(2 * args.validators)
+    infos = localnet.init(workdir, args.validators, base_port,
                           consensus=ConsensusSection(),
                           extra_balances={k.address: 10**24 for k in senders})
     procs = {}

@@ -26,6 +26,7 @@ from pathlib import Path
 from chain.block import Block
 from chain.codec import pack, unpack
 from chain.errors import DecodeError
+from storage.files import write_atomic
 
 from .errors import SignLogCorrupt
 from .messages import PreparedCertificate
@@ -81,19 +82,7 @@ class FileStorage(LogStorage):
         os.fsync(self._fd)
 
     def replace(self, data: bytes) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.path, data)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
 

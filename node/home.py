@@ -13,7 +13,6 @@ as ssh does.
 from __future__ import annotations
 
 import json
-import os
 import stat
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from chain.errors import InvalidGenesis, LocalError
 from chain.genesis import CHAIN_ID_RE, Genesis
 from chain.keys import PrivateKey
+from storage.files import write_atomic
 
 from .config import Config, ConfigError, NodeSection, render
 
@@ -29,22 +29,9 @@ class HomeError(Exception):
     """The home directory is missing something, or something in it is wrong."""
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def write_key(path: Path, key: PrivateKey) -> None:
     body = {"type": "ed25519", "public_key": key.public_key.hex(), "seed": key.seed.hex()}
-    write_private(path, (json.dumps(body, indent=2) + "\n").encode())
+    write_atomic(path, (json.dumps(body, indent=2) + "\n").encode())
 
 
 def read_key(path: Path) -> PrivateKey:

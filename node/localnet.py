@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -44,6 +45,26 @@ class NodeInfo:
     rpc: str
     validator: str
     node_id: str
+
+
+def free_base_port(count: int) -> int:
+    """A port with ``count`` free ports from it on (127.0.0.1), for tests and bench.
+    (Another process may take one before the nodes bind it: a small race, retried by
+    the caller's next run, never a hang.)"""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count >= 65000:
+            continue
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise HomeError("no run of free ports found on 127.0.0.1")
 
 
 def node_infos(home: Path) -> list[NodeInfo]:

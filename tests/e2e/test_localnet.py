@@ -7,7 +7,6 @@ stopped (or killed) when the test ends, whatever happens.
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,29 +22,6 @@ from node.config import ConsensusSection
 FAST = ConsensusSection(block_interval_ms=100, idle_interval_ms=300, view_timeout_ms=1_000,
                         max_view_timeout_ms=4_000)
 WAIT = 60.0  # the most any step may take on a loaded 2-core CI machine
-
-
-def free_base_port(count: int) -> int:
-    """A base port with ``count`` free ports after it."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count >= 65000:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no run of free ports found")
 
 
 @dataclass
@@ -105,7 +81,7 @@ class Net:
 
 @pytest.fixture
 async def net(tmp_path: Path) -> AsyncIterator[Net]:
-    base = free_base_port(8)
+    base = localnet.free_base_port(8)
     infos = localnet.init(tmp_path / "localnet", 4, base, consensus=FAST)
     net = Net(tmp_path / "localnet", infos)
     for info in infos:

@@ -176,9 +176,12 @@ class RawPeer:
         self.inbox: deque[bytes] = deque()
 
     @classmethod
-    async def open_tcp(cls, manager: PeerManager, *, rcvbuf: int | None = None
+    async def open_tcp(cls, manager: PeerManager, *, rcvbuf: int | None = None,
+                       source_host: str | None = None,
                        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         sock = socket.socket()
+        if source_host is not None:
+            sock.bind((source_host, 0))
         if rcvbuf is not None:  # before connect, so the TCP window starts small
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.setblocking(False)
@@ -189,8 +192,9 @@ class RawPeer:
 
     @classmethod
     async def connect(cls, manager: PeerManager, node_key: PrivateKey, *,
-                      max_frame: int = DEFAULT_MAX_FRAME, rcvbuf: int | None = None) -> RawPeer:
-        reader, writer = await cls.open_tcp(manager, rcvbuf=rcvbuf)
+                      max_frame: int = DEFAULT_MAX_FRAME, rcvbuf: int | None = None,
+                      source_host: str | None = None) -> RawPeer:
+        reader, writer = await cls.open_tcp(manager, rcvbuf=rcvbuf, source_host=source_host)
         channel = SecureChannel(node_key, True, expected_peer=manager.node_id,
                                 max_frame=max_frame)
         raw = cls(node_key, reader, writer, channel)
@@ -717,23 +721,7 @@ async def until_tcp_closed(reader: asyncio.StreamReader) -> None:
 
 async def raw_from_host(manager: PeerManager, name: str, host: str) -> RawPeer:
     """A raw peer whose TCP connection comes from ``host`` (another loopback address)."""
-    sock = socket.socket()
-    sock.bind((host, 0))
-    sock.setblocking(False)
-    async with asyncio.timeout(WAIT):
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", manager.listen_port))
-    reader, writer = await asyncio.open_connection(sock=sock)
-    channel = SecureChannel(key(name), True, expected_peer=manager.node_id)
-    raw = RawPeer(key(name), reader, writer, channel)
-    writer.write(channel.initiate())
-    async with asyncio.timeout(WAIT):
-        while channel.state == SecureChannel.HANDSHAKE:
-            data = await reader.read(65536)
-            assert data, "the node closed the link during the handshake"
-            reply, frames = channel.receive_data(data)
-            raw.inbox.extend(frames)
-            writer.write(reply)
-    return raw
+    return await RawPeer.connect(manager, key(name), source_host=host)
 
 
 class _RecordingRandom(random.Random):
