@@ -27,6 +27,7 @@ from chain.address import address_to_text
 from chain.keys import PrivateKey
 from vm.contracts import genesis_contracts
 
+from .client import RPCClient, RPCFailed
 from .config import Config, ConsensusSection, NodeSection, P2PSection, RPCSection
 from .home import Home, HomeError, read_key, write_key
 
@@ -169,28 +170,38 @@ def start_node(node_home: Path, log_path: Path) -> subprocess.Popen:
         log.close()
 
 
-async def rpc_call(session: aiohttp.ClientSession, url: str, method: str,
-                   params: dict | list | None = None, timeout: float = 5.0) -> Any:
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}
-    async with session.post(url, json=body, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
-        answer = await r.json()
-    if "error" in answer:
-        raise RuntimeError(f"{method}: {answer['error']}")
-    return answer["result"]
-
-
 async def _status_lines(infos: list[NodeInfo], every: float, stop: asyncio.Event,
                         echo) -> None:
+    """Every ``every`` seconds: each node's height and peers, and the transactions
+    committed since the localnet started (read from the most advanced node)."""
     async with aiohttp.ClientSession() as session:
+        clients = [RPCClient(info.rpc, session, timeout=2.0) for info in infos]
+        counted: int | None = None  # blocks up to here are counted
+        committed = 0
         while not stop.is_set():
             parts = []
-            for info in infos:
+            best: tuple[int, RPCClient] | None = None
+            for info, client in zip(infos, clients, strict=True):
                 try:
-                    s = await rpc_call(session, info.rpc, "status", timeout=1.0)
-                    parts.append(f"node{info.index} h={s['height']} peers={s['peers']}"
-                                 f" mempool={s['mempool']['count']}")
-                except (aiohttp.ClientError, TimeoutError, RuntimeError):
+                    status = await client.status()
+                except (aiohttp.ClientError, TimeoutError, RPCFailed):
                     parts.append(f"node{info.index} down")
+                    continue
+                parts.append(f"node{info.index} h={status['height']} peers={status['peers']}")
+                if best is None or status["height"] > best[0]:
+                    best = (status["height"], client)
+            if best is not None:
+                height, client = best
+                if counted is None:
+                    counted = height
+                try:
+                    while counted < height:
+                        block = await client.block(counted + 1)
+                        committed += block["header"]["tx_count"]
+                        counted += 1
+                except (aiohttp.ClientError, TimeoutError, RPCFailed):
+                    pass  # counted next time
+                parts.insert(0, f"height {height}, {committed:,} txs committed")
             echo(time.strftime("%H:%M:%S ") + " | ".join(parts))
             try:
                 async with asyncio.timeout(every):
