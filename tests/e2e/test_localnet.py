@@ -7,6 +7,7 @@ stopped (or killed) when the test ends, whatever happens.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ import pytest
 
 from node import localnet
 from node.client import RPCClient, RPCFailed, transfer
-from node.config import ConsensusSection
+from node.config import Config, ConsensusSection, NodeSection, P2PSection, RPCSection
+from node.home import Home
 
 FAST = ConsensusSection(block_interval_ms=100, idle_interval_ms=300, view_timeout_ms=1_000,
                         max_view_timeout_ms=4_000)
@@ -171,3 +173,29 @@ async def test_a_node_restarts_by_itself_from_its_home(net: Net) -> None:
     net.start(1)
     target = max(h for h in await net.heights([0, 2, 3]) if h is not None)
     await net.wait_heights([1], target)
+
+
+@pytest.mark.timeout(120)
+async def test_a_full_node_follows_the_chain(net: Net, tmp_path: Path) -> None:
+    """A node that does not vote syncs what it missed, then follows by watching the
+    validators' messages."""
+    await net.wait_heights(range(4), 3)
+    base = localnet.free_base_port(2)
+    first = net.infos[0]
+    home = Home(tmp_path / "full")
+    home.init(Config(node=NodeSection(mode="full", moniker="follower"),
+                     p2p=P2PSection(listen=f"127.0.0.1:{base}",
+                                    persistent_peers=[f"{first.node_id}@{first.p2p}"]),
+                     rpc=RPCSection(listen=f"127.0.0.1:{base + 1}"), consensus=FAST),
+              validator=False)
+    shutil.copy(net.home / "genesis.json", home.genesis_path)
+    full = localnet.NodeInfo(4, home.path, f"127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}",
+                             "", home.node_key().address.hex())
+    net.infos.append(full)
+    net.clients[4] = RPCClient(full.rpc, timeout=5.0)
+    net.start(4)
+    target = max(h for h in await net.heights(range(4)) if h is not None) + 3
+    await net.wait_heights([4], target)
+    await assert_same_chain(net, [0, 4], target)
+    status = await net.clients[4].status()
+    assert status["validator"] is None and status["peers"] >= 1
