@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from chain.block import MAX_BLOCK_TXS, Block, CommitCertificate
+from chain.block import MAX_BLOCK_TXS, Block, CommitCertificate, tx_root
 from chain.codec import pack, unpack
 from chain.errors import DecodeError
 from chain.tx import Transaction
@@ -150,7 +150,7 @@ class ConsensusDriver:
         found = [self._lookup(h) for h in compact.tx_hashes]
         missing = [h for h, tx in zip(compact.tx_hashes, found, strict=True) if tx is None]
         if not missing:
-            self._feed(peer, compact.assemble(tuple(found)))  # type: ignore[arg-type]
+            self._feed(peer, self._rebuild(compact, found))  # type: ignore[arg-type]
             return
         task = asyncio.get_running_loop().create_task(self._fetch_txs(peer, compact, found,
                                                                       missing))
@@ -181,15 +181,29 @@ class ConsensusDriver:
             self.network.punish(peer, "did not supply the transactions of its proposal")
             return
         if self._running:
-            self._feed(peer, compact.assemble(tuple(txs)))  # type: ignore[arg-type]
+            try:
+                proposal = self._rebuild(compact, txs)  # type: ignore[arg-type]
+            except InvalidMessage as exc:
+                self.network.punish(peer, str(exc))
+                return
+            self._feed(peer, proposal)
+
+    @staticmethod
+    def _rebuild(compact: CompactProposal, txs: list[Transaction]) -> Proposal:
+        header = compact.header
+        if len(txs) != header.tx_count or tx_root(txs) != header.tx_root:
+            raise InvalidMessage("the proposal's transactions do not match its tx_root")
+        return compact.assemble(tuple(txs))
 
     def _feed(self, peer: bytes, proposal: Proposal) -> None:
-        self._remember(proposal.block)
         try:
             actions = self.core.on_message(proposal, self._now())
         except InvalidMessage as exc:
             self.network.punish(peer, f"invalid consensus message: {exc}")
             return
+        # Kept to serve peers only once the core took it: a refused proposal must not
+        # push real ones out of the few remembered.
+        self._remember(proposal.block)
         self._act(actions)
 
     def _remember(self, block: Block) -> None:
@@ -300,6 +314,9 @@ class ConsensusDriver:
                 decision = decode_message(body)
                 if type(decision) is not Decision:
                     raise InvalidMessage("a block request answered with another message")
+                if decision.block.height != height:
+                    raise InvalidMessage(f"asked for block {height}, got block "
+                                         f"{decision.block.height}")
                 if self.core.height != height:
                     return True  # consensus decided it meanwhile
                 actions = self.core.on_certified_block(decision.block, decision.certificate,
