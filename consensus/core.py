@@ -46,12 +46,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chain.block import Block, CommitCertificate, Vote, VoteKind
+from chain.codec import pack
 from chain.errors import InvalidCertificate
+from chain.hashing import sha256
 from chain.keys import PrivateKey
 from chain.validators import ValidatorSet
 
 from .errors import InvalidMessage, InvalidProposal, LocalError
 from .messages import (
+    CompactProposal,
     Decision,
     Message,
     NewView,
@@ -68,6 +71,8 @@ log = logging.getLogger("agora.consensus")
 
 #: Messages for the next height kept until this one commits, per kind and sender.
 _MAX_FUTURE = 4096
+#: Pieces of evidence kept (the driver may persist and forget them).
+_MAX_EVIDENCE = 1024
 #: Votes for views further ahead of ours than this are dropped: a Byzantine validator
 #: could sign votes for a million views. A node that far behind catches up by sync.
 _MAX_VIEWS_AHEAD = 8
@@ -82,9 +87,11 @@ class ConsensusApp(Protocol):
     def propose(self, height: int, view: int, last_commit: CommitCertificate | None) -> Block:
         """Build this validator's block for ``height`` on the committed state."""
 
-    def validate(self, block: Block) -> None:
+    def validate(self, block: Block, *, certified: bool = False) -> None:
         """Execute ``block`` on the committed state and check it (roots, time, txs);
-        raise :class:`InvalidProposal` with the reason."""
+        raise :class:`InvalidProposal` with the reason. ``certified``: a quorum has
+        committed it already, so checks that depend on our own view of the world (our
+        clock) do not apply — only that it executes to its roots."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,13 @@ class Broadcast:
 
 
 @dataclass(frozen=True)
+class Reply:
+    """Send ``message`` to the peer the message being handled came from."""
+
+    message: Message
+
+
+@dataclass(frozen=True)
 class SetTimer:
     timer: Timer
     at: float
@@ -146,11 +160,16 @@ class Evidence:
     """Two conflicting messages signed by one validator."""
 
     validator: bytes
-    first: Vote | Proposal
-    second: Vote | Proposal
+    first: Vote | CompactProposal
+    second: Vote | CompactProposal
 
 
-Action = Broadcast | SetTimer | Commit | Sync | Evidence
+Action = Broadcast | Reply | SetTimer | Commit | Sync | Evidence
+
+
+def _signed_header(proposal: Proposal) -> CompactProposal:
+    """A proposal without its transactions' bodies: still verifiable evidence."""
+    return CompactProposal.of(proposal)
 
 
 # ---------------------------------------------------------------------- state
@@ -181,6 +200,8 @@ class _Height:
     view_changes: dict[int, dict[bytes, ViewChange]] = field(default_factory=dict)
     prepared: PreparedCertificate | None = None
     new_view_sent: set[int] = field(default_factory=set)
+    #: Our VIEW-CHANGE for ``view``, repeated while no quorum has left the view.
+    own_view_change: ViewChangeMessage | None = None
     sync_requested: bool = False
 
 
@@ -218,6 +239,7 @@ class Core:
         self._decision_sent_at = float("-inf")
         self.future: dict[tuple, Message] = {}
         self.evidence: list[Evidence] = []
+        self._evidence_keys: set[tuple] = set()
         self._sync_target = 0
         self._committing = False
 
@@ -262,8 +284,11 @@ class Core:
             if prepared is not None:
                 st.prepared, block = prepared
                 st.unchecked[block.hash] = block
-            if self.signlog.signed_view_change(st.height, resumed):
+            if self.signlog.signed_view_change(st.height, resumed) and \
+                    not self.signlog.voted_in(st.height, resumed):
                 return self._start_view_change(resumed, now, resign=True)
+            # It voted (or proposed) in that view after entering it: resume there.
+            # Its next VIEW-CHANGE, for the view after, carries what it prepared.
             log.info("resuming height %d in view %d from the sign log", st.height, resumed)
         out.append(SetTimer(Timer("view", st.height, st.view), now + self.timeouts.view(st.view)))
         if st.view == 0 and self.proposer(st.height, 0) == self.address:
@@ -292,7 +317,22 @@ class Core:
             return []  # stale
         if timer.kind == "propose":
             return self._on_propose_timer(now)
+        if st.phase == "view_change" and not self.validators.has_quorum(
+                self._power(st.view_changes.get(st.view, {}))):
+            # PBFT: move past a view only once a quorum has left the previous one.
+            # Alone (the others are down or cut off), climbing views would leave this
+            # validator ever further ahead of them when they come back; it repeats its
+            # VIEW-CHANGE instead, so late ones can still join it.
+            return self._repeat_view_change(now)
         return self._start_view_change(st.view + 1, now)
+
+    def _repeat_view_change(self, now: float) -> list[Action]:
+        st = self.state
+        out: list[Action] = [SetTimer(Timer("view", st.height, st.view),
+                                      now + self.timeouts.view(st.view))]
+        if st.own_view_change is not None:
+            out.append(Broadcast(st.own_view_change))
+        return out
 
     def on_txs_available(self, now: float) -> list[Action]:
         """The mempool has transactions. A proposer waiting out an idle height
@@ -338,7 +378,7 @@ class Core:
         if type(message) is Decision:
             return self._on_decision(message, now)
         if height < st.height:
-            return self._help_behind(message, now)
+            return self._help_behind(message, height, now)
         if height > st.height:
             return self._from_the_future(message, height, now)
         return self._handle(message, now)
@@ -394,16 +434,18 @@ class Core:
             return message.view_change.view
         return message.view  # type: ignore[union-attr]
 
-    def _help_behind(self, message: Message, now: float) -> list[Action]:
-        """A validator still votes on a decided height: it missed the COMMITs. Send
-        the last decision, at most once per ``block_interval`` so that a Byzantine
-        validator signing stale messages cannot make us flood the network."""
-        if (self.last_block is None or self.last_commit is None
+    def _help_behind(self, message: Message, height: int, now: float) -> list[Action]:
+        """A validator still votes on the height we just decided: it missed the
+        COMMITs. Answer the peer that sent it (not everyone) with the decision, at most
+        once per ``block_interval``: an old message anyone can replay must not turn
+        into a flood."""
+        if (height != self.state.height - 1 or self.last_block is None
+                or self.last_commit is None
                 or now - self._decision_sent_at < self.timeouts.block_interval):
             return []
         self._check_signature(message)
         self._decision_sent_at = now
-        return [Broadcast(Decision(self.last_block, self.last_commit))]
+        return [Reply(Decision(self.last_block, self.last_commit))]
 
     def _on_decision(self, decision: Decision, now: float) -> list[Action]:
         st = self.state
@@ -423,9 +465,11 @@ class Core:
         if len(self.future) >= _MAX_FUTURE:
             return
         kind = type(message)
+        # One per sender, kind and view: a Byzantine validator cannot crowd out the
+        # others' messages by signing many different ones.
         if kind is VoteMessage:
             v = message.vote
-            key: tuple = (kind, v.validator, v.kind, v.view, v.block_hash)
+            key: tuple = (kind, v.validator, v.kind, v.view)
         elif kind is ViewChangeMessage:
             vc = message.view_change
             key = (kind, vc.validator, vc.view)
@@ -533,7 +577,7 @@ class Core:
         except InvalidProposal as exc:
             log.warning("rejecting block %d view %d from %s: %s", block.height, proposal.view,
                         block.header.proposer.hex()[:12], exc)
-            raise InvalidMessage(f"invalid proposal: {exc}") from None
+            raise InvalidMessage(f"invalid proposal: {exc}", blameless=exc.blameless) from None
         st.proposal = proposal
         st.phase = "prepare"
         out: list[Action] = []
@@ -543,7 +587,7 @@ class Core:
             out += self._on_vote(vote, now)
         return out + self._check_quorums(now)
 
-    def _validate(self, block: Block) -> None:
+    def _validate(self, block: Block, *, certified: bool = False) -> None:
         st = self.state
         if block.hash in st.blocks:
             return
@@ -558,7 +602,7 @@ class Core:
                           block_hash=block.header.prev_hash)
             except InvalidCertificate as exc:
                 raise InvalidProposal(f"parent certificate: {exc}") from None
-        self.app.validate(block)
+        self.app.validate(block, certified=certified)
         st.blocks[block.hash] = block
 
     def _sign_vote(self, kind: int, view: int, block_hash: bytes) -> Vote | None:
@@ -657,7 +701,7 @@ class Core:
         except InvalidCertificate as exc:
             raise InvalidMessage(f"synced block {block.height}: {exc}") from None
         try:
-            self._validate(block)
+            self._validate(block, certified=True)
         except InvalidProposal as exc:
             raise InvalidMessage(f"synced block {block.height}: {exc}") from None
         return self._commit_with(block, certificate, now)
@@ -676,13 +720,17 @@ class Core:
                                       now + self.timeouts.view(view))]
         if self.address is not None:
             assert self.key is not None
-            if self.signlog.permit(st.height, view, VIEW_CHANGE, b""):
+            # The sign log holds the digest of what the view change says, so a
+            # restart can repeat it but never sign a different one for that view.
+            digest = sha256(pack(ViewChange.signing_body(st.height, view, st.prepared)))
+            if self.signlog.permit(st.height, view, VIEW_CHANGE, digest):
                 vc = ViewChange.create(self.key, self.chain_id, st.height, view, st.prepared)
                 prepared_block = None
                 if st.prepared is not None:
                     prepared_block = (st.blocks.get(st.prepared.block_hash)
                                       or st.unchecked.get(st.prepared.block_hash))
                 message = ViewChangeMessage(vc, prepared_block)
+                st.own_view_change = message
                 out.append(Broadcast(message))
                 out += self._on_view_change(message, now)
         log.info("height %d: view change to view %d", st.height, view)
@@ -786,6 +834,15 @@ class Core:
     # ---- evidence
 
     def _evidence(self, validator: bytes, first, second) -> list[Action]:
+        # One piece per (validator, height, view, kind of message), at most
+        # _MAX_EVIDENCE in all: a Byzantine validator can sign conflicts without end.
+        key = (validator, self.state.height, first.view, type(first).__name__,
+               getattr(first, "kind", None))
+        if key in self._evidence_keys or len(self.evidence) >= _MAX_EVIDENCE:
+            return []
+        self._evidence_keys.add(key)
+        if type(first) is Proposal:  # keep the signed headers, not two whole blocks
+            first, second = _signed_header(first), _signed_header(second)
         evidence = Evidence(validator, first, second)
         self.evidence.append(evidence)
         log.warning("evidence: validator %s signed two conflicting messages at height %d",

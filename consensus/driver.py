@@ -40,6 +40,7 @@ from .core import (
     ConsensusApp,
     Core,
     Evidence,
+    Reply,
     SetTimer,
     Sync,
     Timer,
@@ -51,7 +52,7 @@ log = logging.getLogger("agora.consensus")
 
 BLOCK_REQUEST = "consensus/block"
 TXS_REQUEST = "consensus/txs"
-_SYNC_TIMEOUT = 10.0
+_SYNC_TIMEOUT = 5.0
 #: Own or received proposals kept to answer peers missing some of their transactions.
 _RECENT_BLOCKS = 8
 
@@ -85,6 +86,8 @@ class ConsensusDriver:
         self.blocks = blocks
         self.txs = txs
         self._recent: OrderedDict[bytes, Block] = OrderedDict()
+        #: Peers whose last block request failed: asked last.
+        self._unhelpful: set[bytes] = set()
         self._assembling: set[asyncio.Task] = set()
         self.rng = rng or random.Random()
         self.evidence: list[Evidence] = []
@@ -134,9 +137,15 @@ class ConsensusDriver:
                 return
             actions = self.core.on_message(message, self._now())
         except InvalidMessage as exc:
-            self.network.punish(peer, f"invalid consensus message: {exc}")
+            self._refused(peer, exc)
             return
-        self._act(actions)
+        self._act(actions, peer)
+
+    def _refused(self, peer: bytes, exc: InvalidMessage) -> None:
+        if exc.blameless:
+            log.info("not voting for a message from %s: %s", peer.hex()[:12], exc)
+        else:
+            self.network.punish(peer, f"invalid consensus message: {exc}")
 
     def _assemble(self, peer: bytes, compact: CompactProposal) -> None:
         """Rebuild a proposal from the mempool; fetch what is missing from ``peer``.
@@ -199,12 +208,12 @@ class ConsensusDriver:
         try:
             actions = self.core.on_message(proposal, self._now())
         except InvalidMessage as exc:
-            self.network.punish(peer, f"invalid consensus message: {exc}")
+            self._refused(peer, exc)
             return
         # Kept to serve peers only once the core took it: a refused proposal must not
         # push real ones out of the few remembered.
         self._remember(proposal.block)
-        self._act(actions)
+        self._act(actions, peer)
 
     def _remember(self, block: Block) -> None:
         if block.txs:
@@ -251,10 +260,14 @@ class ConsensusDriver:
 
     # ------------------------------------------------------------------ output
 
-    def _act(self, actions: list[Action]) -> None:
+    def _act(self, actions: list[Action], peer: bytes | None = None) -> None:
+        """Carry out the core's actions; ``peer`` sent the message they answer."""
         for action in actions:
             kind = type(action)
-            if kind is Broadcast:
+            if kind is Reply:
+                if peer is not None:
+                    self.network.send(peer, encode_message(action.message))
+            elif kind is Broadcast:
                 message = action.message
                 if type(message) is Proposal and message.block.txs:
                     self._remember(message.block)
@@ -303,10 +316,13 @@ class ConsensusDriver:
             self.core.on_sync_done()
 
     async def _fetch(self, height: int) -> bool:
-        """Ask peers (those ahead first) for block ``height``; True once it committed."""
+        """Ask peers for block ``height``; True once it committed. Peers that failed
+        us lately come last, then those whose HELLO said they were behind: a peer
+        that claims a great height and never answers costs one timeout per sync, not
+        one per block."""
         peers = list(self.network.peers.values())
         self.rng.shuffle(peers)
-        peers.sort(key=lambda p: p.hello.height < height)
+        peers.sort(key=lambda p: (p.node_id in self._unhelpful, p.hello.height < height))
         for peer in peers:
             try:
                 body = await self.network.request(peer.node_id, BLOCK_REQUEST,
@@ -323,10 +339,12 @@ class ConsensusDriver:
                                                        self._now())
             except RequestFailed as exc:
                 log.info("sync: peer %s: %s", peer.node_id.hex()[:12], exc)
+                self._unhelpful.add(peer.node_id)
                 continue
             except InvalidMessage as exc:
                 self.network.punish(peer.node_id, f"sync: {exc}")
                 continue
+            self._unhelpful.discard(peer.node_id)
             self._act(actions)
             if self.core.height > height:
                 return True

@@ -217,6 +217,10 @@ class SignLog:
     def signed_view_change(self, height: int, view: int) -> bool:
         return (height, view, VIEW_CHANGE) in self.signed
 
+    def voted_in(self, height: int, view: int) -> bool:
+        """Did this validator propose or vote in (height, view)?"""
+        return any((height, view, phase) in self.signed for phase in (PROPOSE, PREPARE, COMMIT))
+
     def forget_below(self, height: int) -> None:
         """Drop what is below ``height`` (committed: never signed again); rewrite the
         file once it has grown past the bound."""

@@ -10,6 +10,7 @@ traceback and the client gets -32603 without the details.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -93,12 +94,16 @@ class Dispatcher:
         except RecursionError:
             return _dump(_error(None, RPCError(Codes.PARSE_ERROR, "Parse error",
                                                "nested too deeply")))
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            return _dump(_error(None, RPCError(Codes.PARSE_ERROR, "Parse error", str(exc))))
         if isinstance(request, list):
             if not request:
                 return _dump(_error(None, RPCError(Codes.INVALID_REQUEST, "Invalid Request",
                                                    "an empty batch")))
-            responses = [r for r in [await self.handle(item) for item in request]
-                         if r is not None]
+            # Concurrently: one slow call (broadcast_tx_commit) must not hold up the
+            # rest of the batch. The spec lets the answers come in any order.
+            answers = await asyncio.gather(*(self.handle(item) for item in request))
+            responses = [r for r in answers if r is not None]
             return _dump(responses) if responses else None
         response = await self.handle(request)
         return _dump(response) if response is not None else None

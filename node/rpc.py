@@ -89,7 +89,7 @@ def _hex(value: str, what: str) -> bytes:
 
 
 class HeightParams(Params):
-    height: Annotated[StrictInt, Field(ge=1)] | None = None
+    height: Annotated[StrictInt, Field(ge=1, lt=1 << 63)] | None = None
 
 
 class TxHashParams(Params):

@@ -30,6 +30,7 @@ from consensus.core import (
     Commit,
     Core,
     Evidence,
+    Reply,
     SetTimer,
     Sync,
     Timeouts,
@@ -98,7 +99,7 @@ class FakeApp:
                         sha256(last_commit.encode()) if last_commit is not None else ZERO_HASH)
         return Block(header, (), last_commit)
 
-    def validate(self, block: Block) -> None:
+    def validate(self, block: Block, *, certified: bool = False) -> None:
         prev_hash, prev_root, prev_time = self.tip
         h = block.header
         if h.height != len(self.blocks) + 1 or h.prev_hash != prev_hash:
@@ -207,25 +208,28 @@ class Simulation:
         def deliver() -> None:
             node = self.nodes[index]
             if node.alive and self._connected(sender.index, index):
-                self._receive(node, message)
+                self._receive(node, message, sender.index)
         self._at(self.now + self.rng.uniform(*self.delay), deliver)
 
-    def _receive(self, node: SimNode, message: Message) -> None:
+    def _receive(self, node: SimNode, message: Message, sender: int) -> None:
         node.app.clock = self.now
         try:
             actions = node.core.on_message(message, self.now)
         except InvalidMessage as exc:
             node.rejected.append(str(exc))
             return
-        self._act(node, actions)
+        self._act(node, actions, reply_to=sender)
 
-    def _act(self, node: SimNode, actions: list[Action]) -> None:
+    def _act(self, node: SimNode, actions: list[Action], reply_to: int | None = None) -> None:
         for action in actions:
             if not node.alive:
                 return  # it crashed: nothing after that point happens
             kind = type(action)
             if kind is Broadcast:
                 self._broadcast(node, action.message)
+            elif kind is Reply:
+                if reply_to is not None:
+                    self.send(node, self.nodes[reply_to], action.message)
             elif kind is SetTimer:
                 self._set_timer(node, action.timer, action.at)
             elif kind is Commit:
@@ -303,9 +307,11 @@ class Simulation:
         while self._queue:
             if until():
                 return True
-            when, _, event = heapq.heappop(self._queue)
+            when = self._queue[0][0]
             if when > max_time:
+                self.now = max_time  # time passes; the event stays queued for later
                 return until()
+            _, _, event = heapq.heappop(self._queue)
             self.now = when
             event()
         return until()

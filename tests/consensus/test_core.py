@@ -36,6 +36,7 @@ from consensus.core import (
 )
 from consensus.errors import InvalidMessage, LocalError
 from consensus.messages import (
+    CompactProposal,
     Message,
     NewView,
     PreparedCertificate,
@@ -300,7 +301,9 @@ def test_two_proposals_for_one_view_are_evidence() -> None:
     first, second = proposal(make_block(1)), proposal(make_block(1, salt=1))
     node.feed(first)
     out = node.feed(second)
-    assert of_type(out, Evidence) == [Evidence(ADDR[1], first, second)] == node.core.evidence
+    # Kept as signed headers (CompactProposal): verifiable, without two whole blocks.
+    expected = Evidence(ADDR[1], CompactProposal.of(first), CompactProposal.of(second))
+    assert of_type(out, Evidence) == [expected] == node.core.evidence
     assert sent_votes(out, PREPARE) == []
 
 
@@ -569,9 +572,19 @@ def test_view_timer_sends_a_view_change_and_sets_a_longer_timer() -> None:
     assert node.core.view == 1
     assert node.fire("view", 0, t0) == []  # stale: view 0 is over
     t1 = t0 + TIMEOUTS.view(1)
+    # Alone in view 1 (no quorum has left view 0): it repeats its view change and
+    # waits, rather than running ahead of validators that come back later.
     out = node.fire("view", 1, t1)
+    assert sent(out, ViewChangeMessage) == [message]
+    assert timer_set(out, "view") == [SetTimer(Timer("view", 1, 1), t1 + TIMEOUTS.view(1))]
+    assert node.core.view == 1
+    # With a quorum in view 1 but no NEW-VIEW (its proposer is silent), it moves on.
+    node.feed(vc_message(2))
+    node.feed(vc_message(3))
+    t2 = t1 + TIMEOUTS.view(1)
+    out = node.fire("view", 1, t2)
     assert [m.view_change.view for m in sent(out, ViewChangeMessage)] == [2]
-    assert timer_set(out, "view") == [SetTimer(Timer("view", 1, 2), t1 + TIMEOUTS.view(2))]
+    assert timer_set(out, "view") == [SetTimer(Timer("view", 1, 2), t2 + TIMEOUTS.view(2))]
     assert TIMEOUTS.view(2) > TIMEOUTS.view(1)
 
 
