@@ -317,11 +317,13 @@ class Core:
             return []  # stale
         if timer.kind == "propose":
             return self._on_propose_timer(now)
-        if st.phase == "view_change" and not self.validators.has_quorum(
-                self._power(st.view_changes.get(st.view, {}))):
-            # PBFT: move past a view only once a quorum has left the previous one.
-            # Alone (the others are down or cut off), climbing views would leave this
-            # validator ever further ahead of them when they come back; it repeats its
+        if st.phase == "view_change" and not self.validators.has_quorum(self._power(
+                {v for view, changes in st.view_changes.items() if view >= st.view
+                 for v in changes})):
+            # PBFT: move past a view only once a quorum has left the previous one (a
+            # view change for this view or a later one: both left it). Alone (the
+            # others are down or cut off), climbing views would leave this validator
+            # ever further ahead of them when they come back; it repeats its
             # VIEW-CHANGE instead, so late ones can still join it.
             return self._repeat_view_change(now)
         return self._start_view_change(st.view + 1, now)

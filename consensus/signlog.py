@@ -131,7 +131,8 @@ class SignLog:
     def __init__(self, storage: LogStorage, *, compact_bytes: int = _COMPACT_BYTES) -> None:
         self.storage = storage
         self.compact_bytes = compact_bytes
-        #: (height, view, phase) -> block hash signed (b"" for a view change).
+        #: (height, view, phase) -> block hash signed (for a view change, a digest of
+        #: what it says).
         self.signed: dict[tuple[int, int, int], bytes] = {}
         #: height -> the highest prepared certificate and its block.
         self.prepared: dict[int, tuple[PreparedCertificate, Block]] = {}

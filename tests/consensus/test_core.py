@@ -19,16 +19,20 @@ from collections.abc import Iterable
 import pytest
 from consensus_sim import CHAIN, TIMEOUTS, FakeApp, keys
 
+import consensus.core
 from chain.block import Block, CommitCertificate, Vote, VoteKind
+from chain.hashing import sha256
 from chain.keys import PrivateKey
 from chain.validators import Validator, ValidatorSet
 from consensus.core import (
+    _MAX_FUTURE,
     _MAX_VIEWS_AHEAD,
     Action,
     Broadcast,
     Commit,
     Core,
     Evidence,
+    Reply,
     SetTimer,
     Sync,
     Timeouts,
@@ -37,6 +41,7 @@ from consensus.core import (
 from consensus.errors import InvalidMessage, LocalError
 from consensus.messages import (
     CompactProposal,
+    Decision,
     Message,
     NewView,
     PreparedCertificate,
@@ -45,7 +50,7 @@ from consensus.messages import (
     ViewChangeMessage,
     VoteMessage,
 )
-from consensus.signlog import MemoryStorage, SignLog
+from consensus.signlog import VIEW_CHANGE, MemoryStorage, SignLog
 
 KEYS = keys(4)
 ADDR = [k.address for k in KEYS]
@@ -842,3 +847,204 @@ def test_key_outside_the_validator_set_is_an_observer() -> None:
     assert core.on_message(proposal(make_block(1)), 0.0) == []
     assert core.on_timer(Timer("view", 1, 0), 1.0) == [
         SetTimer(Timer("view", 1, 1), 1.0 + TIMEOUTS.view(1))]
+
+
+# ====================================================================== regressions from the second review
+
+
+def chain_of(n: int) -> FakeApp:
+    """An application that committed blocks 1..n, each certified by 0, 1 and 3."""
+    app, certificate = FakeApp(VSET), None
+    for height in range(1, n + 1):
+        block = make_block(height, app=app, last_commit=certificate)
+        certificate = commit_cert((0, 1, 3), block.hash, height=height)
+        app.commit(block, certificate)
+    return app
+
+
+def caught_up(index: int | None, world: FakeApp) -> Node:
+    """Validator ``index`` that decided ``world``'s blocks through its core (by sync),
+    so that the core holds the last one and its certificate."""
+    node = Node(index)
+    for block, certificate in zip(world.blocks, world.certificates, strict=True):
+        node.finish_commit(node.core.on_certified_block(block, certificate, 0.0))
+    return node
+
+
+def replayed(certificate: CommitCertificate) -> VoteMessage:
+    """A COMMIT vote rebuilt from a public certificate: anyone can send it."""
+    sig = certificate.signatures[0]
+    return VoteMessage(Vote(VoteKind.COMMIT, certificate.height, certificate.view,
+                            certificate.block_hash, sig.validator, sig.signature))
+
+
+def conflicting_votes(i: int, count: int, *, kind: int = PREPARE, height: int = 1,
+                      view: int = 0) -> list[VoteMessage]:
+    """``count`` votes of validator ``i`` for one (height, view, kind), all different."""
+    return [VoteMessage(Vote.create(KEYS[i], CHAIN, kind, height, view,
+                                    sha256(n.to_bytes(8, "big")))) for n in range(count)]
+
+
+def prepared_in_view_one() -> tuple[Node, Block]:
+    """Validator 0 that left view 0 by VIEW-CHANGE, PREPAREd the block of the NEW-VIEW
+    for view 1 and prepared it there (its COMMIT sent)."""
+    node = Node(0)
+    node.fire("view", 0, TIMEOUTS.view(0))
+    nv = new_view([view_change(0), view_change(1), view_change(3)], make_block(1, 1))
+    block = nv.proposal.block
+    out = node.feed(nv, *votes((2, 3), PREPARE, block.hash, view=1))
+    assert [(v.view, v.block_hash) for v in sent_votes(out, COMMIT)] == [(1, block.hash)]
+    return node, block
+
+
+def test_restart_after_preparing_in_a_view_reached_by_view_change_resumes_there() -> None:
+    """Review 2: on restart the core re-signed its VIEW-CHANGE for view 1 carrying the
+    certificate it prepared in view 1, then refused its own message ("not from an
+    earlier view"): Core.start raised and the validator could never start again."""
+    node, block = prepared_in_view_one()
+    restarted = node.restart(now=5.0)
+    assert restarted.core.view == 1
+    assert restarted.start_actions == [SetTimer(Timer("view", 1, 1), 5.0 + TIMEOUTS.view(1))]
+    # Its next VIEW-CHANGE, for view 2, carries what it prepared in view 1, and the block.
+    [message] = sent(restarted.fire("view", 1, 5.0 + TIMEOUTS.view(1)), ViewChangeMessage)
+    vc = message.view_change
+    assert (vc.height, vc.view, vc.validator) == (1, 2, ADDR[0])
+    assert vc.prepared is not None
+    assert (vc.prepared.view, vc.prepared.block_hash) == (1, block.hash)
+    assert {v.validator for v in vc.prepared.votes} == {ADDR[0], ADDR[2], ADDR[3]}
+    assert message.prepared_block == block and vc.verify(CHAIN, KEYS[0].public_key)
+    # Restarted once more: it repeats that view change, certificate included.
+    again = restarted.restart(now=10.0)
+    assert sent(again.start_actions, ViewChangeMessage) == [message]
+    assert again.core.view == 2
+
+
+def test_the_sign_log_refuses_a_different_view_change_for_a_view() -> None:
+    """The sign log used to record every view change as b"": after a restart the core
+    could sign a second, different VIEW-CHANGE for a view it had already left."""
+    node = Node(0)
+    [first] = sent(node.fire("view", 0, TIMEOUTS.view(0)), ViewChangeMessage)
+    assert first.view_change.prepared is None
+    signlog = node.core.signlog
+    logged = signlog.signed[(1, 1, VIEW_CHANGE)]
+    # Suppose the log now holds a prepared certificate for height 1 (it cannot happen
+    # in the protocol, which is the point): the view change a restart would sign for
+    # view 1 differs from the one signed, so it is not signed.
+    a = make_block(1)
+    signlog.record_prepared(1, prepared_cert((0, 1, 3), a.hash), a)
+    restarted = node.restart(now=2.0)
+    assert sent(restarted.start_actions, ViewChangeMessage) == []
+    assert restarted.core.view == 1
+    assert restarted.core.signlog.signed[(1, 1, VIEW_CHANGE)] == logged
+    # The same view change again is permitted (a restart repeats it).
+    assert restarted.core.signlog.permit(1, 1, VIEW_CHANGE, logged)
+
+
+def test_evidence_is_one_piece_per_validator_height_view_and_kind() -> None:
+    """Review 2: every conflicting vote became one more piece of evidence, so one
+    Byzantine validator could grow every node's memory without bound."""
+    node = Node(None)  # an observer: all four validators may vote
+    flood = [m for kind in (PREPARE, COMMIT) for view in (0, 1)
+             for m in conflicting_votes(1, 500, kind=kind, view=view)]
+    assert len(flood) == 2_000
+    out = node.feed(*flood)
+    evidence = of_type(out, Evidence)
+    assert evidence == node.core.evidence
+    assert sorted((e.first.kind, e.first.view) for e in evidence) == [
+        (PREPARE, 0), (PREPARE, 1), (COMMIT, 0), (COMMIT, 1)]
+    for e in evidence:
+        first, second = e.first, e.second
+        assert e.validator == ADDR[1] and first.block_hash != second.block_hash
+        assert (first.kind, first.height, first.view) == (second.kind, second.height,
+                                                          second.view)
+        assert first.verify(CHAIN, KEYS[1].public_key)
+        assert second.verify(CHAIN, KEYS[1].public_key)
+    assert node.feed(*flood[::50]) == []  # nothing new
+    # Another validator's double vote is still caught.
+    [other] = of_type(node.feed(*conflicting_votes(2, 2)), Evidence)
+    assert other.validator == ADDR[2] and len(node.core.evidence) == 5
+
+
+def test_evidence_kept_is_bounded(monkeypatch) -> None:
+    monkeypatch.setattr(consensus.core, "_MAX_EVIDENCE", 3)
+    node = Node(None)
+    for view in range(4):
+        node.feed(*conflicting_votes(1, 2, view=view))
+    assert [e.first.view for e in node.core.evidence] == [0, 1, 2]
+
+
+def test_conflicting_proposals_are_one_piece_of_evidence_kept_as_signed_headers() -> None:
+    node = Node(3)
+    proposals = [proposal(make_block(1, salt=salt)) for salt in range(50)]
+    out = node.feed(*proposals)
+    assert of_type(out, Evidence) == node.core.evidence == [
+        Evidence(ADDR[1], CompactProposal.of(proposals[0]), CompactProposal.of(proposals[1]))]
+    [e] = node.core.evidence
+    assert type(e.first) is type(e.second) is CompactProposal
+    assert e.first.verify(CHAIN, KEYS[1].public_key)
+    assert e.second.verify(CHAIN, KEYS[1].public_key)
+
+
+def test_one_validator_cannot_crowd_out_the_next_height_buffer() -> None:
+    """Review 2: the buffer for the next height (_MAX_FUTURE messages) was keyed by
+    block hash too, so one validator signing that many different votes filled it and
+    the honest proposal and votes for the next height were dropped."""
+    world, block1, cert1 = chain_of_one()
+    node = Node(3)
+    assert node.feed(*conflicting_votes(1, _MAX_FUTURE, height=2)) == []
+    p2 = proposal(make_block(2, app=world, last_commit=cert1))
+    assert node.feed(*votes((0, 2), PREPARE, p2.block.hash, height=2)) == []
+    assert node.feed(p2) == [Sync(1)]
+    out = node.finish_commit(node.core.on_certified_block(block1, cert1, 0.0))
+    # The buffered proposal and PREPAREs were kept: with ours, a quorum at once.
+    assert [v.block_hash for v in sent_votes(out, PREPARE)] == [p2.block.hash]
+    assert [v.block_hash for v in sent_votes(out, COMMIT)] == [p2.block.hash]
+
+
+def test_a_stale_message_for_the_last_height_gets_a_rate_limited_reply() -> None:
+    """Review 2: a replayed old vote (rebuilt from any block's public last_commit) made
+    the node broadcast its whole last block to every peer, once per block_interval,
+    for ever. Now only a message for the height just decided is answered, and only to
+    its sender (Reply), still at most once per block_interval."""
+    world = chain_of(2)
+    node = caught_up(2, world)
+    assert node.core.height == 3
+    decision = Reply(Decision(world.blocks[1], world.certificates[1]))
+    t, interval = 10.0, TIMEOUTS.block_interval
+    assert node.feed(replayed(world.certificates[0]), now=t) == []  # height 1: nothing
+    assert node.feed(replayed(world.certificates[1]), now=t) == [decision]
+    assert node.feed(vote(0, PREPARE, world.blocks[1].hash, height=2), now=t + interval / 2
+                     ) == []
+    assert node.feed(vote(0, PREPARE, world.blocks[1].hash, height=2), now=t + interval
+                     ) == [decision]
+    for k in range(2, 6):
+        assert node.feed(replayed(world.certificates[0]), now=t + k * interval) == []
+
+
+def test_a_lone_validator_repeats_its_view_change_rather_than_climbing() -> None:
+    """Review 2: a validator alone (the others down) climbed one view per timeout, and
+    once they came back, ever further ahead of them, the chain never committed again."""
+    node = Node(0)
+    t = TIMEOUTS.view(0)
+    [mine] = sent(node.fire("view", 0, t), ViewChangeMessage)
+    for _ in range(5):
+        t += TIMEOUTS.view(1)
+        out = node.fire("view", 1, t)
+        assert sent(out, ViewChangeMessage) == [mine]
+        assert timer_set(out, "view") == [SetTimer(Timer("view", 1, 1), t + TIMEOUTS.view(1))]
+        assert node.core.view == 1
+    # Restarted, still alone: the same.
+    node = node.restart(now=t)
+    assert sent(node.start_actions, ViewChangeMessage) == [mine]
+    t += TIMEOUTS.view(1)
+    assert sent(node.fire("view", 1, t), ViewChangeMessage) == [mine]
+    # Two of four is no quorum yet; with a third, view 1's proposer (2) being silent,
+    # the timer moves it on to view 2.
+    node.feed(vc_message(1), now=t)
+    t += TIMEOUTS.view(1)
+    assert sent(node.fire("view", 1, t), ViewChangeMessage) == [mine]
+    node.feed(vc_message(3), now=t)
+    t += TIMEOUTS.view(1)
+    assert [m.view_change.view for m in sent(node.fire("view", 1, t), ViewChangeMessage)
+            ] == [2]
+    assert node.core.view == 2

@@ -29,6 +29,7 @@ from chain.tx import Transaction, Transfer
 from chain.validators import Validator, ValidatorSet
 from consensus.core import Core, SetTimer, Timeouts, Timer
 from consensus.driver import BLOCK_REQUEST, TXS_REQUEST, ConsensusDriver
+from consensus.errors import InvalidProposal
 from consensus.messages import (
     CompactProposal,
     Decision,
@@ -71,6 +72,8 @@ class FakeNetwork:
         self.peers: dict[bytes, SimpleNamespace] = {}
         self.answers: dict[bytes, Answer] = {}
         self.sent: list[bytes] = []
+        #: What was sent to one peer only (network.send): (node id, body).
+        self.sent_to: list[tuple[bytes, bytes]] = []
         self.requests: list[tuple[bytes, str, bytes]] = []
         self.punished: list[tuple[bytes, str]] = []
 
@@ -90,6 +93,10 @@ class FakeNetwork:
     def broadcast(self, body: bytes, *, validators_only: bool = False) -> int:
         self.sent.append(body)
         return len(self.peers)
+
+    def send(self, node_id: bytes, body: bytes) -> bool:
+        self.sent_to.append((node_id, body))
+        return node_id in self.peers
 
     async def request(self, node_id: bytes, method: str, body: bytes,
                       timeout: float | None = None) -> bytes:
@@ -547,3 +554,88 @@ async def test_stop_cancels_timers_and_tasks(drivers) -> None:
     net.deliver(NODE[PROPOSER], pnet.sent[0])
     net.connect(NODE[4], height=9, answer=hang)
     assert not d._assembling and not d.syncing and net.sent == [] and not net.punished
+
+
+# ---------------------------------------------------------------------- regressions from the second review
+
+
+def block_request(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+async def test_sync_asks_a_peer_that_failed_a_block_request_last(drivers) -> None:
+    """Review 2 (sync_liar): a peer that claims a huge height in HELLO and never
+    answers was asked first for every block, one request timeout per block."""
+    n = 3
+    chain = build_chain(n)
+    _, good_net = await start(drivers, 0, app=chain, run=False)
+    b, bnet = await start(drivers, 3, rng=NoShuffle())
+    bnet.connect(MALLORY, height=10**12, answer=answering(None))  # starts a sync
+    bnet.connect(NODE[0], height=n, answer=served_by(good_net, NODE[3]))
+    await synced(b)
+    assert b.app.blocks == chain.blocks
+    # Mallory failed block 1, so it came last after that. Block n + 1 (Mallory's
+    # claimed height is the target) nobody has: both are asked, and the sync gives up.
+    assert [(who, body) for who, method, body in bnet.requests if method == BLOCK_REQUEST] == [
+        (MALLORY, block_request(1)), (NODE[0], block_request(1)),
+        (NODE[0], block_request(2)), (NODE[0], block_request(3)),
+        (NODE[0], block_request(n + 1)), (MALLORY, block_request(n + 1))]
+    assert bnet.punished == []  # a failed request blames nobody
+
+
+class ClockApp(TxApp):
+    """Refuses, as node.app.ChainApp does, a proposal more than ten seconds ahead of
+    its clock (``clock``, in seconds) without blaming its sender; a certified block is
+    not checked against the clock."""
+
+    def validate(self, block: Block, *, certified: bool = False) -> None:
+        if not certified and block.header.time_ms > self.clock * 1000 + 10_000:
+            raise InvalidProposal("the block's time is ahead of our clock", blameless=True)
+        super().validate(block, certified=certified)
+
+
+def refused_proposal(txs, why: str) -> Proposal:
+    """The proposer's proposal for height 1, which ClockApp refuses for ``why``."""
+    app = TxApp(VSET, txs)
+    if why == "ahead-of-our-clock":
+        app.clock = 3_600.0  # the proposer's clock is an hour ahead of ours
+    block = app.propose(1, 0, None)
+    if why == "wrong-state-root":
+        block = dataclasses.replace(block, header=dataclasses.replace(block.header,
+                                                                      state_root=bytes(32)))
+    return Proposal.create(KEYS[PROPOSER], CHAIN, 0, block)
+
+
+@pytest.mark.parametrize("txs", [(), tuple(TXS[:2])], ids=["whole", "compact"])
+@pytest.mark.parametrize(("why", "blamed"), [("ahead-of-our-clock", False),
+                                             ("wrong-state-root", True)])
+async def test_only_a_blameworthy_refusal_punishes_the_sender(drivers, txs, why: str,
+                                                               blamed: bool) -> None:
+    """Review 2: a proposal refused because its time is ahead of our clock got its
+    (honest, if its clock is right and ours is wrong) sender banned."""
+    r, rnet = await start(drivers, 2, app=ClockApp(VSET), mempool=txs)
+    rnet.connect(NODE[PROPOSER], answer=answering(None))
+    p = refused_proposal(txs, why)
+    rnet.deliver(NODE[PROPOSER], encode_message(CompactProposal.of(p) if txs else p))
+    assert not r._assembling  # every transaction was at hand
+    assert rnet.prepares() == [] and r.core.state.proposal is None
+    assert [who for who, _ in rnet.punished] == ([NODE[PROPOSER]] if blamed else [])
+    assert (NODE[PROPOSER] in rnet.peers) is not blamed
+
+
+async def test_a_reply_goes_only_to_the_peer_whose_message_caused_it(drivers) -> None:
+    """Review 2 (decision_amplify): a stale vote made the node broadcast its last
+    block to every peer. The core's Reply goes to the sender alone, by network.send."""
+    chain = build_chain(2)
+    d, net = await start(drivers, 3, app=chain)  # deciding height 3
+    for node_id in NODE[:3]:
+        net.connect(node_id, height=2)
+    assert not d.syncing
+    late = encode_message(VoteMessage(Vote.create(KEYS[1], CHAIN, VoteKind.PREPARE, 2, 0,
+                                                  chain.blocks[1].hash)))
+    net.deliver(NODE[1], late)
+    decision = encode_message(Decision(chain.blocks[1], chain.certificates[1]))
+    assert net.sent_to == [(NODE[1], decision)]
+    assert net.sent == [] and net.punished == []
+    net.deliver(NODE[0], late)  # within block_interval: not answered again
+    assert net.sent_to == [(NODE[1], decision)] and net.sent == []

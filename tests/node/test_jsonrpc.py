@@ -3,6 +3,7 @@ parameters, internal errors and ids."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -291,3 +292,45 @@ async def test_a_batch_answers_each_call_once_and_skips_notifications(
         {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None},
     ])
     assert calls == [("notify_hello", {"n": 1})]
+
+
+# ---------------------------------------------------------------------- regressions from the second review
+
+HUGE = "9" * 5_000  # past the interpreter's 4,300-digit limit for int <-> str
+
+
+@pytest.mark.parametrize("template", [
+    '{"jsonrpc": "2.0", "method": "get_data", "id": HUGE}',
+    '{"jsonrpc": "2.0", "method": "subtract", "params": [HUGE, 1], "id": 1}',
+    '[{"jsonrpc": "2.0", "method": "get_data", "id": 1}, HUGE]',
+], ids=["id", "param", "batch-entry"])
+async def test_a_huge_integer_is_a_parse_error(rpc: Dispatcher, template: str) -> None:
+    """Review 2: json.loads raised ValueError, which escaped handle_text (HTTP 500)."""
+    answer = json.loads(await rpc.handle_text(template.replace("HUGE", HUGE)))
+    assert answer["error"]["code"] == Codes.PARSE_ERROR and answer["id"] is None
+
+
+async def test_a_batch_runs_its_calls_concurrently() -> None:
+    """Review 2: a batch ran its calls one after the other, so one slow call
+    (broadcast_tx_commit) held up the rest. Each call here returns only once both
+    have started: one after the other, the first would wait for ever."""
+    rpc = Dispatcher()
+    started: list[int] = []
+    both = asyncio.Event()
+
+    class Which(Params):
+        n: int
+
+    @rpc.method("slow", Which)
+    async def slow(p: Which) -> int:
+        started.append(p.n)
+        if len(started) == 2:
+            both.set()
+        await both.wait()
+        return p.n
+
+    async with asyncio.timeout(5.0):
+        answer = await call(rpc, [{"jsonrpc": "2.0", "method": "slow", "params": [n], "id": n}
+                                  for n in (1, 2)])
+    assert canonical(answer) == [{"jsonrpc": "2.0", "result": n, "id": n} for n in (1, 2)]
+    assert sorted(started) == [1, 2]

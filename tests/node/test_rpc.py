@@ -373,3 +373,24 @@ async def test_a_tx_behind_a_nonce_gap_is_queued_while_the_proposer_idles(
         found = await eventually_found(lambda: net.client.tx(gap.hash))
         assert found["receipt"]["status"] == "ok"
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+# ---------------------------------------------------------------------- regressions from the second review
+
+
+async def test_huge_numbers_are_refused_not_crashed_on(net: Running) -> None:
+    """Review 2: a block height past 64 bits reached the block store and failed there
+    (-32603), and a JSON integer of more than 4,300 digits made json.loads raise out
+    of the dispatcher (HTTP 500)."""
+    for height in (2**63, 2**64, 10**30):
+        error = await rpc_error(net.client.call("block", height=height))
+        assert error.code == Codes.INVALID_PARAMS, height
+        assert error.data.startswith("height")
+    largest = await rpc_error(net.client.call("block", height=2**63 - 1))
+    assert largest.code == Codes.NOT_FOUND
+    status, text = await net.post(b'{"jsonrpc": "2.0", "method": "status", "id": '
+                                  + b"9" * 5_000 + b"}")
+    assert status == 200
+    answer = json.loads(text)
+    assert answer["error"]["code"] == Codes.PARSE_ERROR and answer["id"] is None
+    assert (await net.client.status())["chain_id"] == CHAIN  # still serving
