@@ -504,16 +504,20 @@ def test_proposal_for_the_next_height_with_a_bad_certificate_is_refused() -> Non
     assert node.core.future == {}
 
 
-def test_messages_for_the_next_height_wait_until_it_starts() -> None:
-    world, block1, cert1 = chain_of_one()
-    node = Node(3)
+def assert_next_height_messages_were_kept(node: Node, world, block1, cert1) -> None:
+    """Feed height-2 PREPAREs and the proposal, then commit height 1: our PREPARE and
+    the two buffered ones make a quorum at once."""
     p2 = proposal(make_block(2, app=world, last_commit=cert1))
     assert node.feed(*votes((0, 2), PREPARE, p2.block.hash, height=2)) == []
     assert node.feed(p2) == [Sync(1)]
     out = node.finish_commit(node.core.on_certified_block(block1, cert1, 0.0))
-    # Our PREPARE and the two buffered ones make a quorum at once.
     assert [v.block_hash for v in sent_votes(out, PREPARE)] == [p2.block.hash]
     assert [v.block_hash for v in sent_votes(out, COMMIT)] == [p2.block.hash]
+
+
+def test_messages_for_the_next_height_wait_until_it_starts() -> None:
+    world, block1, cert1 = chain_of_one()
+    assert_next_height_messages_were_kept(Node(3), world, block1, cert1)
 
 
 def test_badly_signed_vote_for_the_next_height_is_refused_at_once() -> None:
@@ -992,13 +996,7 @@ def test_one_validator_cannot_crowd_out_the_next_height_buffer() -> None:
     world, block1, cert1 = chain_of_one()
     node = Node(3)
     assert node.feed(*conflicting_votes(1, _MAX_FUTURE, height=2)) == []
-    p2 = proposal(make_block(2, app=world, last_commit=cert1))
-    assert node.feed(*votes((0, 2), PREPARE, p2.block.hash, height=2)) == []
-    assert node.feed(p2) == [Sync(1)]
-    out = node.finish_commit(node.core.on_certified_block(block1, cert1, 0.0))
-    # The buffered proposal and PREPAREs were kept: with ours, a quorum at once.
-    assert [v.block_hash for v in sent_votes(out, PREPARE)] == [p2.block.hash]
-    assert [v.block_hash for v in sent_votes(out, COMMIT)] == [p2.block.hash]
+    assert_next_height_messages_were_kept(node, world, block1, cert1)
 
 
 def test_a_stale_message_for_the_last_height_gets_a_rate_limited_reply() -> None:
