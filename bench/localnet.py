@@ -57,12 +57,6 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def wait_height(client: RPCClient, height: int, timeout: float = 60) -> None:
-    async with asyncio.timeout(timeout):
-        while (await client.status())["height"] < height:
-            await asyncio.sleep(0.05)
-
-
 async def finality(clients: list[RPCClient], key: PrivateKey, to: bytes, chain_id: str,
                    n: int, rng: random.Random) -> list[float]:
     nonce = (await clients[0].account(key.address))["nonce"]

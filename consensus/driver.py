@@ -148,19 +148,29 @@ class ConsensusDriver:
             self.network.punish(peer, f"invalid consensus message: {exc}")
 
     def _assemble(self, peer: bytes, compact: CompactProposal) -> None:
-        """Rebuild a proposal from the mempool; fetch what is missing from ``peer``.
-        The signature is checked first, so nobody can make us fetch for nothing."""
+        """Rebuild a proposal from the mempool (or recent proposals); fetch what is
+        missing from ``peer``."""
         core = self.core
         if compact.height < core.height:
             return
-        proposer = core.validators.get(core.proposer(compact.height, compact.view))
-        if proposer is None or not compact.verify(core.chain_id, proposer.public_key):
-            raise InvalidMessage("compact proposal signature does not verify")
-        found = [self._lookup(h) for h in compact.tx_hashes]
+        recent: dict[bytes, Transaction] | None = None
+        found: list[Transaction | None] = []
+        for tx_hash in compact.tx_hashes:
+            tx = self.txs.get(tx_hash)
+            if tx is None:
+                if recent is None:
+                    recent = self._recent_txs()
+                tx = recent.get(tx_hash)
+            found.append(tx)
         missing = [h for h, tx in zip(compact.tx_hashes, found, strict=True) if tx is None]
         if not missing:
             self._feed(peer, self._rebuild(compact, found))  # type: ignore[arg-type]
             return
+        # About to ask the peer: check the signature first, so nobody can make us fetch
+        # for nothing. (Otherwise the core checks it, once.)
+        proposer = core.validators.get(core.proposer(compact.height, compact.view))
+        if proposer is None or not compact.verify(core.chain_id, proposer.public_key):
+            raise InvalidMessage("compact proposal signature does not verify")
         task = asyncio.get_running_loop().create_task(self._fetch_txs(peer, compact, found,
                                                                       missing))
         self._assembling.add(task)
@@ -221,15 +231,8 @@ class ConsensusDriver:
             while len(self._recent) > _RECENT_BLOCKS:
                 self._recent.popitem(last=False)
 
-    def _lookup(self, tx_hash: bytes) -> Transaction | None:
-        tx = self.txs.get(tx_hash)
-        if tx is not None:
-            return tx
-        for block in reversed(self._recent.values()):
-            for candidate in block.txs:
-                if candidate.hash == tx_hash:
-                    return candidate
-        return None
+    def _recent_txs(self) -> dict[bytes, Transaction]:
+        return {tx.hash: tx for block in self._recent.values() for tx in block.txs}
 
     async def _serve_txs(self, peer: bytes, body: bytes) -> bytes:
         try:
@@ -239,7 +242,7 @@ class ConsensusDriver:
         if type(hashes) is not list or len(hashes) > MAX_BLOCK_TXS or \
                 any(type(h) is not bytes for h in hashes):
             raise RequestFailed("a transactions request is a list of hashes")
-        index = {tx.hash: tx for block in self._recent.values() for tx in block.txs}
+        index = self._recent_txs()
         out = []
         for tx_hash in hashes:
             tx = index.get(tx_hash) or self.txs.get(tx_hash)

@@ -40,6 +40,3 @@ class SignLogCorrupt(ConsensusError):
     """The write-ahead sign log is damaged in the middle (not just a torn tail). The
     validator must not sign anything until an operator looks at it."""
 
-
-class SyncFailed(ConsensusError):
-    """Block sync could not get a verified block from any peer."""

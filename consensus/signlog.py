@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import zlib
 from pathlib import Path
+from typing import Protocol
 
 from chain.block import Block
 from chain.codec import pack, unpack
@@ -36,8 +37,6 @@ PROPOSE = 0
 PREPARE = 1
 COMMIT = 2
 VIEW_CHANGE = 3
-PHASE_NAMES = {PROPOSE: "proposal", PREPARE: "prepare", COMMIT: "commit",
-               VIEW_CHANGE: "view change"}
 
 _SIGNED = 0
 _PREPARED = 1
@@ -45,25 +44,21 @@ _HEADER = 8
 _COMPACT_BYTES = 64 * 1024 * 1024
 
 
-class LogStorage:
+class LogStorage(Protocol):
     """Where the log's bytes live: a file (the node) or memory (simulations)."""
 
-    def read(self) -> bytes:
-        raise NotImplementedError
+    def read(self) -> bytes: ...
 
     def append(self, data: bytes) -> None:
         """Append and make durable before returning."""
-        raise NotImplementedError
 
     def replace(self, data: bytes) -> None:
         """Atomically replace the whole content."""
-        raise NotImplementedError
 
-    def truncate(self, size: int) -> None:
-        raise NotImplementedError
+    def truncate(self, size: int) -> None: ...
 
 
-class FileStorage(LogStorage):
+class FileStorage:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +85,7 @@ class FileStorage(LogStorage):
         os.close(self._fd)
 
 
-class MemoryStorage(LogStorage):
+class MemoryStorage:
     """Keeps the bytes in memory; survives a simulated restart if the test keeps it."""
 
     def __init__(self) -> None:

@@ -12,6 +12,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from consensus_sim import CHAIN, FakeApp, keys
@@ -48,20 +49,17 @@ def prepared(block: Block, view: int = 0) -> PreparedCertificate:
 # ---------------------------------------------------------------------- backends
 
 
-class Backend:
+class Backend(Protocol):
     """Opens sign logs over one storage, and reads and writes its raw bytes."""
 
-    def open(self, **kwargs) -> SignLog:
-        raise NotImplementedError
+    def open(self, **kwargs) -> SignLog: ...
 
-    def read(self) -> bytes:
-        raise NotImplementedError
+    def read(self) -> bytes: ...
 
-    def write(self, data: bytes) -> None:
-        raise NotImplementedError
+    def write(self, data: bytes) -> None: ...
 
 
-class FileBackend(Backend):
+class FileBackend:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.storages: list[FileStorage] = []
@@ -82,7 +80,7 @@ class FileBackend(Backend):
             storage.close()
 
 
-class MemoryBackend(Backend):
+class MemoryBackend:
     def __init__(self) -> None:
         self.storage = MemoryStorage()
 

@@ -1,8 +1,8 @@
 """The JSON-RPC API of a real node: one validator in-process (LevelDB, consensus, p2p
 and the aiohttp server on 127.0.0.1), driven through RPCClient and raw HTTP.
 
-Waits are bounded loops on something the API shows (a height, a transaction), never
-bare sleeps.
+Waits are on the node's own events (its commit hook, its commit futures, a loop
+timer), bounded in time; never sleeps.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ import asyncio
 import dataclasses
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
 
 from chain.address import address_to_text
+from chain.block import Block
 from chain.keys import PrivateKey
 from chain.tx import Transaction
 from node.client import RPCClient, RPCFailed, transfer
@@ -28,6 +28,7 @@ from node.config import Config, ConsensusSection, NodeSection, P2PSection, RPCSe
 from node.daemon import Node
 from node.home import Home, init_home
 from node.jsonrpc import Codes
+from node.localnet import free_base_port
 
 CHAIN = "agora-rpc-test"
 ALICE = PrivateKey.from_seed_text("rpc-test-alice")
@@ -35,20 +36,6 @@ BOB = PrivateKey.from_seed_text("rpc-test-bob")  # not funded
 FUNDS = 10**21
 MAX_BODY = 16 * 1024
 WAIT = 10.0  # seconds any condition below may take on a loaded machine
-
-T = TypeVar("T")
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free on 127.0.0.1 right now, all different (the sockets are held together)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @dataclasses.dataclass
@@ -68,10 +55,33 @@ class Running:
         return (await self.client.status())["height"]
 
     async def wait_for_height(self, height: int) -> int:
-        async with asyncio.timeout(WAIT):
-            while (now := await self.height()) < height:
-                await asyncio.sleep(0.02)
-        return now
+        """Wait (bounded) until the node has committed ``height``: on its commit hook."""
+        reached = asyncio.Event()
+
+        def committed(block: Block) -> None:
+            if block.height >= height:
+                reached.set()
+
+        self.node.app.on_commit.append(committed)
+        try:
+            if self.node.executor.height < height:
+                async with asyncio.timeout(WAIT):
+                    await reached.wait()
+        finally:
+            self.node.app.on_commit.remove(committed)
+        return await self.height()
+
+    async def committed_tx(self, tx: Transaction) -> dict[str, Any]:
+        """The ``tx`` RPC answer once ``tx`` is committed: waits on the node's own
+        commit future (registered before looking, so a fast commit is not missed)."""
+        waiter = self.node.wait_for_commit(tx.hash)
+        try:
+            if self.node.executor.blocks.tx(tx.hash) is None:
+                async with asyncio.timeout(WAIT):
+                    await waiter
+        finally:
+            self.node.forget_waiter(tx.hash, waiter)
+        return await self.client.tx(tx.hash)
 
 
 @asynccontextmanager
@@ -81,7 +91,8 @@ async def running_node(home_path: Path, rpc: dict[str, Any] | None = None,
     says otherwise) and free ports."""
     init_home(home_path, chain_id=CHAIN, validator=True)
     home = Home(home_path)
-    p2p_port, rpc_port = free_ports(2)
+    p2p_port = free_base_port(2)
+    rpc_port = p2p_port + 1
     rpc_listen = f"127.0.0.1:{rpc_port}"
     home.write_config(Config(
         node=NodeSection(mode="validator", moniker="rpc-test"),
@@ -112,18 +123,6 @@ async def rpc_error(call: Awaitable[Any]) -> RPCFailed:
     with pytest.raises(RPCFailed) as info:
         await call
     return info.value
-
-
-async def eventually_found(fetch: Callable[[], Awaitable[T]]) -> T:
-    """Retry ``fetch`` while the node answers NOT_FOUND (bounded)."""
-    async with asyncio.timeout(WAIT):
-        while True:
-            try:
-                return await fetch()
-            except RPCFailed as exc:
-                if exc.code != Codes.NOT_FOUND:
-                    raise
-            await asyncio.sleep(0.02)
 
 
 def pay(nonce: int, amount: int = 1_000, *, key: PrivateKey = ALICE,
@@ -207,7 +206,7 @@ async def test_broadcast_tx_sync_returns_the_hash_and_the_tx_commits(net: Runnin
     again = await rpc_error(net.client.broadcast_tx_sync(txs[0]))
     assert again.code == Codes.TX_REJECTED
     assert again.data["code"] in ("already_known", "nonce_too_low")  # pooled or committed
-    found = [await eventually_found(lambda tx=tx: net.client.tx(tx.hash)) for tx in txs]
+    found = [await net.committed_tx(tx) for tx in txs]
     assert all(f["receipt"]["status"] == "ok" for f in found)
     assert (found[0]["height"], found[0]["index"]) < (found[1]["height"], found[1]["index"])
     alice = await net.client.account(ALICE.address)
@@ -342,10 +341,18 @@ async def test_stop_does_not_wait_for_a_pending_broadcast_tx_commit(tmp_path: Pa
     loop = asyncio.get_running_loop()
     async with running_node(tmp_path, rpc={"commit_timeout_ms": 6_000},
                             consensus=STALLED) as net:
+        registered = asyncio.Event()
+        wait_for_commit = net.node.wait_for_commit
+
+        def recording(tx_hash: bytes) -> asyncio.Future:
+            future = wait_for_commit(tx_hash)
+            registered.set()
+            return future
+
+        net.node.wait_for_commit = recording  # type: ignore[method-assign]
         waiting = asyncio.ensure_future(net.client.broadcast_tx_commit(pay(0)))
-        async with asyncio.timeout(WAIT):
-            while not net.node._commit_waiters:
-                await asyncio.sleep(0.01)
+        async with asyncio.timeout(WAIT):  # the RPC handler is waiting for the commit
+            await registered.wait()
         stopping = loop.time()
     stop_took = loop.time() - stopping
     with pytest.raises((RPCFailed, aiohttp.ClientError)):
@@ -364,13 +371,14 @@ async def test_a_tx_behind_a_nonce_gap_is_queued_while_the_proposer_idles(
                                                  "idle_interval_ms": 10_000,
                                                  "view_timeout_ms": 30_000}) as net:
         core = net.node.core
-        async with asyncio.timeout(WAIT):  # the first propose timer is due
-            while loop.time() < core.state.started + core.timeouts.block_interval:
-                await asyncio.sleep(0.001)
+        due = asyncio.Event()  # the first propose timer has fired (it was set first)
+        loop.call_at(core.state.started + core.timeouts.block_interval, due.set)
+        async with asyncio.timeout(WAIT):
+            await due.wait()
         gap = pay(1)
         assert await net.client.broadcast_tx_sync(gap) == {"hash": gap.hash.hex()}
         await net.client.broadcast_tx_commit(pay(0))
-        found = await eventually_found(lambda: net.client.tx(gap.hash))
+        found = await net.committed_tx(gap)
         assert found["receipt"]["status"] == "ok"
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
