@@ -24,6 +24,10 @@ whatever its action does: the sender pays ``gas_used * gas_price``. Native trans
 take a fast path outside the VM. Fees are credited to the block's proposer after the
 last transaction, so every transaction of a block sees the same proposer balance rules.
 
+A native transfer of coin to an address that holds a contract is refused (an ``ERROR``
+receipt, the fee paid, the coin not moved): a contract takes coin only through a call
+of one of its payable methods, where it can account for it.
+
 Gas: :data:`TX_GAS` per transaction plus :data:`TX_BYTE_GAS` per encoded byte, plus
 :data:`DEPLOY_BYTE_GAS` per byte of deployed code; a call's instructions use the rest
 of the gas limit.
@@ -69,6 +73,8 @@ MAX_ARGS = 64
 _PROGRAM_CACHE_BYTES = 4 * 1024 * 1024  # of code; decoded, ~130 times as much memory
 _GENESIS_KEY = b"G"  # beside the state (b"s...") and block (b"b...") namespaces
 _VERIFIED_CACHE = 200_000
+TRANSFER_TO_CONTRACT = ("coin cannot be sent to a contract by a transfer: call one of its "
+                        "payable methods")
 
 
 def contract_address(sender: bytes, nonce: int) -> bytes:
@@ -246,11 +252,15 @@ class Executor:
         of the account's is accepted (it may follow queued transactions)."""
         self.verify_signature(tx)
         self._check_fields(tx)
-        nonce, balance = self.account(tx.sender_address)
+        world = self._world()
+        nonce, balance = world.account(tx.sender_address)
         if tx.nonce < nonce:
             raise InvalidTx(f"nonce {tx.nonce} already used (account is at {nonce})")
         if balance < tx.max_fee + tx.value:
             raise InvalidTx(f"balance {balance} cannot pay up to {tx.max_fee + tx.value}")
+        action = tx.action
+        if type(action) is Transfer and action.amount and world.code(action.to) is not None:
+            raise InvalidTx(TRANSFER_TO_CONTRACT)
 
     def _check_fields(self, tx: Transaction) -> int:
         if tx.gas_price < self.params.min_gas_price:
@@ -283,6 +293,11 @@ class Executor:
             if balance < tx.gas_limit * price + amount:
                 raise InvalidTx(f"balance {balance} cannot pay up to "
                                 f"{tx.gas_limit * price + amount}")
+            if amount and world.code(action.to) is not None:
+                # A contract could never account for coin that arrives without a call:
+                # it would be lost for good. The fee is paid; the coin stays put.
+                world.set_account(sender, nonce + 1, balance - fee)
+                return Receipt(ReceiptStatus.ERROR, need, b"", TRANSFER_TO_CONTRACT, ()), fee
             world.set_account(sender, nonce + 1, balance - fee - amount)
             if amount:
                 world.add_balance(action.to, amount)

@@ -19,6 +19,12 @@ status it ends in:
   of the wrong kind, a ``JUMPV`` to a non-target, too many frames, a value too long,
   more byte strings built than a transaction may hold (:data:`MAX_ALLOCATED`).
 
+A call made with ``STATICCALL`` (or :meth:`Machine.call` with ``static=True``) is
+read-only, and so is every call it makes: a storage write, an event, a coin transfer or
+a call with value faults with ``ERROR``. That is how a contract's ``@view`` stays a
+view when it reads another contract: the VM, not the callee's good manners, keeps it
+from writing.
+
 Gas is charged per instruction before it runs (from the decoded program), plus per
 byte for work that grows with its input. A faulted call keeps no gas: it all counts as
 used (the fee is paid); a reverted one returns what is left, as the caller may go on.
@@ -32,6 +38,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
+
+import msgpack
 
 from chain.block import MAX_EVENT_DATA, MAX_EVENTS, MAX_REASON, MAX_RETURN_DATA, Event
 from chain.codec import pack
@@ -156,6 +164,44 @@ def _text(value: object, what: str) -> str:
         raise _error(f"{what} is not UTF-8") from None
 
 
+_READ_ONLY = "read-only call: it may not write storage, emit events or move coin"
+
+
+def _pack(stack: list, n: int) -> int:
+    """PACK n: the top n values as one msgpack array of byte strings; returns its size."""
+    if n > len(stack):
+        raise IndexError
+    values = [_as_bytes(v) for v in stack[-n:]] if n else []
+    if n:
+        del stack[-n:]
+    if sum(map(len, values)) + 5 * n + 5 > MAX_BYTES:  # before building it
+        raise _error("PACK result too long")
+    packed = msgpack.packb(values, use_bin_type=True)
+    if len(packed) > MAX_BYTES:
+        raise _error("PACK result too long")
+    stack.append(packed)
+    return len(packed)
+
+
+def _unpack(stack: list, n: int) -> int:
+    """UNPACK n: a canonical msgpack array of exactly n byte strings -> its n values
+    (first on the bottom); anything else reverts, so a caller never reads garbage."""
+    data = stack.pop()
+    if type(data) is not bytes:
+        raise _error("UNPACK needs bytes")
+    try:
+        values = msgpack.unpackb(data, raw=False, use_list=True, max_array_len=n,
+                                 max_map_len=0, max_ext_len=0, strict_map_key=True)
+    except (ValueError, msgpack.UnpackException, RecursionError):
+        values = None
+    if (type(values) is not list or len(values) != n
+            or any(type(v) is not bytes for v in values)
+            or msgpack.packb(values, use_bin_type=True) != data):
+        raise _revert(f"UNPACK: not a packed array of {n} byte strings")
+    stack.extend(values)
+    return len(data)
+
+
 class Machine:
     """Runs the contract calls of one transaction against a :class:`Host`."""
 
@@ -179,8 +225,10 @@ class Machine:
         gas: int,
         depth: int = 0,
         program: Program | None = None,
+        static: bool = False,
     ) -> Outcome:
-        """Call ``method`` of ``contract`` (or run ``program`` as it, for a deploy)."""
+        """Call ``method`` of ``contract`` (or run ``program`` as it, for a deploy);
+        ``static``: read-only, for this call and every call it makes."""
         host = self.host
         if depth > MAX_CALL_DEPTH:
             return Outcome(Status.ERROR, b"", "call depth limit exceeded", gas)
@@ -200,7 +248,7 @@ class Machine:
             return Outcome(Status.REVERTED, b"", "caller cannot pay the call's value", gas)
         try:
             data, gas_left = self._run(program, contract, caller, method, args, value, gas,
-                                       depth)
+                                       depth, static)
         except Fault as fault:
             host.revert(checkpoint)
             return Outcome(fault.status, b"", fit_reason(fault.reason), fault.gas_left)
@@ -232,6 +280,7 @@ class Machine:
         value: int,
         gas: int,
         depth: int,
+        static: bool,
     ) -> tuple[bytes, int]:
         """The interpreter loop: (return data, gas left), or raises Fault."""
         ops = program.ops
@@ -385,6 +434,18 @@ class Machine:
                             raise _error(f"memory limit: a transaction may build at most "
                                          f"{MAX_ALLOCATED:,} bytes of byte strings")
                     i += 1
+                elif op <= 0x48:  # PACK, UNPACK
+                    built = _pack(stack, imm[i]) if op == 0x47 else _unpack(stack, imm[i])
+                    gas -= GAS_PER_WORD * ((built + 31) >> 5)
+                    if gas < 0:
+                        raise Fault(Status.OUT_OF_GAS, "out of gas")
+                    if len(stack) > STACK_LIMIT:
+                        raise _error("stack overflow")
+                    self.allocated += built
+                    if self.allocated > MAX_ALLOCATED:
+                        raise _error(f"memory limit: a transaction may build at most "
+                                     f"{MAX_ALLOCATED:,} bytes of byte strings")
+                    i += 1
                 elif op <= 0x5A:
                     if op == 0x50:
                         push(caller)
@@ -428,12 +489,16 @@ class Machine:
                     key = pop()
                     if type(key) is not bytes or type(v) is not bytes:
                         raise _error("SSTORE key and value must be bytes")
+                    if static:
+                        raise _error(_READ_ONLY)
                     gas -= GAS_STORE_BYTE * (len(key) + len(v))
                     if gas < 0:
                         raise Fault(Status.OUT_OF_GAS, "out of gas")
                     host.sstore(contract, key, v)
                     i += 1
                 elif op == 0x62:  # EMIT
+                    if static:
+                        raise _error(_READ_ONLY)
                     n = imm[i]
                     if n > len(stack) - 1:
                         raise IndexError
@@ -459,27 +524,33 @@ class Machine:
                     to = pop()
                     if type(amount) is not int or type(to) is not bytes or len(to) != 20:
                         raise _error("TRANSFER needs a 20-byte address and an integer")
+                    if static and amount:
+                        raise _error(_READ_ONLY)
                     if not host.transfer(contract, to, amount):
                         raise _revert("transfer: insufficient balance")
                     i += 1
-                else:  # CALL
+                else:  # CALL, STATICCALL
                     n = imm[i]
-                    if n + 3 > len(stack):
+                    plain = op == 0x64
+                    if n + 2 + plain > len(stack):
                         raise IndexError
                     call_args = stack[-n:] if n else []
                     if n:
                         del stack[-n:]
                     if any(type(a) is not bytes for a in call_args):
-                        raise _error("CALL arguments must be bytes")
+                        raise _error(f"{Op(op).name} arguments must be bytes")
                     callee_method = pop()
-                    call_value = pop()
+                    call_value = pop() if plain else 0
                     callee = pop()
                     if (type(callee) is not bytes or len(callee) != ADDRESS_SIZE
                             or type(call_value) is not int or type(callee_method) is not bytes):
-                        raise _error("CALL needs an address, an integer value and a method")
+                        raise _error(f"{Op(op).name} needs an address, an integer value and "
+                                     "a method")
+                    if static and call_value:
+                        raise _error(_READ_ONLY)
                     forwarded = gas - (gas >> 6)  # keep 1/64 to finish with
                     out = self.call(contract, callee, callee_method, call_args, call_value,
-                                    forwarded, depth + 1)
+                                    forwarded, depth + 1, static=static or not plain)
                     gas -= forwarded - out.gas_left
                     if out.status == Status.OK:
                         push(out.data)

@@ -20,6 +20,11 @@ The machine is designed for the contract language to target: checked unsigned an
 signed arithmetic (overflow, underflow and division by zero revert), storage by key,
 events, native transfers, and calls into other contracts by method name. A call's
 arguments are byte strings (``ARG``); ``BTOI``/``ITOB`` convert between the kinds.
+``PACK``/``UNPACK`` turn several values into one byte string and back (the encoding of
+call arguments and event data: a msgpack array of byte strings), so a method can return
+a whole record. ``STATICCALL`` calls another contract read-only: that call, and every
+call it makes, faults on any write (storage, event, coin), so a ``@view`` stays a view
+across contracts.
 """
 
 from __future__ import annotations
@@ -93,6 +98,8 @@ class Op(IntEnum):
     ITOB = 0x44
     ITOB32 = 0x45
     SHA256 = 0x46
+    PACK = 0x47
+    UNPACK = 0x48
     # environment
     CALLER = 0x50
     ORIGIN = 0x51
@@ -111,6 +118,7 @@ class Op(IntEnum):
     EMIT = 0x62
     TRANSFER = 0x63
     CALL = 0x64
+    STATICCALL = 0x65
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,12 @@ _TABLE = [
     (Op.ITOB, (), 3, "a:int -> bytes (minimal big-endian; 0 -> empty)"),
     (Op.ITOB32, (), 3, "a:int -> bytes (32 bytes big-endian)"),
     (Op.SHA256, (), 30, "b:bytes -> bytes (+6 gas per 32 bytes)"),
+    (Op.PACK, ("u8",), 5,
+     "v_1..v_n -> bytes (a msgpack array of the values as byte strings; +1 gas per 32 "
+     "bytes)"),
+    (Op.UNPACK, ("u8",), 5,
+     "b:bytes -> v_1..v_n (b must be a canonical msgpack array of exactly n byte "
+     "strings, else revert; +1 gas per 32 bytes)"),
     (Op.CALLER, (), 2, "-> address of the caller"),
     (Op.ORIGIN, (), 2, "-> address of the transaction's sender"),
     (Op.CALLVALUE, (), 2, "-> native coin sent with the call"),
@@ -191,6 +205,9 @@ _TABLE = [
     (Op.CALL, ("u8",), 1000,
      "contract:bytes value:int method:bytes a_1..a_n -> result ok (ok: 1 or 0; result: "
      "the return value, or the revert reason)"),
+    (Op.STATICCALL, ("u8",), 1000,
+     "contract:bytes method:bytes a_1..a_n -> result ok (as CALL, with no value, and the "
+     "callee and everything it calls may not change state)"),
 ]
 
 OPS: dict[int, OpInfo] = {op: OpInfo(op, imm, gas, stack) for op, imm, gas, stack in _TABLE}

@@ -894,6 +894,30 @@ def test_check_tx_refuses_a_sender_who_cannot_pay() -> None:
         chain.executor.check_tx(chain.transfer(BOB, DAVE.address, 1, nonce=0))  # Bob: 0
 
 
+def test_coin_sent_to_a_contract_by_a_transfer_stays_with_its_sender() -> None:
+    """A contract only takes coin through a payable method, where it can account for
+    it: a plain transfer to it is refused at the mempool and, in a block, ends in an
+    ERROR receipt whose fee is paid while the coin stays put."""
+    chain = TestChain()
+    counter = deployed(chain, COUNTER)
+    tx = chain.transfer(ALICE, counter, 500)
+    with pytest.raises(InvalidTx, match="payable methods"):
+        chain.executor.check_tx(tx)
+    before = chain.balance(ALICE.address)
+    receipt = chain.run_one(tx)
+    assert receipt.status == ReceiptStatus.ERROR
+    assert "payable methods" in receipt.reason
+    assert receipt.gas_used == intrinsic_gas(tx)
+    assert chain.balance(counter) == 0
+    assert chain.balance(ALICE.address) == before - intrinsic_gas(tx)  # gas price 1
+    assert nonce_of(chain, ALICE.address) == tx.nonce + 1
+    # nothing stops a transfer of nothing, or a transfer to an account
+    nothing = chain.transfer(ALICE, counter, 0)
+    chain.executor.check_tx(nothing)
+    assert chain.run_one(nothing).status == ReceiptStatus.OK
+    assert chain.run_one(chain.transfer(ALICE, BOB.address, 5)).status == ReceiptStatus.OK
+
+
 # ----------------------------------------------------------------------- genesis
 
 GENESIS_COUNTER = bytes.fromhex("11" * 20)
