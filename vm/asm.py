@@ -71,6 +71,7 @@ def assemble(text: str, source: str = "<asm>") -> bytes:
     # Pass 1: constants, labels and sizes (every instruction's size is known from its
     # operands alone, so label offsets are fixed before any is used).
     offset = 0
+    too_big_at = 0  # the first line whose code ends past MAX_CODE_SIZE
     pending: list[tuple[int, str, list[str], int]] = []  # line, mnemonic, operands, offset
     for n, raw in enumerate(text.splitlines(), 1):
         tokens = _TOKEN.findall(_strip_comment(raw))
@@ -111,6 +112,11 @@ def assemble(text: str, source: str = "<asm>") -> bytes:
         pending.append((n, info.name, operands, offset))
         offset += 1 + sum(_size(kind, tok, constants, n, source)
                           for kind, tok in zip(info.immediates, operands, strict=True))
+        if offset > MAX_CODE_SIZE and not too_big_at:
+            too_big_at = n
+    if too_big_at:
+        raise AssemblyError(too_big_at, f"code passes the {MAX_CODE_SIZE}-byte limit here "
+                                        f"({offset} bytes in all)", source)
     # Pass 2: encode.
     out = bytearray()
     for n, name, operands, _ in pending:
@@ -118,9 +124,6 @@ def assemble(text: str, source: str = "<asm>") -> bytes:
         out.append(info.op)
         for kind, tok in zip(info.immediates, operands, strict=True):
             out += _encode(kind, tok, constants, labels, n, source)
-    if len(out) > MAX_CODE_SIZE:
-        raise AssemblyError(len(text.splitlines()), f"code is {len(out)} bytes, over the "
-                            f"{MAX_CODE_SIZE}-byte limit", source)
     return bytes(out)
 
 

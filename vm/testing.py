@@ -158,5 +158,6 @@ class Contract:
             return CallResult(out.status, None, self.last_gas_used, [], out.reason)
         self.last_events = [(e.name, decode_event(self._events[e.name], e.data))
                             for e in new if e.name in self._events]
-        result = None if method["output"] is None else decode_value(method["output"], out.data)
+        result = None if method["output"] is None else decode_value(
+            method["output"], out.data, self.compiled.abi.get("records"))
         return CallResult(out.status, result, self.last_gas_used, self.last_events, "")

@@ -1266,7 +1266,7 @@ BYTES_OPS = src('''
 
     @view
     def text_size(s: str) -> uint:
-        return len(s)
+        return len(s.encode())
 
     @view
     def same(a: bytes, b: bytes) -> bool:
@@ -1293,6 +1293,7 @@ def test_sha256_len_and_concatenation() -> None:
     assert c.view("greet", "agora") == "hello, agora!"
     assert c.view("text_size", "") == 0
     assert c.view("text_size", "agora") == 5
+    assert c.view("text_size", "h\u00e9") == 3  # UTF-8 bytes, as .encode() says
     assert c.view("same", b"x", b"x") is True
     assert c.view("same", b"x", b"x\x00") is False
     assert c.view("differ", "a", "b") is True
@@ -1401,7 +1402,7 @@ def test_value_to_a_contract_without_init_reverts() -> None:
 ARGS = src('''
     @view
     def take(n: uint, i: int, flag: bool, who: Address, blob: bytes, text: str) -> uint:
-        return n + len(blob) + len(text)
+        return n + len(blob) + len(text.encode())
 
     @public
     def take_tx(n: uint, flag: bool, who: Address) -> uint:
@@ -1737,8 +1738,8 @@ _ERRORS = [
      "def g(x: uint) -> bool:\n    return True\n", 3, 12, ["keyword"]),
     ("keyword-builtin", "@view\ndef f(b: bytes) -> bytes:\n    return sha256(data=b)\n", 3, 12,
      ["keyword"]),
-    ("keyword-event", "class E(Event):\n    a: uint\n@public\ndef f():\n    emit(E(a=1))\n",
-     5, 10, []),
+    ("keyword-event-unknown", "class E(Event):\n    a: uint\n@public\ndef f():\n"
+     "    emit(E(b=1))\n", 5, 12, ["no field b"]),
     ("default-param", "@view\ndef f(a: uint = 1) -> uint:\n    return a\n", 2, 1, []),
     ("chained-compare", "@view\ndef f(a: uint, b: uint, c: uint) -> bool:\n"
      "    return a < b < c\n", 3, 12, ["chained"]),
@@ -1859,15 +1860,18 @@ def test_abi_lists_methods_and_events() -> None:
     abi = compile_ok(ABI_SOURCE).abi
     methods = {m["name"]: m for m in abi["methods"]}
     assert set(methods) - {"__init__"} == {"transfer", "deposit", "balance_of", "describe"}
+    sig = "transfer(Address,uint)->bool"
     assert methods["transfer"] == {
         "name": "transfer",
         "inputs": [{"name": "receiver", "type": "Address"}, {"name": "amount", "type": "uint"}],
-        "output": "bool", "mutability": "nonpayable"}
+        "output": "bool", "mutability": "nonpayable", "signature": sig,
+        "selector": "transfer/" + hashlib.sha256(sig.encode()).hexdigest()[:8]}
     assert methods["deposit"] == {"name": "deposit", "inputs": [], "output": None,
-                                  "mutability": "payable"}
-    assert methods["balance_of"] == {"name": "balance_of",
-                                     "inputs": [{"name": "owner", "type": "Address"}],
-                                     "output": "uint", "mutability": "view"}
+                                  "mutability": "payable", "signature": "deposit()->",
+                                  "selector": methods["deposit"]["selector"]}
+    assert methods["balance_of"]["output"] == "uint"
+    assert methods["balance_of"]["mutability"] == "view"
+    assert abi["records"] == {}
     assert methods["describe"]["inputs"] == [
         {"name": "delta", "type": "int"}, {"name": "flag", "type": "bool"},
         {"name": "blob", "type": "bytes"}, {"name": "text", "type": "str"}]

@@ -4,11 +4,14 @@ Passes, each with its own data: the stdlib ``ast`` parses the source; the checke
 (:mod:`.checker`) reads the declarations, checks and annotates the types of every
 function and refuses what the language does not have, with file, line and column; the
 code generator (:mod:`.codegen`) lowers the checked contract to VM assembly, which
-:func:`vm.asm.assemble` turns into bytecode.
+:func:`vm.asm.assemble` turns into bytecode. A limit the assembler finds (code too
+large for the VM, say) is reported at the source statement whose code crossed it.
 
-Records live in storage and are read and written field by field (or written whole as
-``Name(...)``); an interface call ``Name(address).method(args)`` is a VM ``CALL`` whose
-failure reverts the caller with the callee's reason.
+Records live in storage and are read and written field by field, or whole; a local may
+hold a whole record and a method may return one (PACKed into one value). An interface
+call ``Name(address).method(args)`` is a VM ``CALL`` (``STATICCALL`` for a ``@view``)
+by the method's typed selector, whose failure reverts the caller with the callee's
+reason.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from ..asm import assemble
 from ..errors import AssemblyError
 from .checker import Contract, check_module
 from .codegen import generate
-from .errors import CompileError
-from .types import ABI_NAMES
+from .errors import CompileError, error_at
+from .types import ABI_NAMES, RecordType, Type, selector, signature
 
 
 @dataclass(frozen=True)
@@ -34,22 +37,36 @@ class Compiled:
     asm: str
 
 
+def _abi_type(t: Type) -> str:
+    return t.name if isinstance(t, RecordType) else ABI_NAMES[t]
+
+
 def abi_of(contract: Contract) -> dict:
+    """Methods (name, inputs, output, mutability, and the selector contracts call them
+    by), events, and the records that methods return (by name: their fields)."""
     methods = []
+    records: dict[str, list[dict]] = {}
     for fn in contract.functions.values():
         if fn.kind == "internal":
             continue
-        methods.append({
+        entry = {
             "name": fn.name,
             "inputs": [{"name": n, "type": ABI_NAMES[t]} for n, t in fn.params],
-            "output": None if fn.returns is None else ABI_NAMES[fn.returns],
+            "output": None if fn.returns is None else _abi_type(fn.returns),
             "mutability": "view" if fn.kind == "view" else
                           "payable" if fn.payable else "nonpayable",
-        })
+        }
+        if fn.kind != "init":
+            entry["signature"] = signature(fn.name, fn.params, fn.returns)
+            entry["selector"] = selector(fn.name, fn.params, fn.returns)
+        methods.append(entry)
+        if isinstance(fn.returns, RecordType):
+            records[fn.returns.name] = [{"name": n, "type": ABI_NAMES[t]}
+                                        for n, t in fn.returns.fields]
     events = [{"name": ev.name, "fields": [{"name": n, "type": ABI_NAMES[t]}
                                            for n, t in ev.fields]}
               for ev in contract.events.values()]
-    return {"methods": methods, "events": events}
+    return {"methods": methods, "events": events, "records": records}
 
 
 def compile_source(source: str, file: str = "<source>") -> Compiled:
@@ -60,11 +77,14 @@ def compile_source(source: str, file: str = "<source>") -> Compiled:
         raise CompileError(file, exc.lineno or 1, exc.offset or 1,
                            f"syntax error: {exc.msg}") from None
     contract = check_module(module, file)
-    asm = generate(contract)
+    asm, where = generate(contract)
     try:
         code = assemble(asm, f"{file} (generated assembly)")
     except AssemblyError as exc:  # e.g. a contract too large for the VM
-        raise CompileError(file, 1, 1, f"cannot assemble: {exc.reason}") from None
+        node = where[exc.line - 1] if 0 < exc.line <= len(where) else None
+        hint = (": split the contract into contracts that call each other, or shorten it"
+                if "limit" in exc.reason else "")
+        raise error_at(file, node, f"the VM cannot hold this: {exc.reason}{hint}") from None
     return Compiled(code, abi_of(contract), asm)
 
 

@@ -2,7 +2,9 @@
 
 Integers are minimal big-endian (``int`` as its 256-bit two's complement word; zero is
 empty), ``bool`` is empty or ``01``, an ``Address`` is its 20 bytes, ``bytes`` are
-themselves and ``str`` is UTF-8. Event data is a msgpack array of such byte strings.
+themselves and ``str`` is UTF-8. Event data, and a record a method returns, is a
+msgpack array of such byte strings (a record decodes to a dict of its fields, by the
+ABI's ``records``).
 """
 
 from __future__ import annotations
@@ -59,8 +61,12 @@ def encode_value(type_name: str, value: object) -> bytes:
     raise AbiError(f"unknown ABI type {type_name!r}")
 
 
-def decode_value(type_name: str, data: bytes) -> object:
-    """The Python value of bytes a contract gave for ``type_name``."""
+def decode_value(type_name: str, data: bytes,
+                 records: dict[str, list[dict]] | None = None) -> object:
+    """The Python value of bytes a contract gave for ``type_name`` (a record's name,
+    looked up in ``records``, decodes to a dict of its fields)."""
+    if records is not None and type_name in records:
+        return decode_event(records[type_name], data)
     if type_name in ("uint", "int", "bool"):
         if len(data) > 32:
             raise AbiError(f"{type_name} of {len(data)} bytes")
@@ -76,6 +82,13 @@ def decode_value(type_name: str, data: bytes) -> object:
 
 
 def decode_event(fields: list[dict], data: bytes) -> dict[str, object]:
-    """An event's fields by name, from its data and the ABI's field list."""
-    raw = msgpack.unpackb(data, raw=False)
+    """An event's (or a returned record's) fields by name, from its packed data and the
+    ABI's field list."""
+    try:
+        raw = msgpack.unpackb(data, raw=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise AbiError(f"not a packed array of {len(fields)} values: {exc}") from None
+    if type(raw) is not list or len(raw) != len(fields) \
+            or any(type(v) is not bytes for v in raw):
+        raise AbiError(f"not a packed array of {len(fields)} byte strings")
     return {f["name"]: decode_value(f["type"], v) for f, v in zip(fields, raw, strict=True)}

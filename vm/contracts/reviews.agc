@@ -70,7 +70,7 @@ def post_review(order_id: uint, rating: uint, text: str):
     assert Escrow(self.escrow).order_ended(order_id), "the order has not ended"
     assert self.reviews[order_id].rating == 0, "the order is already reviewed"
     assert rating >= 1 and rating <= 5, "a rating is 1 to 5"
-    assert len(text) <= MAX_TEXT, "the text is too long"
+    assert len(text.encode()) <= MAX_TEXT, "the text is too long"
     merchant: Address = Escrow(self.escrow).order_merchant(order_id)
     self.reviews[order_id].rating = rating
     self.reviews[order_id].text = text
@@ -90,7 +90,7 @@ def reply(order_id: uint, text: str):
         "only the merchant replies"
     assert self.reviews[order_id].rating > 0, "there is no review to reply to"
     assert not self.reviews[order_id].replied, "the merchant has already replied"
-    assert len(text) <= MAX_TEXT, "the text is too long"
+    assert len(text.encode()) <= MAX_TEXT, "the text is too long"
     self.reviews[order_id].reply = text
     self.reviews[order_id].replied = True
     emit(Replied(order_id, msg.sender, text))
