@@ -67,14 +67,24 @@ def contract_compile(file: str, out_dir: str | None) -> None:
               help="Gas for each call [default: 10,000,000].")
 @click.option("--calls", "calls_file", type=click.Path(dir_okay=False),
               help="A JSON list of {method, args, sender, value} calls, run in order.")
+@click.option("--init", "init_args", multiple=True, metavar="ARG",
+              help="A constructor argument (repeat, in order, for each one it takes).")
+@click.option("--init-value", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Native coin sent to a @payable constructor.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def contract_run(file: str, method: str | None, args: tuple[str, ...], sender: str | None,
-                 value: int, gas: int | None, calls_file: str | None, as_json: bool) -> None:
+                 value: int, gas: int | None, calls_file: str | None,
+                 init_args: tuple[str, ...], init_value: int, as_json: bool) -> None:
     """Deploy FILE.agc into a fresh in-memory state and call METHOD with ARGS.
 
     Arguments are read by the method's types: numbers, true/false, agora1...
     addresses, 0x-hex bytes, text. Put them after -- to pass negative numbers.
-    Exits 1 when a call does not succeed.
+    A constructor's arguments go with --init, in order. Exits 1 when a call does not
+    succeed. For example:
+
+    \b
+        agora contract run vm/contracts/reviews.agc review 1 \\
+            --init agora1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqry2cu5
     """
     from node.contract_tool import ToolError, load_calls, parse_address, run
     from vm.compiler import CompileError
@@ -86,7 +96,8 @@ def contract_run(file: str, method: str | None, args: tuple[str, ...], sender: s
         calls = (load_calls(calls_file) if calls_file is not None
                  else [{"method": method, "args": list(args), "value": value}])
         who = parse_address(sender) if sender is not None else DEFAULT_SENDER
-        results = run(file, calls, sender=who, gas=gas)
+        results = run(file, calls, sender=who, gas=gas, init_args=init_args,
+                      init_value=init_value)
     except CompileError as exc:
         raise click.ClickException(str(exc)) from None
     except ToolError as exc:
@@ -97,7 +108,11 @@ def contract_run(file: str, method: str | None, args: tuple[str, ...], sender: s
     else:
         for r in results:
             click.echo(f"status: {r['status']}")
-            if r["return"] is not None:
+            if isinstance(r["return"], dict):  # a record: one field a line
+                click.echo("return:")
+                for name, field in r["return"].items():
+                    click.echo(f"  {name}: {field}")
+            elif r["return"] is not None:
                 click.echo(f"return: {r['return']}")
             click.echo(f"gas used: {r['gas_used']:,}")
             for ev in r["events"]:

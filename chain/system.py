@@ -1,9 +1,19 @@
 """The fixed addresses of the commerce contracts every Agora chain starts with.
 
-Genesis deploys the reward token, the escrow and the reviews contract
-(``vm/contracts/*.agc``) at these addresses, so wallets, the RPC server and other
-contracts can name them without a lookup. Each is the first 20 bytes of SHA-256 of a
-fixed tag; no key can sign for them (an address of a key is SHA-256 of a public key).
+Genesis deploys them (``vm/contracts/*.agc``) at these addresses, so wallets, the RPC
+server and the contracts themselves name each other without a lookup:
+
+* ``TOKEN_ADDRESS`` — the reward token (``token.agc``): backed one to one by coin.
+* ``CATALOG_ADDRESS`` — listings and their terms, and the arbiter registry
+  (``catalog.agc``).
+* ``ESCROW_ADDRESS`` — orders and group deals: the money, from payment to payout,
+  returns, disputes, commissions, and the outcome records of merchants, listings and
+  arbiters (``escrow.agc``).
+* ``REVIEWS_ADDRESS`` — reviews tied to ended orders, and their reputation
+  (``reviews.agc``).
+
+Each is the first 20 bytes of SHA-256 of a fixed tag; no key can sign for them (the
+address of a key is SHA-256 of a public key).
 """
 
 from __future__ import annotations
@@ -11,5 +21,14 @@ from __future__ import annotations
 from .hashing import sha256
 
 TOKEN_ADDRESS = sha256(b"agora/system/token")[:20]
+CATALOG_ADDRESS = sha256(b"agora/system/catalog")[:20]
 ESCROW_ADDRESS = sha256(b"agora/system/escrow")[:20]
 REVIEWS_ADDRESS = sha256(b"agora/system/reviews")[:20]
+
+#: name -> address, in the order genesis lists them
+COMMERCE_CONTRACTS = {
+    "token": TOKEN_ADDRESS,
+    "catalog": CATALOG_ADDRESS,
+    "escrow": ESCROW_ADDRESS,
+    "reviews": REVIEWS_ADDRESS,
+}

@@ -1,7 +1,8 @@
 """`agora contract compile` and `agora contract run`: the logic behind the commands.
 
-``run`` deploys a contract into a fresh in-memory state (:mod:`vm.testing`), calls one
-method or a sequence of calls against that one state, and reports each outcome as a
+``run`` deploys a contract into a fresh in-memory state (:mod:`vm.testing`), with its
+constructor's arguments if it takes any, calls one method or a sequence of calls
+against that one state, and reports each outcome as a
 plain dict: ``status`` (ok, reverted, out_of_gas, error), ``return``, ``gas_used``,
 ``events`` (``{"name", "args"}``) and ``reason``. Arguments given as text on the
 command line are read by the method's ABI types.
@@ -86,6 +87,8 @@ def parse_value(type_name: str, raw: Any, what: str) -> object:
 def _json_value(value: object) -> object:
     if isinstance(value, bytes):
         return address_to_text(value) if len(value) == 20 else "0x" + value.hex()
+    if isinstance(value, dict):  # a record a method returned: its fields
+        return {k: _json_value(v) for k, v in value.items()}
     return value
 
 
@@ -108,16 +111,26 @@ def _report(contract: Contract, method: dict, args: list, sender: bytes, value: 
 
 
 def run(path: str | Path, calls: list[dict], *, sender: bytes = DEFAULT_SENDER,
-        gas: int | None = None) -> list[dict]:
-    """Deploy ``path`` and make ``calls`` (dicts with method, args, sender, value)."""
+        gas: int | None = None, init_args: list | tuple = (), init_value: int = 0
+        ) -> list[dict]:
+    """Deploy ``path`` with constructor arguments ``init_args`` (text or JSON values,
+    read by the constructor's types) and make ``calls`` (dicts with method, args,
+    sender, value)."""
     compiled = compile_file(path)
     init = next((m for m in compiled.abi["methods"] if m["name"] == "__init__"), None)
-    if init is not None and init["inputs"]:
-        raise ToolError("the contract's __init__ takes arguments; `contract run` deploys "
-                        "with none")
+    inputs = init["inputs"] if init is not None else []
+    if len(init_args) != len(inputs):
+        wanted = ", ".join(f"{i['name']}: {i['type']}" for i in inputs) or "nothing"
+        raise ToolError(f"the constructor takes {len(inputs)} argument(s) ({wanted}); "
+                        f"give each with --init, in order"
+                        + (f" (got {len(init_args)})" if init_args else ""))
+    typed = [parse_value(i["type"], a, f"constructor argument {i['name']}")
+             for i, a in zip(inputs, init_args, strict=True)]
     env = Env()
     try:
-        contract = env.deploy(compiled, sender=sender)
+        contract = env.deploy(compiled, *typed, sender=sender, value=init_value)
+    except AbiError as exc:
+        raise ToolError(f"constructor: {exc}") from None
     except Reverted as exc:
         raise ToolError(f"deploying the contract failed: {exc.reason}") from None
     results = []

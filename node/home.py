@@ -21,6 +21,7 @@ from chain.errors import InvalidGenesis, LocalError
 from chain.genesis import CHAIN_ID_RE, Genesis
 from chain.keys import PrivateKey
 from storage.files import write_atomic
+from vm.contracts import genesis_contracts
 
 from .config import Config, ConfigError, NodeSection, render
 
@@ -144,14 +145,17 @@ def init_home(path: Path | str, *, chain_id: str, validator: bool) -> list[str]:
     node_key = home.node_key()
     if validator:
         key = home.validator_key()
+        now_s = int(time.time())
         home.write_genesis({
             "chain_id": chain_id,
-            "genesis_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "genesis_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_s)),
             "validators": [{"name": "validator-0", "public_key": key.public_key.hex(),
                             "power": 10}],
+            "contracts": genesis_contracts(time_ms=now_s * 1000),  # the commerce set
         })
         lines.append(f"validator address {key.address.hex()}; genesis.json for chain "
-                     f"{chain_id!r} with it as the only validator")
+                     f"{chain_id!r} with it as the only validator and the commerce "
+                     "contracts")
     else:
         lines.append("copy the chain's genesis.json into the home before `agora start`")
     lines.append(f"node id {node_key.address.hex()} (peers dial "

@@ -25,7 +25,8 @@ import aiohttp
 
 from chain.address import address_to_text
 from chain.keys import PrivateKey
-from vm.contracts import genesis_contracts
+from chain.system import COMMERCE_CONTRACTS
+from vm.contracts import Demo, genesis_contracts
 
 from .client import RPCClient, RPCFailed
 from .config import Config, ConsensusSection, NodeSection, P2PSection, RPCSection
@@ -92,16 +93,21 @@ def init(home: Path, validators: int = 4, base_port: int = DEFAULT_BASE_PORT,
         key = PrivateKey.generate()
         write_key(home / "keys" / f"{name}.json", key)
         accounts[name] = key.address
+    now_s = int(time.time())
     genesis = {
         "chain_id": chain_id,
-        "genesis_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "genesis_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_s)),
         "validators": [{"name": f"node{i}", "public_key": k.public_key.hex(), "power": 10}
                        for i, k in enumerate(validator_keys)],
         "balances": [{"address": address_to_text(a), "amount": str(amount)}
                      for a, amount in [*((a, DEMO_COINS) for a in accounts.values()),
                                        *(extra_balances or {}).items()]],
-        "contracts": genesis_contracts(token_balances={a: DEMO_TOKENS
-                                                       for a in accounts.values()}),
+        # The merchant starts with two listings (one a group deal) and the arbiter is
+        # registered: the real calls, run into genesis (vm.contracts.publish_demo).
+        "contracts": genesis_contracts(
+            token_balances={a: DEMO_TOKENS for a in accounts.values()},
+            demo=Demo(merchant=accounts["merchant"], arbiter=accounts["arbiter"]),
+            time_ms=now_s * 1000),
     }
     (home / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
     infos = []
@@ -143,6 +149,7 @@ def write_manifest(home: Path, infos: list[NodeInfo], accounts: dict[str, bytes]
         "nodes": [{"index": n.index, "home": str(n.home), "p2p": n.p2p, "rpc": n.rpc,
                    "address": n.validator, "node_id": n.node_id,
                    "pid": (pids or {}).get(n.index)} for n in infos],
+        "contracts": {name: address_to_text(a) for name, a in COMMERCE_CONTRACTS.items()},
         "accounts": listed,
     }
     tmp = path.with_suffix(".tmp")

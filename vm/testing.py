@@ -3,6 +3,7 @@
     env = Env()
     token = env.load_contract("vm/contracts/token.agc")
     token.transfer(bob, 10, sender=alice)          # results decoded by the ABI
+    shop = env.deploy_commerce()                   # token, catalog, escrow, reviews, wired
     with pytest.raises(Reverted, match="insufficient"):
         token.transfer(bob, 10**30, sender=alice)
     env.time_ms += 7 * 24 * 3600 * 1000            # move block time
@@ -14,6 +15,7 @@ on first use.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from .compiler import Compiled, compile_file, compile_source
 from .compiler.abi import decode_event, decode_value, encode_value
 from .executor import contract_address
 from .interpreter import BlockEnv, Machine, Status
-from .program import load_program
+from .program import Program, load_program
 from .world import WorldState
 
 DEFAULT_SENDER = bytes.fromhex("a1" * 20)
@@ -46,7 +48,7 @@ class Env:
 
     def __init__(self, time_ms: int = 1_767_225_600_000, height: int = 1,
                  gas: int = 10_000_000) -> None:
-        self.world = WorldState(StateTree(MemoryKV()), lambda a, code: load_program(code))
+        self.world = WorldState(StateTree(MemoryKV()), lambda a, code: _program(code))
         self.time_ms = time_ms
         self.height = height
         self.gas = gas
@@ -66,13 +68,17 @@ class Env:
         return Machine(self.world, BlockEnv(self.height, self.time_ms), sender)
 
     def deploy(self, compiled: Compiled, *args: Any, sender: bytes = DEFAULT_SENDER,
-               value: int = 0) -> Contract:
+               value: int = 0, at: bytes | None = None) -> Contract:
+        """Deploy with constructor ``args``; at ``at`` (a fixed address, as genesis
+        places the commerce contracts) or at the next address of ``sender``."""
         init = next((m for m in compiled.abi["methods"] if m["name"] == "__init__"), None)
         inputs = init["inputs"] if init else []
         encoded = _encode_args("__init__", inputs, args)
         self._nonce += 1
-        address = contract_address(sender, self._nonce)
-        out = self._machine(sender).deploy(sender, address, load_program(compiled.code),
+        address = contract_address(sender, self._nonce) if at is None else at
+        if self.world.code(address) is not None:
+            raise ValueError(f"a contract is already deployed at {address.hex()}")
+        out = self._machine(sender).deploy(sender, address, _program(compiled.code),
                                            encoded, value, self.gas)
         if out.status != Status.OK:
             raise Reverted(out.status, out.reason)
@@ -83,6 +89,21 @@ class Env:
 
     def loads(self, source: str, *args: Any, **kw: Any) -> Contract:
         return self.deploy(compile_source(source), *args, **kw)
+
+    def deploy_commerce(self, **kw: Any) -> Any:
+        """The whole commerce set (token, catalog, escrow, reviews) at its genesis
+        addresses, wired to each other: a :class:`vm.contracts.Commerce`. Keywords go
+        to :func:`vm.contracts.deploy_commerce` (``limits``, ``token_supply`` ...)."""
+        from .contracts import deploy_commerce  # the contracts build on this module
+
+        return deploy_commerce(self, **kw)
+
+
+@functools.lru_cache(maxsize=256)
+def _program(code: bytes) -> Program:
+    """Code decoded once (as the executor caches it): the big contracts take longer to
+    decode than to run a call."""
+    return load_program(code)
 
 
 def _encode_args(name: str, inputs: list[dict], args: tuple) -> list[bytes]:

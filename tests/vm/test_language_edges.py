@@ -149,6 +149,36 @@ def test_records_and_events_are_built_with_keywords_in_any_order_as_python_binds
     assert c.get() == {"a": 1, "c": 2, "b": 3}
 
 
+def test_a_whole_record_is_passed_to_an_internal_function_field_by_field() -> None:
+    c = Env().loads(src('''
+        class Box(Record):
+            w: uint
+            h: uint
+            label: str
+
+        boxes: Map[uint, Box]
+
+        def area(b: Box, scale: uint) -> uint:
+            return b.w * b.h * scale
+
+        @public
+        def put(i: uint, w: uint, h: uint):
+            self.boxes[i] = Box(w, h, "box")
+
+        @view
+        def stored_area(i: uint) -> uint:
+            return self.area(self.boxes[i], 1)
+
+        @view
+        def built_area(w: uint) -> uint:
+            local: Box = Box(w, w + 1, "local")
+            return self.area(local, 2) + self.area(Box(1, 1, "one"), 10)
+    '''))
+    c.put(3, 4, 5)
+    assert c.stored_area(3) == 20
+    assert c.built_area(2) == 2 * 3 * 2 + 10
+
+
 def test_an_event_with_no_fields_is_declared_with_pass() -> None:
     c = Env().loads(src('''
         class Ping(Event):
@@ -619,9 +649,10 @@ def test_encode_measures_utf8_bytes_as_python_does() -> None:
     ('''
      class R(Record):
          a: uint
+     @public
      def f(r: R):
          pass
-     ''', 3, 10, "cannot be passed as an argument"),
+     ''', 4, 10, "a method's arguments are plain values"),
     ('''
      class R(Record):
          a: uint

@@ -316,7 +316,10 @@ class Checker:
                                                  bool(decorators))
         self.contract.interfaces[node.name] = methods
 
-    def _params(self, node: ast.FunctionDef) -> list[tuple[str, Type]]:
+    def _params(self, node: ast.FunctionDef, *, records: bool = False
+                ) -> list[tuple[str, Type]]:
+        """The parameters; ``records``: a whole record may be one (an internal
+        function's: the caller passes its fields, one slot each)."""
         a = node.args
         if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.posonlyargs:
             raise self.error(node, "parameters are plain name: type pairs")
@@ -328,8 +331,13 @@ class Checker:
             if arg.annotation is None:
                 raise self.error(arg, f"parameter {arg.arg} needs a type")
             params.append((arg.arg, self._type(
-                arg.annotation, no_record="a record cannot be passed as an argument: pass its "
-                                          "fields, or the id it is stored under")))
+                arg.annotation, record=records,
+                no_record="a method's arguments are plain values: a whole record is passed "
+                          "only to an internal function")))
+        width = sum(len(t.fields) if isinstance(t, RecordType) else 1 for _, t in params)
+        if width > 255:
+            raise self.error(node, f"{node.name}'s parameters take {width} slots (a record one "
+                                   "per field), at most 255")
         return params
 
     def _declare_function(self, node: ast.FunctionDef) -> None:
@@ -340,7 +348,6 @@ class Checker:
                 raise self.error(d, f"unknown decorator {ast.unparse(d)!r} (@public, @view, "
                                     "@payable)")
             decorators.append(d.id)
-        params = self._params(node)
         if node.name == "__init__":
             if decorators and decorators != ["payable"]:
                 raise self.error(node, "__init__ takes no decorator but @payable")
@@ -357,6 +364,7 @@ class Checker:
             raise self.error(node, "@payable needs @public")
         else:
             kind = "internal"
+        params = self._params(node, records=kind == "internal")
         returns = None
         if node.returns is not None:
             returns = self._type(node.returns, record=kind != "internal",
@@ -949,7 +957,10 @@ class Checker:
             if len(node.args) != len(callee.params):
                 raise self.error(node, f"{callee.name} takes {len(callee.params)} arguments")
             for arg, (_, t) in zip(node.args, callee.params, strict=True):
-                self._expect(arg, t)
+                if isinstance(t, RecordType):
+                    self._record_value(arg, t, into_local=False)
+                else:
+                    self._expect(arg, t)
             fn.calls.add(callee.name)
             return callee.returns or NONE
         if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)

@@ -635,9 +635,16 @@ class CodeGen:
         if func.attr == "encode":  # str.encode(): the same bytes
             self._expr(func.value)
             return
-        for arg in node.args:
-            self._expr(arg)
-        self.emit("CALLI", f"f_{func.attr}", len(node.args))
+        callee = self.c.functions[func.attr]
+        width = 0
+        for arg, (_, t) in zip(node.args, callee.params, strict=True):
+            if isinstance(t, RecordType):  # a whole record: its fields, one slot each
+                self._push_record(arg, t, as_bytes=False)
+                width += len(t.fields)
+            else:
+                self._expr(arg)
+                width += 1
+        self.emit("CALLI", f"f_{func.attr}", width)
 
     def _external_call(self, node: ast.Call, func: ast.Attribute, *, into: int | None) -> None:
         """Call another contract by the typed selector of the interface's method: a
