@@ -165,6 +165,7 @@ def _text(value: object, what: str) -> str:
 
 
 _READ_ONLY = "read-only call: it may not write storage, emit events or move coin"
+_MEMORY = f"memory limit: a transaction may build at most {MAX_ALLOCATED:,} bytes of byte strings"
 
 
 def _pack(stack: list, n: int) -> int:
@@ -300,7 +301,9 @@ class Machine:
                 gas -= costs[i]
                 if gas < 0:
                     raise Fault(Status.OUT_OF_GAS, "out of gas")
-                # -- the commonest instructions first
+                # -- the commonest instructions first, in the order the commerce
+                # contracts use them (storage keys: PUSHB, LOAD, ITOB32, CONCAT, SLOAD,
+                # BTOI; control: JUMPDEST, JUMPI, DUP, ISZERO), each inline
                 if op == 0x15:  # LOAD
                     push(local[imm[i]])
                     if len(stack) > STACK_LIMIT:
@@ -311,8 +314,99 @@ class Machine:
                     if len(stack) > STACK_LIMIT:
                         raise _error("stack overflow")
                     i += 1
+                elif op == 0x01:  # JUMPDEST
+                    i += 1
+                elif op == 0x40:  # CONCAT
+                    b = pop()
+                    a = stack[-1]
+                    if type(a) is not bytes or type(b) is not bytes:
+                        raise _error("CONCAT needs two byte strings")
+                    n = len(a) + len(b)
+                    if n > MAX_BYTES:
+                        raise _error("CONCAT result too long")
+                    stack[-1] = a + b
+                    gas -= GAS_PER_WORD * ((n + 31) >> 5)
+                    if gas < 0:
+                        raise Fault(Status.OUT_OF_GAS, "out of gas")
+                    self.allocated += n
+                    if self.allocated > MAX_ALLOCATED:
+                        raise _error(_MEMORY)
+                    i += 1
+                elif op == 0x13:  # DUP
+                    push(stack[-1 - imm[i]])
+                    if len(stack) > STACK_LIMIT:
+                        raise _error("stack overflow")
+                    i += 1
+                elif op == 0x03:  # JUMPI
+                    c = pop()
+                    if type(c) is not int:
+                        raise _error("JUMPI condition must be an integer")
+                    i = imm[i] if c else i + 1
+                elif op == 0x35:  # ISZERO
+                    a = stack[-1]
+                    if type(a) is not int:
+                        raise _error("ISZERO needs an integer")
+                    stack[-1] = 0 if a else 1
+                    i += 1
+                elif op == 0x44 or op == 0x45:  # ITOB, ITOB32
+                    a = stack[-1]
+                    if type(a) is not int:
+                        raise _error(f"{Op(op).name} needs an integer")
+                    a = a.to_bytes(32 if op == 0x45 else (a.bit_length() + 7) >> 3, "big")
+                    stack[-1] = a
+                    self.allocated += len(a)
+                    if self.allocated > MAX_ALLOCATED:
+                        raise _error(_MEMORY)
+                    i += 1
+                elif op == 0x43:  # BTOI
+                    a = stack[-1]
+                    if type(a) is not bytes or len(a) > 32:
+                        raise _error("BTOI needs at most 32 bytes")
+                    stack[-1] = int.from_bytes(a, "big")
+                    i += 1
+                elif op == 0x60:  # SLOAD
+                    key = stack[-1]
+                    if type(key) is not bytes:
+                        raise _error("SLOAD key must be bytes")
+                    stack[-1] = host.sload(contract, key)
+                    i += 1
+                elif op == 0x61:  # SSTORE
+                    v = pop()
+                    key = pop()
+                    if type(key) is not bytes or type(v) is not bytes:
+                        raise _error("SSTORE key and value must be bytes")
+                    if static:
+                        raise _error(_READ_ONLY)
+                    gas -= GAS_STORE_BYTE * (len(key) + len(v))
+                    if gas < 0:
+                        raise Fault(Status.OUT_OF_GAS, "out of gas")
+                    host.sstore(contract, key, v)
+                    i += 1
+                elif op == 0x34:  # EQ
+                    b = pop()
+                    a = pop()
+                    if type(a) is bytes:
+                        gas -= GAS_PER_WORD * ((len(a) + 31) >> 5)
+                    push(1 if type(a) is type(b) and a == b else 0)
+                    i += 1
+                elif op == 0x12:  # POP
+                    pop()
+                    i += 1
                 elif op == 0x16:  # STORE
                     local[imm[i]] = pop()
+                    i += 1
+                elif op == 0x14:  # SWAP
+                    n = imm[i]
+                    stack[-1], stack[-1 - n] = stack[-1 - n], stack[-1]
+                    i += 1
+                elif op == 0x30 or op == 0x31:  # LT, GT
+                    b = pop()
+                    a = pop()
+                    if type(a) is not type(b):
+                        raise _error(f"{Op(op).name} compares two values of one kind")
+                    if type(a) is bytes:
+                        gas -= GAS_PER_WORD * ((min(len(a), len(b)) + 31) >> 5)
+                    push(1 if (a < b if op == 0x30 else a > b) else 0)
                     i += 1
                 elif op == 0x20:  # ADD
                     b = pop()
@@ -324,19 +418,11 @@ class Machine:
                         raise _revert("uint overflow")
                     push(a)
                     i += 1
-                elif op == 0x03:  # JUMPI
-                    c = pop()
-                    if type(c) is not int:
-                        raise _error("JUMPI condition must be an integer")
-                    i = imm[i] if c else i + 1
-                elif op == 0x30 or op == 0x31:  # LT, GT
-                    b = pop()
-                    a = pop()
-                    if type(a) is not type(b):
-                        raise _error(f"{Op(op).name} compares two values of one kind")
-                    if type(a) is bytes:
-                        gas -= GAS_PER_WORD * ((min(len(a), len(b)) + 31) >> 5)
-                    push(1 if (a < b if op == 0x30 else a > b) else 0)
+                elif op == 0x41:  # LEN
+                    a = stack[-1]
+                    if type(a) is not bytes:
+                        raise _error("LEN needs bytes")
+                    stack[-1] = len(a)
                     i += 1
                 elif op == 0x21:  # SUB
                     b = pop()
@@ -350,33 +436,6 @@ class Machine:
                     i += 1
                 elif op == 0x02:  # JUMP
                     i = imm[i]
-                elif op == 0x01:  # JUMPDEST
-                    i += 1
-                elif op == 0x13:  # DUP
-                    push(stack[-1 - imm[i]])
-                    if len(stack) > STACK_LIMIT:
-                        raise _error("stack overflow")
-                    i += 1
-                elif op == 0x34:  # EQ
-                    b = pop()
-                    a = pop()
-                    if type(a) is bytes:
-                        gas -= GAS_PER_WORD * ((len(a) + 31) >> 5)
-                    push(1 if type(a) is type(b) and a == b else 0)
-                    i += 1
-                elif op == 0x35:  # ISZERO
-                    a = pop()
-                    if type(a) is not int:
-                        raise _error("ISZERO needs an integer")
-                    push(0 if a else 1)
-                    i += 1
-                elif op == 0x12:  # POP
-                    pop()
-                    i += 1
-                elif op == 0x14:  # SWAP
-                    n = imm[i]
-                    stack[-1], stack[-1 - n] = stack[-1 - n], stack[-1]
-                    i += 1
                 # -- everything else
                 elif op == 0x00:  # STOP
                     return b"", gas
@@ -431,8 +490,7 @@ class Machine:
                     if op != 0x41 and op != 0x43:  # every new byte string counts
                         self.allocated += len(stack[-1])
                         if self.allocated > MAX_ALLOCATED:
-                            raise _error(f"memory limit: a transaction may build at most "
-                                         f"{MAX_ALLOCATED:,} bytes of byte strings")
+                            raise _error(_MEMORY)
                     i += 1
                 elif op <= 0x48:  # PACK, UNPACK
                     built = _pack(stack, imm[i]) if op == 0x47 else _unpack(stack, imm[i])
@@ -477,24 +535,6 @@ class Machine:
                         push(gas)
                     if len(stack) > STACK_LIMIT:
                         raise _error("stack overflow")
-                    i += 1
-                elif op == 0x60:  # SLOAD
-                    key = pop()
-                    if type(key) is not bytes:
-                        raise _error("SLOAD key must be bytes")
-                    push(host.sload(contract, key))
-                    i += 1
-                elif op == 0x61:  # SSTORE
-                    v = pop()
-                    key = pop()
-                    if type(key) is not bytes or type(v) is not bytes:
-                        raise _error("SSTORE key and value must be bytes")
-                    if static:
-                        raise _error(_READ_ONLY)
-                    gas -= GAS_STORE_BYTE * (len(key) + len(v))
-                    if gas < 0:
-                        raise Fault(Status.OUT_OF_GAS, "out of gas")
-                    host.sstore(contract, key, v)
                     i += 1
                 elif op == 0x62:  # EMIT
                     if static:

@@ -146,7 +146,11 @@ class WorldState:
     def sstore(self, contract: bytes, key: bytes, value: bytes) -> None:
         if len(key) > MAX_STORAGE_KEY:
             raise Fault(Status.ERROR, f"storage key longer than {MAX_STORAGE_KEY} bytes")
-        self.put(STORAGE + contract + key, value or None)
+        full = STORAGE + contract + key
+        new = value or None
+        if self.get(full) == new:
+            return  # nothing changes: no write for the state tree to do (gas is charged alike)
+        self.put(full, new)
 
     def emit(self, event: Event) -> None:
         self.events.append(event)

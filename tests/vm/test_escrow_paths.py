@@ -684,3 +684,18 @@ def test_a_refund_slipped_in_before_a_dispute_cannot_make_it_fail() -> None:
     shipped_again = shipped(m)
     reverts(m.escrow.open_dispute, shipped_again, sender=BUYER, value=offered - 1,
             match="deposit the arbiter's fee")
+
+
+def test_a_contest_that_ends_without_a_ruling_gives_the_merchant_its_deposit_back() -> None:
+    m = Market()
+    books = Books(m)
+    oid = delivered(m)
+    m.escrow.request_return(oid, sender=BUYER)
+    fee = m.dispute(oid, MERCHANT)
+    assert m.get(oid)["disputed_by"] == MERCHANT
+    m.escrow.settle(oid, 100_000, sender=BUYER)
+    m.escrow.settle(oid, 100_000, sender=MERCHANT)
+    s = split(PRICE, 100_000)
+    books.expect(buyer=(-PRICE + 100_000, s.cashback), merchant=(s.merchant, 0),
+                 referrer=(0, s.referral))
+    assert fee > 0 and m.get(oid)["deposit"] == 0

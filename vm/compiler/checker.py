@@ -81,6 +81,9 @@ class Function:
     slots: int = 0
     writes: bool = False  # stores, emits, sends or calls out (directly)
     calls: set[str] = field(default_factory=set)
+    #: (map variable, key name) -> the slot its storage key is kept in (see
+    #: Checker._find_cached_keys)
+    cached_keys: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def slot(self, name: str, type_: Type, file: str, node: ast.AST) -> int:
         width = len(type_.fields) if isinstance(type_, RecordType) else 1
@@ -395,7 +398,39 @@ class Checker:
         self._block(fn.node.body)
         if fn.returns is not None and not self._always_returns(fn.node.body):
             raise self.error(fn.node, f"{fn.name} must end in a return of {fn.returns}")
+        self._find_cached_keys(fn)
         self.fn = None
+
+    def _find_cached_keys(self, fn: Function) -> None:
+        """Map entries the function reads or writes at least twice under a key that is
+        a parameter never assigned, or a local assigned exactly once (``self.orders
+        [order_id]`` ...): the code computes such a key once -- at entry, or right after
+        the local's assignment -- and loads it from a slot at every use. The key cannot
+        change in between, so this changes nothing but the work done."""
+        assigned: dict[str, int] = {}
+        for node in ast.walk(fn.node):
+            targets: list[ast.expr] = []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, ast.AugAssign | ast.AnnAssign | ast.For):
+                targets = [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    assigned[t.id] = assigned.get(t.id, 0) + 1
+        params = {name for name, _ in fn.params}
+        uses: dict[tuple[str, str], int] = {}
+        for node in ast.walk(fn.node):
+            if isinstance(node, ast.Subscript) and _keyed_by_name(node, self.contract):
+                name = node.slice.id  # type: ignore[union-attr]
+                fixed = (name in params and name not in assigned) or \
+                    (name not in params and assigned.get(name) == 1)
+                if fixed:
+                    pair = (node.value.attr, name)  # type: ignore[union-attr]
+                    uses[pair] = uses.get(pair, 0) + 1
+        for (var, name), count in sorted(uses.items()):
+            if count >= 2:
+                fn.cached_keys[(var, name)] = fn.slot(f" key {var}[{name}]", BYTES, self.file,
+                                                      fn.node)
 
     def _always_returns(self, body: list[ast.stmt]) -> bool:
         if not body:
@@ -1005,6 +1040,15 @@ class Checker:
         if not method.view:
             fn.writes = True  # the callee may change state
         return method.returns or NONE
+
+
+def _keyed_by_name(node: ast.Subscript, contract: Contract) -> bool:
+    """``self.var[name]``, var a storage map."""
+    base = node.value
+    return (isinstance(node.slice, ast.Name) and isinstance(base, ast.Attribute)
+            and isinstance(base.value, ast.Name) and base.value.id == "self"
+            and base.attr in contract.storage
+            and isinstance(contract.storage[base.attr].type, MapType))
 
 
 def _on_self(node: ast.expr) -> bool:

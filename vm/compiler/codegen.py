@@ -224,6 +224,10 @@ class CodeGen:
         self.fn = fn
         self.at = fn.node
         self.place(f"f_{fn.name}")
+        params = {name for name, _ in fn.params}
+        for (var, name), slot in fn.cached_keys.items():
+            if name in params:  # a parameter's keys at entry; a local's after it is set
+                self._key_into(var, name, slot)
         self._block(fn.node.body)
         if fn.returns is None:
             self.at = fn.node
@@ -244,6 +248,9 @@ class CodeGen:
         if isinstance(node, ast.AnnAssign):
             assert isinstance(node.target, ast.Name) and node.value is not None
             self._assign_local(node.target.id, node.value)
+            for (var, name), slot in self.fn.cached_keys.items():
+                if name == node.target.id:  # its only assignment: its keys now
+                    self._key_into(var, name, slot)
         elif isinstance(node, ast.Assign):
             self._assign(node.targets[0], node.value)
         elif isinstance(node, ast.AugAssign):
@@ -332,9 +339,38 @@ class CodeGen:
 
     # ------------------------------------------------------------ storage
 
+    def _key_into(self, var: str, name: str, slot: int) -> None:
+        """The storage key of self.var[name] into ``slot`` (see Checker._find_cached_keys)."""
+        assert self.fn is not None
+        self.emit("PUSHB", _bytes_lit(self.c.storage[var].key))
+        self.emit("LOAD", self.fn.locals[name][0])
+        self._key_bytes(self._map_type_of(var).key)
+        self.emit("CONCAT")
+        self.emit("STORE", slot)
+
+    def _map_type_of(self, var: str) -> MapType:
+        t = self.c.storage[var].type
+        assert isinstance(t, MapType)
+        return t
+
+    def _key_bytes(self, k: Type) -> None:
+        """A map key's value (on the stack) -> its fixed-width part of a storage key."""
+        if k in (UINT, INT, BOOL):
+            self.emit("ITOB32")
+        elif k in (BYTES, STR):
+            self.emit("SHA256")
+
     def _storage_key(self, node: ast.expr) -> None:
         """Push the storage key of self.var, self.map[k]...[k], or a record field of
         either (the record's key, then the field's length-prefixed name)."""
+        assert self.fn is not None
+        if (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Name)
+                and isinstance(node.value, ast.Attribute)
+                and isinstance(node.value.value, ast.Name)):
+            slot = self.fn.cached_keys.get((node.value.attr, node.slice.id))
+            if slot is not None:
+                self.emit("LOAD", slot)
+                return
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             self.emit("PUSHB", _bytes_lit(self.c.storage[node.attr].key))
             return
@@ -347,11 +383,7 @@ class CodeGen:
         self._storage_key(node.value)
         map_type = self._map_type(node.value)
         self._expr(node.slice)
-        k = map_type.key
-        if k in (UINT, INT, BOOL):
-            self.emit("ITOB32")
-        elif k in (BYTES, STR):
-            self.emit("SHA256")
+        self._key_bytes(map_type.key)
         self.emit("CONCAT")
 
     def _map_type(self, node: ast.expr) -> MapType:
