@@ -68,8 +68,10 @@ leader who leaves stops being the default referrer of members who join after.
     JOINED   (the group fills) ----------------------------------------------> PAID
     JOINED   --claim            anyone, after the group deadline unfilled --> CANCELLED
 
-Money leaves only through ``pay`` and, at an order's end, ``end``, which states the
-reward rule. The seven properties of DESIGN.md are kept here as follows:
+An order's money leaves through ``pay`` (in the order's currency) and ``reward`` (a
+commission, in tokens); when an order ends, through ``end``, which states the reward
+rule; a dispute's deposit through ``resolve`` (to the arbiter) or ``end`` (back). The
+seven properties of DESIGN.md are kept here as follows:
 
 1. Conservation: ``locked_coin`` / ``locked_tokens`` are what the escrow holds per
    currency: the sum of the open orders' ``held`` and the ended orders' unpaid
