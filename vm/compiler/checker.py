@@ -509,6 +509,8 @@ class Checker:
             if isinstance(want, RecordType):
                 self._record_value(node.value, want,
                                    into_local=isinstance(target, ast.Name))
+                if not isinstance(target, ast.Name):  # the stored target's key, kept once
+                    self.fn.hidden(target, "target_key", BYTES, self.file)
             else:
                 self._expect(node.value, want)
             self._target(target)

@@ -446,17 +446,17 @@ class CodeGen:
 
     def _store_record(self, target: ast.expr, record: RecordType) -> None:
         """Fields (as bytes) on the stack, first field lowest: compute the target's key
-        now (after the value, as Python does), then store each field under it."""
+        now (after the value, as Python does), keep it in a slot, then store each field
+        under it, the last field first."""
+        key = self._hidden(target, "target_key")
         self._storage_key(target)
+        self.emit("STORE", key)
         for i in reversed(range(len(record.fields))):
-            self.emit("DUP", 0)                                   # .. v_i K K
+            self.emit("LOAD", key)                                # .. v_i K
             self.emit("PUSHB", _bytes_lit(name_key(record.fields[i][0])))
-            self.emit("CONCAT")                                   # .. v_i K K_i
-            self.emit("DUP", 2)                                   # .. v_i K K_i v_i
-            self.emit("SSTORE")                                   # .. v_i K
-            self.emit("SWAP", 1)
-            self.emit("POP")                                      # .. K
-        self.emit("POP")
+            self.emit("CONCAT")                                   # .. v_i K_i
+            self.emit("SWAP", 1)                                  # .. K_i v_i
+            self.emit("SSTORE")                                   # ..
 
     # ------------------------------------------------------------ assignment
 
