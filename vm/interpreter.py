@@ -30,7 +30,9 @@ byte for work that grows with its input. A faulted call keeps no gas: it all cou
 used (the fee is paid); a reverted one returns what is left, as the caller may go on.
 
 The loop keeps everything in locals and tests the commonest instructions first: it is
-the hottest code in the VM (``python -m bench.vm``).
+the hottest code in the VM (``python -m bench.vm``). First of all come the fused
+instructions of :mod:`vm.fusion`: the commonest sequences of compiled code, each run in
+one dispatch with the same gas, checks and faults as its instructions one by one.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import msgpack
 from chain.block import MAX_EVENT_DATA, MAX_EVENTS, MAX_REASON, MAX_RETURN_DATA, Event
 from chain.codec import pack
 
+from .fusion import FIRST as FUSED_FIRST
 from .opcodes import (
     FRAME_BYTES,
     GAS_CODE_BYTE,
@@ -153,6 +156,11 @@ def _as_bytes(value: object) -> bytes:
         return value
     assert type(value) is int
     return value.to_bytes((value.bit_length() + 7) >> 3, "big")
+
+
+def _name(op: int) -> str:
+    """An instruction's name in a fault's reason; a fused one's is its first one's."""
+    return Op(op).name if op < 0x80 else FUSED_FIRST[op].name
 
 
 def _text(value: object, what: str) -> str:
@@ -301,10 +309,232 @@ class Machine:
                 gas -= costs[i]
                 if gas < 0:
                     raise Fault(Status.OUT_OF_GAS, "out of gas")
+                if op >= 0x80:  # a fused sequence (vm/fusion.py): the same steps, one dispatch
+                    if op == 0x84:  # IFZ: ISZERO; JUMPI t
+                        if not stack:
+                            raise _error("stack underflow at ISZERO")
+                        a = pop()
+                        if type(a) is not int:
+                            raise _error("ISZERO needs an integer")
+                        t = imm[i]
+                        gas -= t[1]
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        i = i + 2 if a else t[0]
+                    elif op == 0x83:  # SSTOREF: LOAD a; PUSHB s; CONCAT; SWAP 1; SSTORE
+                        a, s, c2, c3, c4, c5 = imm[i]
+                        k = local[a]
+                        n = len(stack)
+                        if n + 1 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= c2
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if n + 2 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= c3
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if type(k) is not bytes:
+                            raise _error("CONCAT needs two byte strings")
+                        m = len(k) + len(s)
+                        if m > MAX_BYTES:
+                            raise _error("CONCAT result too long")
+                        gas -= GAS_PER_WORD * ((m + 31) >> 5)
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        self.allocated += m
+                        if self.allocated > MAX_ALLOCATED:
+                            raise _error(_MEMORY)
+                        gas -= c4
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if not n:
+                            raise _error("stack underflow at SWAP")
+                        gas -= c5
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        v = pop()
+                        if type(v) is not bytes:
+                            raise _error("SSTORE key and value must be bytes")
+                        if static:
+                            raise _error(_READ_ONLY)
+                        k += s
+                        gas -= GAS_STORE_BYTE * (m + len(v))
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        host.sstore(contract, k, v)
+                        i += 5
+                    elif op <= 0x82:  # LCAT, SLOADF, SLOADFI: LOAD a; PUSHB s; CONCAT (; SLOAD
+                        t = imm[i]  # (; BTOI))
+                        k = local[t[0]]
+                        n = len(stack)
+                        if n + 1 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= t[2]
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if n + 2 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= t[3]
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        s = t[1]
+                        if type(k) is not bytes:
+                            raise _error("CONCAT needs two byte strings")
+                        m = len(k) + len(s)
+                        if m > MAX_BYTES:
+                            raise _error("CONCAT result too long")
+                        gas -= GAS_PER_WORD * ((m + 31) >> 5)
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        self.allocated += m
+                        if self.allocated > MAX_ALLOCATED:
+                            raise _error(_MEMORY)
+                        k += s
+                        if op == 0x80:
+                            i += 3
+                        else:
+                            gas -= t[4]
+                            if gas < 0:
+                                raise Fault(Status.OUT_OF_GAS, "out of gas")
+                            k = host.sload(contract, k)
+                            if op == 0x82:
+                                gas -= t[5]
+                                if gas < 0:
+                                    raise Fault(Status.OUT_OF_GAS, "out of gas")
+                                if len(k) > 32:
+                                    raise _error("BTOI needs at most 32 bytes")
+                                k = int.from_bytes(k, "big")
+                                i += 5
+                            else:
+                                i += 4
+                        push(k)
+                    elif op == 0x89:  # LOADB: LOAD a; ITOB
+                        a, c2 = imm[i]
+                        x = local[a]
+                        if len(stack) + 1 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= c2
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if type(x) is not int:
+                            raise _error("ITOB needs an integer")
+                        x = x.to_bytes((x.bit_length() + 7) >> 3, "big")
+                        push(x)
+                        self.allocated += len(x)
+                        if self.allocated > MAX_ALLOCATED:
+                            raise _error(_MEMORY)
+                        i += 2
+                    elif op == 0x8A:  # LOAD2: LOAD a; LOAD b
+                        a, b, c2 = imm[i]
+                        push(local[a])
+                        if len(stack) > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= c2
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        push(local[b])
+                        if len(stack) > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        i += 2
+                    elif op == 0x88:  # SLOADI: SLOAD; BTOI
+                        if not stack:
+                            raise _error("stack underflow at SLOAD")
+                        k = stack[-1]
+                        if type(k) is not bytes:
+                            raise _error("SLOAD key must be bytes")
+                        v = host.sload(contract, k)
+                        gas -= imm[i][0]
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if len(v) > 32:
+                            raise _error("BTOI needs at most 32 bytes")
+                        stack[-1] = int.from_bytes(v, "big")
+                        i += 2
+                    elif op == 0x85:  # IFNGT: PUSHI n; GT; ISZERO; JUMPI t
+                        nn, t, c2, c3, c4 = imm[i]
+                        if len(stack) + 1 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= c2
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if not stack:
+                            raise _error("stack underflow at GT")
+                        a = pop()
+                        if type(a) is not int:
+                            raise _error("GT compares two values of one kind")
+                        gas -= c3
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        gas -= c4
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        i = i + 4 if a > nn else t
+                    elif op == 0x86:  # LENCHK: DUP d; LEN; PUSHI n; GT; ISZERO; JUMPI t
+                        d, nn, t, c2, c3, c4, c5, c6 = imm[i]
+                        n = len(stack)
+                        if d >= n:
+                            raise _error("stack underflow at DUP")
+                        x = stack[-1 - d]
+                        if n + 1 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= c2
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if type(x) is not bytes:
+                            raise _error("LEN needs bytes")
+                        gas -= c3
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if n + 2 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= c4
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        gas -= c5
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        gas -= c6
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        i = i + 6 if len(x) > nn else t
+                    elif op == 0x8B:  # ARGI: PUSHI n; ARG
+                        nn, c2 = imm[i]
+                        if len(stack) + 1 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= c2
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if nn >= len(args):
+                            raise _error(f"no argument {nn!r} (the call has {len(args)})")
+                        push(args[nn])
+                        i += 2
+                    else:  # METHODLT: METHOD; PUSHB s; LT; ISZERO; JUMPI t
+                        s, t, c2, c3, c4, c5 = imm[i]
+                        n = len(stack)
+                        if n + 1 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= c2
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if n + 2 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= c3
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        gas -= GAS_PER_WORD * ((min(len(method), len(s)) + 31) >> 5)
+                        gas -= c4
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        gas -= c5
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        i = i + 5 if method < s else t
                 # -- the commonest instructions first, in the order the commerce
                 # contracts use them (storage keys: PUSHB, LOAD, ITOB32, CONCAT, SLOAD,
                 # BTOI; control: JUMPDEST, JUMPI, DUP, ISZERO), each inline
-                if op == 0x15:  # LOAD
+                elif op == 0x15:  # LOAD
                     push(local[imm[i]])
                     if len(stack) > STACK_LIMIT:
                         raise _error("stack overflow")
@@ -606,9 +836,9 @@ class Machine:
                 fault.gas_left = gas  # a revert gives back the gas it did not use
             raise
         except IndexError:
-            raise _error(f"stack underflow at {Op(op).name}") from None
+            raise _error(f"stack underflow at {_name(op)}") from None
         except TypeError:
-            raise _error(f"{Op(op).name}: a value of the wrong kind") from None
+            raise _error(f"{_name(op)}: a value of the wrong kind") from None
 
     @staticmethod
     def _arith(op: int, stack: list, i: int) -> int:

@@ -11,13 +11,16 @@ The result is decoded once into parallel lists indexed by *instruction number*, 
 interpreter never parses bytes while running: ``ops[i]``, ``args[i]`` (the immediate,
 with static jump targets already turned into instruction numbers) and ``gas[i]``. An
 implicit ``STOP`` follows the last instruction, so running off the end ends the call.
+Then :func:`vm.fusion.fuse` gives the commonest sequences one dispatch each.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import InvalidCode
+from .fusion import fuse
 from .opcodes import MAX_CODE_SIZE, OPS, Op
 
 
@@ -25,7 +28,7 @@ from .opcodes import MAX_CODE_SIZE, OPS, Op
 class Program:
     code: bytes
     ops: list[int]
-    args: list[object]
+    args: list[Any]  # per instruction: its immediate (a fused one's is a tuple)
     gas: list[int]
     #: byte offset of each instruction (the implicit STOP is at len(code))
     offsets: list[int]
@@ -86,12 +89,14 @@ def decode(code: bytes) -> list[tuple[int, Op, tuple]]:
     return out
 
 
-def load_program(code: bytes) -> Program:
-    """Validate ``code`` and decode it for the interpreter. Raises InvalidCode."""
+def load_program(code: bytes, *, fused: bool = True) -> Program:
+    """Validate ``code`` and decode it for the interpreter, with the common sequences
+    fused (:mod:`vm.fusion`; ``fused=False`` only to check that fusing changes nothing).
+    Raises InvalidCode."""
     instructions = decode(code)
     jumpdests = {off: i for i, (off, op, _) in enumerate(instructions) if op is Op.JUMPDEST}
     ops: list[int] = []
-    args: list[object] = []
+    args: list[Any] = []
     gas: list[int] = []
     offsets: list[int] = []
     for off, op, imms in instructions:
@@ -109,4 +114,6 @@ def load_program(code: bytes) -> Program:
     args.append(None)
     gas.append(0)
     offsets.append(len(code))
+    if fused:
+        fuse(ops, args, gas, jumpdests)
     return Program(code, ops, args, gas, offsets, jumpdests)

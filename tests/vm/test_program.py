@@ -143,10 +143,15 @@ def test_static_jump_to_a_non_jumpdest(op: Op, target: int) -> None:
 def test_static_jump_to_a_jumpdest(op: Op, target: int) -> None:
     """Targets are byte offsets, decoded to instruction numbers for the interpreter."""
     jump = bytes([op]) + target.to_bytes(2, "big") + (b"\x02" if op is Op.CALLI else b"")
-    program = load_program(BODY + jump)
+    program = load_program(BODY + jump, fused=False)
     index = {0: 0, 5: 3}[target]  # JUMPDEST at byte 5 is instruction 3
     assert program.args[4] == ((index, 2) if op is Op.CALLI else index)
     assert program.jumpdests == {0: 0, 5: 3}
+    # fused, a jump lands just past its JUMPDEST, which charges the marker's gas too
+    fused = load_program(BODY + jump)
+    assert fused.args[4] == ((index + 1, 2) if op is Op.CALLI else index + 1)
+    assert fused.jumpdests == {0: 1, 5: 4}
+    assert fused.gas[index + 1] == program.gas[index] + program.gas[index + 1]
 
 
 def test_a_forward_jump_is_checked_too() -> None:
@@ -198,9 +203,9 @@ def test_running_off_the_end_is_a_stop() -> None:
 
 def test_decoded_program_matches_the_table() -> None:
     """The interpreter trusts the decoded lists: each instruction's gas is the table's,
-    immediates are decoded, jumps point at instruction numbers."""
+    immediates are decoded, jumps point at instruction numbers (before fusing)."""
     code = assemble('start:\nPUSHI 258\nPUSHB "ab"\nDUP 1\nCALLI start 3\nJUMP start')
-    program = load_program(code)
+    program = load_program(code, fused=False)
     assert program.code == code
     ops = [Op.JUMPDEST, Op.PUSHI, Op.PUSHB, Op.DUP, Op.CALLI, Op.JUMP, Op.STOP]
     assert program.ops == [int(op) for op in ops]
