@@ -64,7 +64,7 @@ from storage.state import StateTree, StateUpdate
 from .errors import InvalidBlock, InvalidCode, InvalidTx, NotExecuted, WrongStore
 from .interpreter import BlockEnv, Machine, Status, fit_reason
 from .program import Program, load_program
-from .world import WorldState
+from .world import RECORD, STORAGE, WorldState, decode_record
 
 TX_GAS = 2_000
 TX_BYTE_GAS = 10
@@ -224,9 +224,14 @@ class Executor:
             world.set_code(contract.address, contract.code)
             if contract.balance:
                 world.add_balance(contract.address, contract.balance)
-            for key, value in contract.storage:
-                world.sstore(contract.address, key, value)
-        update = self.tree.prepare(world.writes, 0)
+            for key, value in contract.storage:  # plain keys and records alike
+                if key[:1] == RECORD:
+                    problem = decode_record(value)[0]
+                    if problem:
+                        raise InvalidGenesis(f"genesis contract {contract.address.hex()}: "
+                                             f"storage key {key.hex()}: {problem}")
+                world.put(STORAGE + contract.address + key, value)
+        update = self.tree.prepare(world.changes(), 0)
         with self.kv.batch(sync=True) as batch:
             self.tree.write(update, batch)
             batch.put(_GENESIS_KEY, self._genesis_hash)
@@ -374,7 +379,7 @@ class Executor:
             gas_used += receipt.gas_used
         if fees:
             world.add_balance(ctx.proposer, fees)
-        update = self.tree.prepare(world.writes, ctx.height)
+        update = self.tree.prepare(world.changes(), ctx.height)
         return Execution(ctx.height, update.root_hash, receipts, update,
                          receipts_root(receipts), gas_used, fees)
 

@@ -34,9 +34,9 @@ from .opcodes import Op
 
 # internal opcodes: (name, the sequence it runs)
 LCAT = 0x80  # LOAD a; PUSHB s; CONCAT                     -> local[a] + s
-SLOADF = 0x81  # LOAD a; PUSHB s; CONCAT; SLOAD              -> sload(local[a] + s)
-SLOADFI = 0x82  # ... SLOAD; BTOI                           -> int(sload(local[a] + s))
-SSTOREF = 0x83  # LOAD a; PUSHB s; CONCAT; SWAP 1; SSTORE     v -> (sstore(local[a] + s, v))
+SLOADF = 0x81  # LOAD a; PUSHB s; SLOADR                     -> field s of record local[a]
+SLOADFI = 0x82  # LOAD a; PUSHB s; SLOADR; BTOI              -> the same, as an integer
+SSTOREF = 0x83  # LOAD a; PUSHB s; SSTORER                 v -> (field s of local[a] = v)
 IFZ = 0x84  # ISZERO; JUMPI t                               c -> (jump if c == 0)
 IFNGT = 0x85  # PUSHI n; GT; ISZERO; JUMPI t                a -> (jump unless a > n)
 LENCHK = 0x86  # DUP d; LEN; PUSHI n; GT; ISZERO; JUMPI t    -> (jump unless len(x_d) > n)
@@ -47,9 +47,9 @@ LOAD2 = 0x8A  # LOAD a; LOAD b                              -> local[a] local[b]
 ARGI = 0x8B  # PUSHI n; ARG                                 -> argument n
 
 _SEQUENCES: list[tuple[int, tuple[Op, ...]]] = [  # longest first where they share a start
-    (SSTOREF, (Op.LOAD, Op.PUSHB, Op.CONCAT, Op.SWAP, Op.SSTORE)),
-    (SLOADFI, (Op.LOAD, Op.PUSHB, Op.CONCAT, Op.SLOAD, Op.BTOI)),
-    (SLOADF, (Op.LOAD, Op.PUSHB, Op.CONCAT, Op.SLOAD)),
+    (SSTOREF, (Op.LOAD, Op.PUSHB, Op.SSTORER)),
+    (SLOADFI, (Op.LOAD, Op.PUSHB, Op.SLOADR, Op.BTOI)),
+    (SLOADF, (Op.LOAD, Op.PUSHB, Op.SLOADR)),
     (LCAT, (Op.LOAD, Op.PUSHB, Op.CONCAT)),
     (LOADB, (Op.LOAD, Op.ITOB)),
     (LOAD2, (Op.LOAD, Op.LOAD)),
@@ -70,13 +70,10 @@ NAMES: dict[int, str] = {
 }
 
 
-def _matches(ops: list[int], args: list[Any], i: int, seq: tuple[Op, ...]) -> bool:
+def _matches(ops: list[int], i: int, seq: tuple[Op, ...]) -> bool:
     if i + len(seq) > len(ops):
         return False
-    for k, want in enumerate(seq):
-        if ops[i + k] != want:
-            return False
-    return seq[3:4] != (Op.SWAP,) or args[i + 3] == 1  # SSTOREF swaps the top two
+    return all(ops[i + k] == want for k, want in enumerate(seq))
 
 
 def _immediate(code: int, args: list[Any], gas: list[int], i: int) -> object:
@@ -126,7 +123,7 @@ def fuse(ops: list[int], args: list[Any], gas: list[int],
     i = 0
     while i < n:
         for code, seq in _SEQUENCES:
-            if _matches(ops, args, i, seq) and Op.JUMPDEST not in ops[i + 1 : i + len(seq)]:
+            if _matches(ops, i, seq) and Op.JUMPDEST not in ops[i + 1 : i + len(seq)]:
                 args[i] = _immediate(code, args, gas, i)
                 ops[i] = code
                 i += len(seq)

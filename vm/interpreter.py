@@ -63,6 +63,8 @@ from .opcodes import (
     MAX_BYTES,
     MAX_CALL_DEPTH,
     MAX_FRAMES,
+    MAX_RECORD_BYTES,
+    MAX_RECORD_FIELDS,
     STACK_LIMIT,
     UINT_MAX,
     Op,
@@ -128,6 +130,11 @@ class Host(Protocol):
     def transfer(self, src: bytes, dst: bytes, amount: int) -> bool: ...
     def sload(self, contract: bytes, key: bytes) -> bytes: ...
     def sstore(self, contract: bytes, key: bytes, value: bytes) -> None: ...
+    def sload_field(self, contract: bytes, base: bytes, field: bytes) -> bytes: ...
+    def sstore_field(self, contract: bytes, base: bytes, field: bytes,
+                     value: bytes) -> None: ...
+    def record_gas(self, contract: bytes, base: bytes, write: bool) -> int: ...
+    def oversized_record(self) -> bytes | None: ...
     def program(self, address: bytes) -> Program | None: ...
     def set_code(self, address: bytes, code: bytes) -> None: ...
     def emit(self, event: Event) -> None: ...
@@ -172,6 +179,8 @@ def _text(value: object, what: str) -> str:
         raise _error(f"{what} is not UTF-8") from None
 
 
+_OVERSIZED = (f"a stored record holds at most {MAX_RECORD_FIELDS} fields and "
+              f"{MAX_RECORD_BYTES:,} bytes of field names and values")
 _READ_ONLY = "read-only call: it may not write storage, emit events or move coin"
 _MEMORY = f"memory limit: a transaction may build at most {MAX_ALLOCATED:,} bytes of byte strings"
 
@@ -261,6 +270,10 @@ class Machine:
         except Fault as fault:
             host.revert(checkpoint)
             return Outcome(fault.status, b"", fit_reason(fault.reason), fault.gas_left)
+        if depth == 0 and host.oversized_record() is not None:
+            # checked once the transaction's call is done, not at each field it assigns
+            host.revert(checkpoint)
+            return Outcome(Status.ERROR, b"", _OVERSIZED, 0)
         return Outcome(Status.OK, data, "", gas_left)
 
     def deploy(
@@ -321,8 +334,8 @@ class Machine:
                         if gas < 0:
                             raise Fault(Status.OUT_OF_GAS, "out of gas")
                         i = i + 2 if a else t[0]
-                    elif op == 0x83:  # SSTOREF: LOAD a; PUSHB s; CONCAT; SWAP 1; SSTORE
-                        a, s, c2, c3, c4, c5 = imm[i]
+                    elif op == 0x83:  # SSTOREF: LOAD a; PUSHB s; SSTORER
+                        a, s, c2, c3 = imm[i]
                         k = local[a]
                         n = len(stack)
                         if n + 1 > STACK_LIMIT:
@@ -335,38 +348,52 @@ class Machine:
                         gas -= c3
                         if gas < 0:
                             raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        if type(k) is not bytes:
-                            raise _error("CONCAT needs two byte strings")
-                        m = len(k) + len(s)
-                        if m > MAX_BYTES:
-                            raise _error("CONCAT result too long")
-                        gas -= GAS_PER_WORD * ((m + 31) >> 5)
-                        if gas < 0:
-                            raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        self.allocated += m
-                        if self.allocated > MAX_ALLOCATED:
-                            raise _error(_MEMORY)
-                        gas -= c4
-                        if gas < 0:
-                            raise Fault(Status.OUT_OF_GAS, "out of gas")
                         if not n:
-                            raise _error("stack underflow at SWAP")
-                        gas -= c5
-                        if gas < 0:
-                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                            raise _error("stack underflow at SSTORER")
                         v = pop()
-                        if type(v) is not bytes:
-                            raise _error("SSTORE key and value must be bytes")
+                        if type(k) is not bytes or type(v) is not bytes:
+                            raise _error("SSTORER value, base and field must be bytes")
                         if static:
                             raise _error(_READ_ONLY)
-                        k += s
-                        gas -= GAS_STORE_BYTE * (m + len(v))
+                        gas -= (GAS_STORE_BYTE * (len(k) + len(s) + len(v))
+                                + host.record_gas(contract, k, True))
                         if gas < 0:
                             raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        host.sstore(contract, k, v)
-                        i += 5
-                    elif op <= 0x82:  # LCAT, SLOADF, SLOADFI: LOAD a; PUSHB s; CONCAT (; SLOAD
-                        t = imm[i]  # (; BTOI))
+                        host.sstore_field(contract, k, s, v)
+                        i += 3
+                    elif op <= 0x82 and op != 0x80:  # SLOADF, SLOADFI: LOAD a; PUSHB s;
+                        t = imm[i]  # SLOADR (; BTOI)
+                        k = local[t[0]]
+                        n = len(stack)
+                        if n + 1 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= t[2]
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if n + 2 > STACK_LIMIT:
+                            raise _error("stack overflow")
+                        gas -= t[3]
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        if type(k) is not bytes:
+                            raise _error("SLOADR base and field must be bytes")
+                        gas -= host.record_gas(contract, k, False)
+                        if gas < 0:
+                            raise Fault(Status.OUT_OF_GAS, "out of gas")
+                        k = host.sload_field(contract, k, t[1])
+                        if op == 0x82:
+                            gas -= t[4]
+                            if gas < 0:
+                                raise Fault(Status.OUT_OF_GAS, "out of gas")
+                            if len(k) > 32:
+                                raise _error("BTOI needs at most 32 bytes")
+                            k = int.from_bytes(k, "big")
+                            i += 4
+                        else:
+                            i += 3
+                        push(k)
+                    elif op == 0x80:  # LCAT: LOAD a; PUSHB s; CONCAT
+                        t = imm[i]
                         k = local[t[0]]
                         n = len(stack)
                         if n + 1 > STACK_LIMIT:
@@ -391,25 +418,8 @@ class Machine:
                         self.allocated += m
                         if self.allocated > MAX_ALLOCATED:
                             raise _error(_MEMORY)
-                        k += s
-                        if op == 0x80:
-                            i += 3
-                        else:
-                            gas -= t[4]
-                            if gas < 0:
-                                raise Fault(Status.OUT_OF_GAS, "out of gas")
-                            k = host.sload(contract, k)
-                            if op == 0x82:
-                                gas -= t[5]
-                                if gas < 0:
-                                    raise Fault(Status.OUT_OF_GAS, "out of gas")
-                                if len(k) > 32:
-                                    raise _error("BTOI needs at most 32 bytes")
-                                k = int.from_bytes(k, "big")
-                                i += 5
-                            else:
-                                i += 4
-                        push(k)
+                        push(k + s)
+                        i += 3
                     elif op == 0x89:  # LOADB: LOAD a; ITOB
                         a, c2 = imm[i]
                         x = local[a]
@@ -611,6 +621,30 @@ class Machine:
                     if gas < 0:
                         raise Fault(Status.OUT_OF_GAS, "out of gas")
                     host.sstore(contract, key, v)
+                    i += 1
+                elif op == 0x66:  # SLOADR
+                    field = pop()
+                    base = stack[-1]
+                    if type(base) is not bytes or type(field) is not bytes:
+                        raise _error("SLOADR base and field must be bytes")
+                    gas -= host.record_gas(contract, base, False)
+                    if gas < 0:
+                        raise Fault(Status.OUT_OF_GAS, "out of gas")
+                    stack[-1] = host.sload_field(contract, base, field)
+                    i += 1
+                elif op == 0x67:  # SSTORER
+                    field = pop()
+                    base = pop()
+                    v = pop()
+                    if type(base) is not bytes or type(field) is not bytes or type(v) is not bytes:
+                        raise _error("SSTORER value, base and field must be bytes")
+                    if static:
+                        raise _error(_READ_ONLY)
+                    gas -= (GAS_STORE_BYTE * (len(base) + len(field) + len(v))
+                            + host.record_gas(contract, base, True))
+                    if gas < 0:
+                        raise Fault(Status.OUT_OF_GAS, "out of gas")
+                    host.sstore_field(contract, base, field, v)
                     i += 1
                 elif op == 0x34:  # EQ
                     b = pop()

@@ -24,7 +24,9 @@ arguments are byte strings (``ARG``); ``BTOI``/``ITOB`` convert between the kind
 call arguments and event data: a msgpack array of byte strings), so a method can return
 a whole record. ``STATICCALL`` calls another contract read-only: that call, and every
 call it makes, faults on any write (storage, event, coin), so a ``@view`` stays a view
-across contracts.
+across contracts. ``SLOADR`` / ``SSTORER`` read and write one field of a stored record
+(a base key and a field name): all of a record's fields live in one state key, so a
+block rewrites one key of the state tree per record, not per field (``vm/world.py``).
 """
 
 from __future__ import annotations
@@ -119,6 +121,8 @@ class Op(IntEnum):
     TRANSFER = 0x63
     CALL = 0x64
     STATICCALL = 0x65
+    SLOADR = 0x66
+    SSTORER = 0x67
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,13 @@ _TABLE = [
     (Op.GAS, (), 2, "-> gas left"),
     (Op.SLOAD, (), 200, "key:bytes -> value:bytes (empty if unset)"),
     (Op.SSTORE, (), 500, "key:bytes value:bytes -> (+50 gas per byte; empty value deletes)"),
+    (Op.SLOADR, (), 200, "base:bytes field:bytes -> value:bytes (a field of the record stored "
+                         "under base; empty if unset; +1 gas per 32 bytes of the record the "
+                         "first time a transaction reads it)"),
+    (Op.SSTORER, (), 500, "value:bytes base:bytes field:bytes -> (+50 gas per byte of all "
+                          "three, +8 per byte of the record the first time a transaction "
+                          "writes it; empty value unsets; the record's bounds are checked "
+                          "when the transaction's call ends)"),
     (Op.EMIT, ("u8",), 100, "name:bytes f_1..f_n -> (+10 gas per byte of data)"),
     (Op.TRANSFER, (), 1000, "to:bytes amount:int -> (native coin from this contract)"),
     (Op.CALL, ("u8",), 1000,
@@ -221,5 +232,9 @@ GAS_EXP_BYTE = 10
 GAS_STORE_BYTE = 50  # SSTORE: per byte of key and value written
 GAS_EVENT_BYTE = 10
 GAS_RETURN_BYTE = 10  # RETURN: per byte returned (return data can land in a receipt)
+GAS_RECORD_BYTE = 8  # SSTORER: per byte a record holds, the first time a transaction writes it
+GAS_RECORD_WORD = 1  # SLOADR: per 32 bytes a record holds, the first time a transaction reads it
+MAX_RECORD_FIELDS = 64  # set fields of one stored record (a record type has at most 64)
+MAX_RECORD_BYTES = 4096  # bytes of a stored record's field names and values
 GAS_CODE_BYTE = 2  # a call: per byte of the callee's code, once per contract per transaction
 FRAME_BYTES = 8 * LOCALS + 64  # what a CALLI frame counts toward MAX_ALLOCATED

@@ -80,6 +80,7 @@ class Env:
             raise ValueError(f"a contract is already deployed at {address.hex()}")
         out = self._machine(sender).deploy(sender, address, _program(compiled.code),
                                            encoded, value, self.gas)
+        self.world.forget_journal()  # one transaction
         if out.status != Status.OK:
             raise Reverted(out.status, out.reason)
         return Contract(self, address, compiled)

@@ -546,10 +546,12 @@ class ExtremesMachine(CommerceMachine):
         for who in self.people:
             self.preset(esc, "merchant_stats", who, "volume", UINT_MAX - 2)
             self.preset(esc, "arbiter_cases", who, "fees", UINT_MAX - 2)
+            assert self.m.escrow.merchant_record(who)["volume"] == UINT_MAX - 2
 
     def preset(self, contract: bytes, variable: str, key: bytes, field: str, value: int) -> None:
-        storage = name_key(variable) + key + name_key(field)
-        self.m.env.world.sstore(contract, storage, value.to_bytes(32, "big"))
+        """Set a field of a stored record (a record is one state key; vm/world.py)."""
+        self.m.env.world.sstore_field(contract, name_key(variable) + key, name_key(field),
+                                      value.to_bytes(32, "big"))
 
     @precondition(lambda self: self.m.escrow.counts()["orders"] > 0)
     @rule(i=st.integers(0, 999), x=st.integers(0, UINT_MAX))

@@ -39,6 +39,9 @@ def _world() -> WorldState:
     world.sstore(CONTRACT, b"kshort", b"\x01\x02\x03")
     world.sstore(CONTRACT, b"klong", b"\x07" * 33)
     world.sstore(CONTRACT, b"k", b"\x05")
+    for base in (b"k", b"kshort"):
+        world.sstore_field(CONTRACT, base, b"short", b"\x01\x02\x03")
+        world.sstore_field(CONTRACT, base, b"long", b"\x07" * 33)
     world.forget_journal()
     return world
 
@@ -54,7 +57,7 @@ def _run(code: bytes, fused: bool, gas: int, *, args: list[bytes], method: bytes
     machine = Machine(world, BlockEnv(7, 1_000), CALLER)
     out = machine.call(CALLER, CONTRACT, method, args, 0, gas, program=_load(code, fused),
                        static=static)
-    return out, dict(world.writes), list(world.events)
+    return out, dict(world.changes()), list(world.events)
 
 
 def _alike(src: str, *, args: list[bytes] = (), method: bytes = b"run",  # type: ignore[assignment]
@@ -80,6 +83,7 @@ STACKS = {  # setups: what the stack holds when the sequence starts
     "two": 'PUSHB "v"\nPUSHI 3',
     "full-1": "\n".join(["PUSHI 1"] * (STACK_LIMIT - 1)),
     "full-2": "\n".join(["PUSHI 1"] * (STACK_LIMIT - 2)),
+    "huge": "PUSHB 0x" + "ab" * 1024 + "\n" + "DUP 0\nCONCAT\n" * 6,  # MAX_BYTES
 }
 LOCALS = {  # setups of local 0
     "key": 'PUSHB "k"',
@@ -104,11 +108,12 @@ def _program(local: str, stack: str, sequence: str) -> str:
 @pytest.mark.parametrize("stack", list(STACKS))
 @pytest.mark.parametrize("sequence,code", [
     ('LOAD 0\nPUSHB "s"\nCONCAT', 0x80),
-    ('LOAD 0\nPUSHB "short"\nCONCAT\nSLOAD', 0x81),
-    ('LOAD 0\nPUSHB ""\nCONCAT\nSLOAD\nBTOI', 0x82),
-    ('LOAD 0\nPUSHB "short"\nCONCAT\nSLOAD\nBTOI', 0x82),
-    ('LOAD 0\nPUSHB "long"\nCONCAT\nSLOAD\nBTOI', 0x82),
-    ('LOAD 0\nPUSHB "x"\nCONCAT\nSWAP 1\nSSTORE', 0x83),
+    ('LOAD 0\nPUSHB "short"\nSLOADR', 0x81),
+    ('LOAD 0\nPUSHB "none"\nSLOADR\nBTOI', 0x82),
+    ('LOAD 0\nPUSHB "short"\nSLOADR\nBTOI', 0x82),
+    ('LOAD 0\nPUSHB "long"\nSLOADR\nBTOI', 0x82),
+    ('LOAD 0\nPUSHB "x"\nSSTORER', 0x83),
+    ('LOAD 0\nPUSHB "short"\nSSTORER', 0x83),
     ("LOAD 0\nITOB", 0x89),
     ("LOAD 0\nLOAD 0", 0x8A),
 ])
@@ -118,7 +123,7 @@ def test_a_sequence_on_a_local_runs_alike_fused(local: str, stack: str, sequence
 
 
 def test_a_read_only_call_that_stores_fails_alike() -> None:
-    out = _alike(_program("key", "bytes", 'LOAD 0\nPUSHB "x"\nCONCAT\nSWAP 1\nSSTORE'),
+    out = _alike(_program("key", "bytes", 'LOAD 0\nPUSHB "x"\nSSTORER'),
                  static=True, must_fuse=0x83)
     assert out.status == Status.ERROR and "read-only" in out.reason
 
@@ -166,7 +171,7 @@ def test_the_dispatchers_method_test_runs_alike_fused(method: bytes, bound: str,
 
 def test_a_jump_to_a_fused_sequence_charges_its_jumpdest_alike() -> None:
     """Jumped to, fallen into, and through JUMPV: the marker's gas is charged once."""
-    body = 'LOAD 0\nPUSHB "s"\nCONCAT\nSLOAD'
+    body = 'LOAD 0\nPUSHB "short"\nSLOADR'
     for how in ("JUMP here", "PUSHI 1\nJUMPI here", "", "PUSHI {here}\nJUMPV"):
         if "{here}" in how:
             prefix = f'{LOCALS["key"]}\nSTORE 0'
@@ -178,12 +183,12 @@ def test_a_jump_to_a_fused_sequence_charges_its_jumpdest_alike() -> None:
 
 
 def test_fuse_never_fuses_across_a_jumpdest_and_leaves_the_rest_in_place() -> None:
-    code = assemble('LOAD 0\nPUSHB "s"\nhere:\nCONCAT\nSLOAD\nJUMP here')
+    code = assemble('LOAD 0\nPUSHB "s"\nhere:\nSLOADR\nBTOI\nJUMP here')
     plain = load_program(code, fused=False)
     ops, args, gas = list(plain.ops), list(plain.args), list(plain.gas)
     fuse(ops, args, gas, dict(plain.jumpdests))
-    assert all(op < 0x80 for op in ops)  # LOAD PUSHB is not a sequence, CONCAT SLOAD neither
-    code = assemble('LOAD 0\nPUSHB "s"\nCONCAT\nSLOAD\nBTOI\nSTOP')
+    assert all(op < 0x80 for op in ops)  # LOAD PUSHB is not a sequence, SLOADR BTOI neither
+    code = assemble('LOAD 0\nPUSHB "s"\nSLOADR\nBTOI\nSTOP')
     fused = load_program(code)
     assert fused.ops[0] == 0x82 and fused.ops[1:] == load_program(code, fused=False).ops[1:]
     assert set(FIRST) == set(range(0x80, 0x8C))

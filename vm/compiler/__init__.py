@@ -7,7 +7,8 @@ code generator (:mod:`.codegen`) lowers the checked contract to VM assembly, whi
 :func:`vm.asm.assemble` turns into bytecode. A limit the assembler finds (code too
 large for the VM, say) is reported at the source statement whose code crossed it.
 
-Records live in storage and are read and written field by field, or whole; a local may
+Records live in storage and are read and written field by field (``SLOADR`` /
+``SSTORER``: the fields share the record's one state key), or whole; a local may
 hold a whole record and a method may return one (PACKed into one value). An interface
 call ``Name(address).method(args)`` is a VM ``CALL`` (``STATICCALL`` for a ``@view``)
 by the method's typed selector, whose failure reverts the caller with the callee's

@@ -386,6 +386,23 @@ class CodeGen:
         self._key_bytes(map_type.key)
         self.emit("CONCAT")
 
+    @staticmethod
+    def _is_field(node: ast.expr) -> bool:
+        """A field of a stored record (self.r.f, self.m[k].f): it lives inside the
+        record's one state key, reached by the record's key and the field's name."""
+        return isinstance(node, ast.Attribute) and not isinstance(node.value, ast.Name)
+
+    def _load(self, node: ast.expr) -> None:
+        """Push the stored bytes of self.var, self.map[k]... or a stored record's field."""
+        if self._is_field(node):
+            assert isinstance(node, ast.Attribute)
+            self._storage_key(node.value)
+            self.emit("PUSHB", _bytes_lit(name_key(node.attr)))
+            self.emit("SLOADR")
+        else:
+            self._storage_key(node)
+            self.emit("SLOAD")
+
     def _map_type(self, node: ast.expr) -> MapType:
         if isinstance(node, ast.Attribute):
             t = self.c.storage[node.attr].type
@@ -417,8 +434,7 @@ class CodeGen:
             for fname, t in fields:
                 self.emit("LOAD", key)
                 self.emit("PUSHB", _bytes_lit(name_key(fname)))
-                self.emit("CONCAT")
-                self.emit("SLOAD")
+                self.emit("SLOADR")
                 if t is ADDRESS or not as_bytes:  # a missing address reads as 20 zeros
                     self._from_storage(t)
 
@@ -447,16 +463,14 @@ class CodeGen:
     def _store_record(self, target: ast.expr, record: RecordType) -> None:
         """Fields (as bytes) on the stack, first field lowest: compute the target's key
         now (after the value, as Python does), keep it in a slot, then store each field
-        under it, the last field first."""
+        in the record under it, the last field first."""
         key = self._hidden(target, "target_key")
         self._storage_key(target)
         self.emit("STORE", key)
         for i in reversed(range(len(record.fields))):
             self.emit("LOAD", key)                                # .. v_i K
             self.emit("PUSHB", _bytes_lit(name_key(record.fields[i][0])))
-            self.emit("CONCAT")                                   # .. v_i K_i
-            self.emit("SWAP", 1)                                  # .. K_i v_i
-            self.emit("SSTORE")                                   # ..
+            self.emit("SSTORER")                                  # ..
 
     # ------------------------------------------------------------ assignment
 
@@ -495,6 +509,12 @@ class CodeGen:
             return
         self._expr(value)
         self._to_bytes(t)
+        if self._is_field(target):
+            assert isinstance(target, ast.Attribute)
+            self._storage_key(target.value)
+            self.emit("PUSHB", _bytes_lit(name_key(target.attr)))
+            self.emit("SSTORER")
+            return
         self._storage_key(target)
         self.emit("SWAP", 1)
         self.emit("SSTORE")
@@ -519,6 +539,21 @@ class CodeGen:
             self.emit("STORE", slot)
             return
         t = self.c.types[target]
+        if self._is_field(target):  # the key first, as Python does for x[k] += v
+            assert isinstance(target, ast.Attribute)
+            self._storage_key(target.value)
+            self.emit("PUSHB", _bytes_lit(name_key(target.attr)))
+            self.emit("DUP", 1)
+            self.emit("DUP", 1)
+            self.emit("SLOADR")                                   # K f old
+            self._from_storage(t)
+            self._expr(node.value)
+            self.emit(op)
+            self._to_bytes(t)                                     # K f new
+            self.emit("SWAP", 2)
+            self.emit("SWAP", 1)                                  # new K f
+            self.emit("SSTORER")
+            return
         self._storage_key(target)  # the key first, as Python does for x[k] += v
         self.emit("DUP", 0)
         self.emit("SLOAD")
@@ -593,8 +628,7 @@ class CodeGen:
             assert isinstance(record, RecordType)
             self.emit("LOAD", base + record.index(node.attr))
         elif isinstance(node, ast.Attribute | ast.Subscript):
-            self._storage_key(node)
-            self.emit("SLOAD")
+            self._load(node)
             self._from_storage(t)
         elif isinstance(node, ast.BinOp):
             self._expr(node.left)

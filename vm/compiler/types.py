@@ -41,7 +41,8 @@ class MapType(Type):
 
 @dataclass(frozen=True)
 class RecordType(Type):
-    """A record: ``class Order(Record)``. Stored field by field; held in a function as
+    """A record: ``class Order(Record)``. Stored in one state key, read and written a
+    field at a time (SLOADR / SSTORER, under the record's key); held in a function as
     one local slot per field; returned from a method (or through an interface) as one
     byte string, its fields PACKed in order."""
 

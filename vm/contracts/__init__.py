@@ -143,7 +143,7 @@ def genesis_contracts(
     entries = []
     for name, address in ADDRESSES.items():
         prefix = b"s" + address
-        storage = {k[len(prefix):]: v for k, v in env.world.writes.items()
+        storage = {k[len(prefix):]: v for k, v in env.world.changes().items()
                    if k.startswith(prefix) and v}
         entries.append({
             "address": address_to_text(address),
