@@ -12,12 +12,18 @@ Layout of the state keys (every node computes the same root from the same bytes)
   out (an empty record is absent). Contracts reach a field with ``SLOADR`` / ``SSTORER``
   (base, field); plain storage keys may not start with ``0x00``, so the two never meet.
   One key per record, not per field, is what keeps a block's state-tree work small.
+  A record holds at most MAX_RECORD_FIELDS fields and MAX_RECORD_BYTES bytes of names
+  and values, checked when a transaction's call ends; a transaction pays for a record's
+  size the first time it reads it and the first time it writes it (:meth:`record_gas`),
+  as the whole record is decoded, and rewritten, for the sake of one field.
 
 :class:`WorldState` reads through to the committed tree and keeps every write in a
 dict, so a block that is dropped leaves the committed state untouched. Each write also
 appends the value it replaced to an undo log: :meth:`checkpoint` is a position in that
 log (and in the event list), :meth:`revert` rolls back to it. That is how a failed call
-undoes exactly its own writes, however deeply nested.
+undoes exactly its own writes, however deeply nested. Records are decoded once per
+block into ``_records``; their field writes are journaled the same way, and
+:meth:`changes` writes them back, encoded, when the block's writes go to the tree.
 """
 
 from __future__ import annotations
