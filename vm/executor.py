@@ -224,12 +224,14 @@ class Executor:
             world.set_code(contract.address, contract.code)
             if contract.balance:
                 world.add_balance(contract.address, contract.balance)
-            for key, value in contract.storage:  # plain keys and records alike
-                if key[:1] == RECORD:
-                    problem = decode_record(value)[0]
-                    if problem:
-                        raise InvalidGenesis(f"genesis contract {contract.address.hex()}: "
-                                             f"storage key {key.hex()}: {problem}")
+            for key, value in contract.storage:
+                if key[:1] != RECORD:
+                    world.sstore(contract.address, key, value)
+                    continue
+                problem = decode_record(value)[0]  # a record: all its fields in one key
+                if problem:
+                    raise InvalidGenesis(f"genesis contract {contract.address.hex()}: "
+                                         f"storage key {key.hex()}: {problem}")
                 world.put(STORAGE + contract.address + key, value)
         update = self.tree.prepare(world.changes(), 0)
         with self.kv.batch(sync=True) as batch:

@@ -205,7 +205,7 @@ _TABLE = [
     (Op.SLOAD, (), 200, "key:bytes -> value:bytes (empty if unset)"),
     (Op.SSTORE, (), 500, "key:bytes value:bytes -> (+50 gas per byte; empty value deletes)"),
     (Op.SLOADR, (), 200, "base:bytes field:bytes -> value:bytes (a field of the record stored "
-                         "under base; empty if unset; +1 gas per 32 bytes of the record the "
+                         "under base; empty if unset; +4 gas per 32 bytes of the record the "
                          "first time a transaction reads it)"),
     (Op.SSTORER, (), 500, "value:bytes base:bytes field:bytes -> (+50 gas per byte of all "
                           "three, +8 per byte of the record the first time a transaction "
@@ -233,7 +233,7 @@ GAS_STORE_BYTE = 50  # SSTORE: per byte of key and value written
 GAS_EVENT_BYTE = 10
 GAS_RETURN_BYTE = 10  # RETURN: per byte returned (return data can land in a receipt)
 GAS_RECORD_BYTE = 8  # SSTORER: per byte a record holds, the first time a transaction writes it
-GAS_RECORD_WORD = 1  # SLOADR: per 32 bytes a record holds, the first time a transaction reads it
+GAS_RECORD_WORD = 4  # SLOADR: per 32 bytes a record holds, the first time a transaction reads it
 MAX_RECORD_FIELDS = 64  # set fields of one stored record (a record type has at most 64)
 MAX_RECORD_BYTES = 4096  # bytes of a stored record's field names and values
 GAS_CODE_BYTE = 2  # a call: per byte of the callee's code, once per contract per transaction
