@@ -63,11 +63,6 @@ _SEQUENCES: list[tuple[int, tuple[Op, ...]]] = [  # longest first where they sha
 
 #: each internal opcode -> the instruction it starts with (for error messages)
 FIRST: dict[int, Op] = {code: seq[0] for code, seq in _SEQUENCES}
-NAMES: dict[int, str] = {
-    LCAT: "LCAT", SLOADF: "SLOADF", SLOADFI: "SLOADFI", SSTOREF: "SSTOREF", IFZ: "IFZ",
-    IFNGT: "IFNGT", LENCHK: "LENCHK", METHODLT: "METHODLT", SLOADI: "SLOADI",
-    LOADB: "LOADB", LOAD2: "LOAD2", ARGI: "ARGI",
-}
 
 
 def _matches(ops: list[int], i: int, seq: tuple[Op, ...]) -> bool:

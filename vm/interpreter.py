@@ -134,7 +134,7 @@ class Host(Protocol):
     def sstore_field(self, contract: bytes, base: bytes, field: bytes,
                      value: bytes) -> None: ...
     def record_gas(self, contract: bytes, base: bytes, write: bool) -> int: ...
-    def oversized_record(self) -> bytes | None: ...
+    def oversized_record(self) -> bool: ...
     def program(self, address: bytes) -> Program | None: ...
     def set_code(self, address: bytes, code: bytes) -> None: ...
     def emit(self, event: Event) -> None: ...
@@ -270,7 +270,7 @@ class Machine:
         except Fault as fault:
             host.revert(checkpoint)
             return Outcome(fault.status, b"", fit_reason(fault.reason), fault.gas_left)
-        if depth == 0 and host.oversized_record() is not None:
+        if depth == 0 and host.oversized_record():
             # checked once the transaction's call is done, not at each field it assigns
             host.revert(checkpoint)
             return Outcome(Status.ERROR, b"", _OVERSIZED, 0)
@@ -334,36 +334,10 @@ class Machine:
                         if gas < 0:
                             raise Fault(Status.OUT_OF_GAS, "out of gas")
                         i = i + 2 if a else t[0]
-                    elif op == 0x83:  # SSTOREF: LOAD a; PUSHB s; SSTORER
-                        a, s, c2, c3 = imm[i]
-                        k = local[a]
-                        n = len(stack)
-                        if n + 1 > STACK_LIMIT:
-                            raise _error("stack overflow")
-                        gas -= c2
-                        if gas < 0:
-                            raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        if n + 2 > STACK_LIMIT:
-                            raise _error("stack overflow")
-                        gas -= c3
-                        if gas < 0:
-                            raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        if not n:
-                            raise _error("stack underflow at SSTORER")
-                        v = pop()
-                        if type(k) is not bytes or type(v) is not bytes:
-                            raise _error("SSTORER value, base and field must be bytes")
-                        if static:
-                            raise _error(_READ_ONLY)
-                        gas -= (GAS_STORE_BYTE * (len(k) + len(s) + len(v))
-                                + host.record_gas(contract, k, True))
-                        if gas < 0:
-                            raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        host.sstore_field(contract, k, s, v)
-                        i += 3
-                    elif op <= 0x82 and op != 0x80:  # SLOADF, SLOADFI: LOAD a; PUSHB s;
-                        t = imm[i]  # SLOADR (; BTOI)
+                    elif op <= 0x83:  # LOAD a; PUSHB s; then CONCAT (LCAT), SLOADR (SLOADF),
+                        t = imm[i]  # SLOADR; BTOI (SLOADFI) or SSTORER (SSTOREF)
                         k = local[t[0]]
+                        s = t[1]
                         n = len(stack)
                         if n + 1 > STACK_LIMIT:
                             raise _error("stack overflow")
@@ -375,51 +349,52 @@ class Machine:
                         gas -= t[3]
                         if gas < 0:
                             raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        if type(k) is not bytes:
-                            raise _error("SLOADR base and field must be bytes")
-                        gas -= host.record_gas(contract, k, False)
-                        if gas < 0:
-                            raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        k = host.sload_field(contract, k, t[1])
-                        if op == 0x82:
-                            gas -= t[4]
+                        if op == 0x83:  # SSTORER, the value below
+                            if not n:
+                                raise _error("stack underflow at SSTORER")
+                            v = pop()
+                            if type(k) is not bytes or type(v) is not bytes:
+                                raise _error("SSTORER value, base and field must be bytes")
+                            if static:
+                                raise _error(_READ_ONLY)
+                            gas -= (GAS_STORE_BYTE * (len(k) + len(s) + len(v))
+                                    + host.record_gas(contract, k, True))
                             if gas < 0:
                                 raise Fault(Status.OUT_OF_GAS, "out of gas")
-                            if len(k) > 32:
-                                raise _error("BTOI needs at most 32 bytes")
-                            k = int.from_bytes(k, "big")
-                            i += 4
-                        else:
+                            host.sstore_field(contract, k, s, v)
                             i += 3
-                        push(k)
-                    elif op == 0x80:  # LCAT: LOAD a; PUSHB s; CONCAT
-                        t = imm[i]
-                        k = local[t[0]]
-                        n = len(stack)
-                        if n + 1 > STACK_LIMIT:
-                            raise _error("stack overflow")
-                        gas -= t[2]
-                        if gas < 0:
-                            raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        if n + 2 > STACK_LIMIT:
-                            raise _error("stack overflow")
-                        gas -= t[3]
-                        if gas < 0:
-                            raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        s = t[1]
-                        if type(k) is not bytes:
-                            raise _error("CONCAT needs two byte strings")
-                        m = len(k) + len(s)
-                        if m > MAX_BYTES:
-                            raise _error("CONCAT result too long")
-                        gas -= GAS_PER_WORD * ((m + 31) >> 5)
-                        if gas < 0:
-                            raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        self.allocated += m
-                        if self.allocated > MAX_ALLOCATED:
-                            raise _error(_MEMORY)
-                        push(k + s)
-                        i += 3
+                        elif op == 0x80:  # CONCAT
+                            if type(k) is not bytes:
+                                raise _error("CONCAT needs two byte strings")
+                            m = len(k) + len(s)
+                            if m > MAX_BYTES:
+                                raise _error("CONCAT result too long")
+                            gas -= GAS_PER_WORD * ((m + 31) >> 5)
+                            if gas < 0:
+                                raise Fault(Status.OUT_OF_GAS, "out of gas")
+                            self.allocated += m
+                            if self.allocated > MAX_ALLOCATED:
+                                raise _error(_MEMORY)
+                            push(k + s)
+                            i += 3
+                        else:  # SLOADR (; BTOI)
+                            if type(k) is not bytes:
+                                raise _error("SLOADR base and field must be bytes")
+                            gas -= host.record_gas(contract, k, False)
+                            if gas < 0:
+                                raise Fault(Status.OUT_OF_GAS, "out of gas")
+                            k = host.sload_field(contract, k, s)
+                            if op == 0x82:
+                                gas -= t[4]
+                                if gas < 0:
+                                    raise Fault(Status.OUT_OF_GAS, "out of gas")
+                                if len(k) > 32:
+                                    raise _error("BTOI needs at most 32 bytes")
+                                k = int.from_bytes(k, "big")
+                                i += 4
+                            else:
+                                i += 3
+                            push(k)
                     elif op == 0x89:  # LOADB: LOAD a; ITOB
                         a, c2 = imm[i]
                         x = local[a]

@@ -73,7 +73,7 @@ class Env:
         places the commerce contracts) or at the next address of ``sender``."""
         init = next((m for m in compiled.abi["methods"] if m["name"] == "__init__"), None)
         inputs = init["inputs"] if init else []
-        encoded = _encode_args("__init__", inputs, args)
+        encoded = encode_inputs("__init__", inputs, args)
         self._nonce += 1
         address = contract_address(sender, self._nonce) if at is None else at
         if self.world.code(address) is not None:
@@ -107,7 +107,8 @@ def _program(code: bytes) -> Program:
     return load_program(code)
 
 
-def _encode_args(name: str, inputs: list[dict], args: tuple) -> list[bytes]:
+def encode_inputs(name: str, inputs: list[dict], args: tuple) -> list[bytes]:
+    """A method's arguments, encoded by its ABI ``inputs`` (TypeError on a wrong count)."""
     if len(args) != len(inputs):
         raise TypeError(f"{name} takes {len(inputs)} argument(s), got {len(args)}")
     return [encode_value(i["type"], a) for i, a in zip(inputs, args, strict=True)]
@@ -164,7 +165,7 @@ class Contract:
                gas: int | None) -> CallResult:
         """Call and report how it went, whatever the outcome (the CLI's view)."""
         env = self.env
-        encoded = _encode_args(method["name"], method["inputs"], args)
+        encoded = encode_inputs(method["name"], method["inputs"], args)
         world = env.world
         machine = env._machine(sender)
         first_event = world.event_count()

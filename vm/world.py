@@ -222,15 +222,13 @@ class WorldState:
         size = self._record(key)[1]
         return GAS_RECORD_BYTE * size if write else GAS_RECORD_WORD * ((size + 31) >> 5)
 
-    def oversized_record(self) -> bytes | None:
-        """The base of a record this transaction wrote past its bounds, if any: checked
-        when the transaction's call ends, so a record may pass through a larger state
-        while fields are assigned one at a time."""
-        for key in sorted(self._written_tx):
-            fields, size = self._records[key]
-            if size > MAX_RECORD_BYTES or len(fields) > MAX_RECORD_FIELDS:
-                return key
-        return None
+    def oversized_record(self) -> bool:
+        """Whether a record this transaction wrote is past its bounds: checked when the
+        transaction's call ends, so a record may pass through a larger state while
+        fields are assigned one at a time."""
+        records = self._records
+        return any(records[key][1] > MAX_RECORD_BYTES or len(records[key][0]) > MAX_RECORD_FIELDS
+                   for key in self._written_tx)
 
     def sload_field(self, contract: bytes, base: bytes, field: bytes) -> bytes:
         """A field of the record stored under ``base`` (empty if unset)."""

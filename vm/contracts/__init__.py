@@ -23,9 +23,9 @@ from chain.address import address_to_text
 from chain.system import CATALOG_ADDRESS, ESCROW_ADDRESS, REVIEWS_ADDRESS, TOKEN_ADDRESS
 
 from ..compiler import Compiled, compile_file
-from ..compiler.abi import decode_value, encode_value
+from ..compiler.abi import decode_value
 from ..executor import encode_args
-from ..testing import Contract, Env
+from ..testing import Contract, Env, encode_inputs
 
 HERE = Path(__file__).resolve().parent
 MINUTE_MS = 60 * 1000
@@ -164,11 +164,7 @@ def method_abi(contract: str, method: str) -> dict:
 
 def encode_call(contract: str, method: str, *args: object) -> bytes:
     """The ``args`` bytes of a Call transaction to a commerce contract's method."""
-    m = method_abi(contract, method)
-    if len(args) != len(m["inputs"]):
-        raise TypeError(f"{method} takes {len(m['inputs'])} argument(s), got {len(args)}")
-    return encode_args([encode_value(i["type"], a)
-                        for i, a in zip(m["inputs"], args, strict=True)])
+    return encode_args(encode_inputs(method, method_abi(contract, method)["inputs"], args))
 
 
 def decode_result(contract: str, method: str, data: bytes) -> object:
