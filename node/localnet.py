@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -49,16 +50,23 @@ class NodeInfo:
     node_id: str
 
 
+def _ephemeral_floor() -> int:
+    """The lowest port the OS hands out for outgoing connections (Linux: from
+    /proc; elsewhere the IANA range's start)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
+
+
 def free_base_port(count: int) -> int:
     """A port with ``count`` free ports from it on (127.0.0.1), for tests and bench.
-    (Another process may take one before the nodes bind it: a small race, retried by
-    the caller's next run, never a hang.)"""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + count >= 65000:
-            continue
+    The run is taken below the ports the OS gives outgoing connections, so the nodes'
+    own dials cannot take one of them before the nodes bind it."""
+    top = min(_ephemeral_floor(), 65000) - count
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10_000, top)
         try:
             for port in range(base, base + count):
                 with socket.socket() as s:
