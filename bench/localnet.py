@@ -34,8 +34,8 @@ import nacl.signing
 from chain.hashing import sha256
 from chain.keys import PrivateKey
 from node import localnet
-from node.client import RPCClient, RPCFailed, transfer
 from node.config import ConsensusSection
+from node.rpc.client import NodeUnreachable, RPCClient, RPCFailed, transfer
 
 
 def verify_rate(seconds: float = 1.0) -> float:
@@ -156,7 +156,7 @@ async def run(args: argparse.Namespace) -> int:
                     try:
                         if min([(await c.status())["height"] for c in clients]) >= 2:
                             break
-                    except (aiohttp.ClientError, OSError):
+                    except (NodeUnreachable, aiohttp.ClientError, OSError):
                         pass
                     await asyncio.sleep(0.2)
             chain_id = (await clients[0].status())["chain_id"]

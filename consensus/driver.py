@@ -23,7 +23,6 @@ import asyncio
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Protocol
 
 from chain.block import MAX_BLOCK_TXS, Block, CommitCertificate, tx_root
@@ -91,8 +90,6 @@ class ConsensusDriver:
         self._assembling: set[asyncio.Task] = set()
         self.rng = rng or random.Random()
         self.evidence: list[Evidence] = []
-        #: Called with each committed block, after it is written.
-        self.on_commit: list[Callable[[Block, CommitCertificate], None]] = []
         self._timers: dict[object, asyncio.TimerHandle] = {}
         self._sync_task: asyncio.Task | None = None
         self._sync_target = 0
@@ -283,8 +280,6 @@ class ConsensusDriver:
                     action.at, self._fire, action.timer, token)
             elif kind is Commit:
                 self.app.commit(action.block, action.certificate)
-                for callback in self.on_commit:
-                    callback(action.block, action.certificate)
                 self._act(self.core.committed(self._now()))
             elif kind is Sync:
                 self._sync_to(action.height)

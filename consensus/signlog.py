@@ -142,6 +142,12 @@ class SignLog:
     def in_memory(cls, storage: MemoryStorage | None = None) -> SignLog:
         return cls(storage or MemoryStorage())
 
+    def close(self) -> None:
+        """Release the file (nothing is buffered: every append is synced)."""
+        close = getattr(self.storage, "close", None)
+        if close is not None:
+            close()
+
     def _load(self) -> None:
         data = self.storage.read()
         pos = 0

@@ -19,6 +19,7 @@ from consensus.errors import InvalidProposal
 from vm.errors import InvalidBlock
 from vm.executor import Executor
 
+from .events import EventBus
 from .mempool import Mempool
 
 log = logging.getLogger("agora.node")
@@ -37,13 +38,14 @@ class ChainApp:
     """Executor + mempool for consensus."""
 
     def __init__(self, executor: Executor, mempool: Mempool, validators: ValidatorSet, *,
-                 clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+                 clock_ms: Callable[[], int] = wall_clock_ms,
+                 events: EventBus | None = None) -> None:
         self.executor = executor
         self.mempool = mempool
         self.validators = validators
         self.clock_ms = clock_ms
-        #: Called after each block is committed (RPC waiters, subscriptions, metrics).
-        self.on_commit: list[Callable[[Block], None]] = []
+        #: Told of each committed block (RPC waiters, subscriptions, metrics, index).
+        self.events = events if events is not None else EventBus()
 
     def has_pending_txs(self) -> bool:
         return self.mempool.status()["ready"] > 0
@@ -96,8 +98,8 @@ class ChainApp:
                                   "transactions give")
 
     def commit(self, block: Block, certificate: CommitCertificate) -> None:
-        """Write the block (one atomic, synced batch), then re-check the mempool."""
-        self.executor.commit(block, certificate)
+        """Write the block (one atomic, synced batch), re-check the mempool, then
+        publish the block on the event bus."""
+        receipts = self.executor.commit(block, certificate)
         self.mempool.update(block.txs)
-        for callback in self.on_commit:
-            callback(block)
+        self.events.block_committed(block, receipts)

@@ -22,6 +22,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from p2p.errors import LocalError as P2PLocalError
@@ -91,6 +92,22 @@ class RPCSection(_Section):
     #: broadcast_tx_commit gives up waiting after this long.
     commit_timeout_ms: Millis = 30_000
     max_body_bytes: Annotated[StrictInt, Field(ge=1024, le=64 << 20)] = 1 << 20
+    #: Most requests in one JSON-RPC batch.
+    max_batch: Annotated[StrictInt, Field(ge=1, le=10_000)] = 100
+    #: Largest page of a paged method (account_history, orders, events, ...).
+    max_page: Annotated[StrictInt, Field(ge=1, le=10_000)] = 100
+    #: Widest height range one ``events`` query may scan.
+    max_event_range: Annotated[StrictInt, Field(ge=1, le=10_000_000)] = 10_000
+    #: Most transactions in one ``broadcast_txs``.
+    max_broadcast_txs: Annotated[StrictInt, Field(ge=1, le=100_000)] = 5_000
+    #: Origins a browser may call from (``*`` for any); empty: CORS off.
+    cors_origins: list[Annotated[StrictStr, Field(min_length=1, max_length=200)]] = []
+    #: WebSocket clients at once, subscriptions per client, messages queued per client
+    #: before it is dropped as too slow, and the ping interval.
+    ws_max_clients: Annotated[StrictInt, Field(ge=0, le=100_000)] = 500
+    ws_max_subscriptions: Annotated[StrictInt, Field(ge=1, le=10_000)] = 20
+    ws_queue: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 1_000
+    ws_ping_interval_ms: Millis = 20_000
 
     _listen = field_validator("listen")(_host_port)
 
@@ -114,9 +131,13 @@ class MempoolSection(_Section):
 
 class MetricsSection(_Section):
     enabled: StrictBool = False
-    listen: HostPort = "127.0.0.1:26660"
+    #: Where /metrics is served; empty: on the RPC listener (which must be enabled).
+    listen: StrictStr = "127.0.0.1:26660"
 
-    _listen = field_validator("listen")(_host_port)
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        return v if v == "" else _host_port(v)
 
 
 class LogSection(_Section):
@@ -137,6 +158,13 @@ class Config(_Section):
     metrics: MetricsSection = MetricsSection()
     log: LogSection = LogSection()
     storage: StorageSection = StorageSection()
+
+    @model_validator(mode="after")
+    def _metrics_somewhere(self) -> Config:
+        if self.metrics.enabled and not self.metrics.listen and not self.rpc.enabled:
+            raise ValueError("metrics.listen: empty means on the RPC listener, but "
+                             "rpc.enabled is false: give metrics a listen address")
+        return self
 
     @classmethod
     def from_toml(cls, text: str, source: str = "config.toml") -> Config:

@@ -1,21 +1,29 @@
-"""The node daemon: wires storage, executor, mempool, p2p, consensus and RPC, owns the
-event loop, and shuts down in reverse order of start (like aiohttp's AppRunner).
+"""The node daemon: wires storage, executor, mempool, p2p, consensus, the event bus,
+the index, RPC and metrics, owns the event loop, and owns their lifecycle.
 
-Start order: database -> executor -> mempool -> p2p -> consensus -> RPC. Stop order is
-the reverse, so nothing is written after the database closes and no client is told
-"committed" by a node that is going away mid-write. Every block is one atomic, synced
-LevelDB batch, so a ``kill -9`` at any instant loses nothing that was committed.
+Start order: database -> executor -> mempool -> p2p -> consensus -> index -> RPC ->
+metrics. Every service is entered into one ``AsyncExitStack`` as it starts, so a
+failure at any step closes exactly what was already opened, in reverse (LevelDB
+included, its lock released), and ``stop()`` never touches a service that never
+started. Stop is the same unwinding: nothing is written after the database closes and
+no client is told "committed" by a node that is going away mid-write. Every block is
+one atomic, synced LevelDB batch, so a ``kill -9`` at any instant loses nothing that
+was committed.
+
+The daemon only wires: RPC methods reach the node through :class:`NodeServices` (the
+``RPCContext`` surface), never through this class.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
-from chain.block import Block
 from chain.tx import Transaction
 from consensus.core import Core, Timeouts
 from consensus.driver import ConsensusDriver
@@ -26,16 +34,17 @@ from vm.errors import InvalidTx
 from vm.executor import Executor
 
 from .app import ChainApp
+from .chainview import ChainView
 from .config import Config
+from .events import CommitWaiters, EventBus, NodeStopping
 from .home import Home, HomeError
 from .mempool import Mempool
+from .rpc.context import NodeInfo, PeerInfo, RPCLimits
 from .txrelay import TxRelay
 
 log = logging.getLogger("agora.node")
 
-
-class NodeStopping(Exception):
-    """The node is shutting down; the operation cannot finish."""
+__all__ = ["Node", "NodeServices", "NodeStopping", "run_node"]
 
 
 def p2p_settings(config: Config) -> P2PSettings:
@@ -59,6 +68,42 @@ def timeouts(config: Config) -> Timeouts:
                     max_view_timeout=c.max_view_timeout_ms / 1000)
 
 
+@dataclass
+class NodeServices:
+    """What the RPC methods (and the explorer) may use of a running node."""
+
+    chain: ChainView
+    events: EventBus
+    waiters: CommitWaiters
+    limits: RPCLimits
+    index: object
+    _node: Node
+
+    def node_info(self) -> NodeInfo:
+        node = self._node
+        return NodeInfo(node_id=node.network.node_id, moniker=node.config.node.moniker,
+                        mode=node.config.node.mode, listen=node.network.listen_address,
+                        validator=node.validator_address, syncing=node.driver.syncing)
+
+    def peers(self) -> list[PeerInfo]:
+        now = asyncio.get_running_loop().time()
+        return [PeerInfo(node_id=p.node_id, outbound=p.outbound,
+                         address=str(p.address) if p.address is not None else None,
+                         validator=p.hello.validator or None,
+                         connected_ms=int((now - p.connected_at) * 1000))
+                for p in self._node.network.peers.values()]
+
+    def mempool_status(self) -> dict[str, int]:
+        pool = self._node.mempool
+        return {**pool.status(), "max_txs": pool.max_txs, "max_bytes": pool.max_bytes}
+
+    def pending_nonce(self, address: bytes) -> int:
+        return self._node.mempool.pending_nonce(address)
+
+    def submit(self, tx: Transaction) -> None:
+        self._node.relay.submit(tx)
+
+
 class Node:
     """One running node. ``await node.start()``, then ``await node.stop()``."""
 
@@ -73,20 +118,31 @@ class Node:
                 self.genesis.validators.get(self.validator_key.address) is None:
             log.warning("the validator key %s is not in the genesis validator set: running "
                         "as a full node", self.validator_key.address.hex())
-        self._commit_waiters: dict[bytes, list[asyncio.Future[tuple[int, int]]]] = {}
+        self.events = EventBus()
+        self._stack: contextlib.AsyncExitStack | None = None
         self._stopped = asyncio.Event()
+        self.rpc = None
+        self.metrics = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Start every service; if one fails, close those already started and raise."""
+        stack = contextlib.AsyncExitStack()
+        try:
+            await self._start(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         config = self.config
         self.home.data_dir.mkdir(parents=True, exist_ok=True)
         self.kv = LevelDBKV(str(self.home.data_dir / "chain"))
-        try:
-            self.executor = Executor(self.kv, self.genesis, history=config.storage.history)
-        except Exception:
-            self.kv.close()
-            raise
+        stack.callback(self.kv.close)
+        self.executor = Executor(self.kv, self.genesis, history=config.storage.history)
+        self.chain = ChainView(self.executor)
         m = config.mempool
         self.mempool = Mempool(self.executor, invalid_tx=InvalidTx, max_txs=m.max_txs,
                                max_bytes=m.max_bytes, max_per_sender=m.max_per_sender,
@@ -100,9 +156,9 @@ class Node:
                                    validator=validator_address)
         self.relay = TxRelay(self.mempool, self.network, chain_id=self.genesis.chain_id,
                              max_tx_bytes=self.executor.params.max_tx_bytes)
-        self.app = ChainApp(self.executor, self.mempool, vset)
-        self.app.on_commit.append(self._committed)
+        self.app = ChainApp(self.executor, self.mempool, vset, events=self.events)
         self.signlog = SignLog.open(self.home.signlog_path)
+        stack.callback(self.signlog.close)
         height = self.executor.height
         blocks = self.executor.blocks
         self.core = Core(self.genesis.chain_id, vset, self.app, self.signlog,
@@ -112,34 +168,76 @@ class Node:
                          timeouts=timeouts(config))
         self.driver = ConsensusDriver(self.core, self.network, self.app, blocks, self.mempool)
         self.relay.on_admitted.append(lambda _tx: self.driver.txs_available())
+        self.waiters = CommitWaiters(self.events)
+        # Clients waiting for a commit are told first on the way down, so the RPC
+        # server need not wait for them to time out.
+        stack.callback(self.waiters.close)
+        self.index = self._start_index(stack)
+
         await self.network.start()
+        stack.push_async_callback(self.network.stop)
         await self.driver.start()
-        self.rpc = None
-        if config.rpc.enabled:
-            from .rpc import RPCServer
-            self.rpc = RPCServer(self)
-            await self.rpc.start()
+        stack.push_async_callback(self.driver.stop)
+        await self._start_rpc(stack)
+        await self._start_metrics(stack)
         log.info("node %s started: chain %s, height %d, %s, p2p %s, rpc %s",
                  self.network.node_id.hex(), self.genesis.chain_id, height,
                  f"validator {validator_address.hex()}" if validator_address else "full node",
                  self.network.listen_address,
                  config.rpc.listen if config.rpc.enabled else "off")
 
-    async def stop(self) -> None:
-        """Stop in reverse order of start. Safe to call once start() has run."""
-        log.info("stopping")
-        # Clients waiting for a commit are told now, so the RPC server need not wait
-        # for them to time out.
-        for waiters in self._commit_waiters.values():
-            for future in waiters:
-                if not future.done():
-                    future.set_exception(NodeStopping("the node is stopping"))
-        self._commit_waiters.clear()
+    def _start_index(self, stack: contextlib.AsyncExitStack) -> object:
+        try:
+            from .index import ChainIndex
+        except ImportError:  # pragma: no cover - the index lands with the commerce API
+            return None
+        index = ChainIndex(self.kv, self.chain)
+        index.catch_up()
+        stack.callback(index.close)
+        index.attach(self.events)
+        return index
+
+    async def _start_rpc(self, stack: contextlib.AsyncExitStack) -> None:
+        config = self.config.rpc
+        if not config.enabled:
+            return
+        from .rpc.methods import method_table
+        from .rpc.protocol import Dispatcher
+        from .rpc.server import RPCServer, ServerSettings
+        from .rpc.subscriptions import Hub
+
+        self.services = NodeServices(
+            chain=self.chain, events=self.events, waiters=self.waiters,
+            limits=RPCLimits(commit_timeout_ms=config.commit_timeout_ms,
+                             max_page=config.max_page, max_event_range=config.max_event_range,
+                             max_broadcast_txs=config.max_broadcast_txs),
+            index=self.index, _node=self)
+        hub = Hub(self.events, self.chain, max_per_connection=config.ws_max_subscriptions)
+        stack.callback(hub.close)
+        self.dispatcher = Dispatcher(method_table(), max_batch=config.max_batch)
+        self.rpc = RPCServer(self.services, self.dispatcher, hub, ServerSettings(
+            listen=config.listen, max_body_bytes=config.max_body_bytes,
+            max_batch=config.max_batch, cors_origins=tuple(config.cors_origins),
+            ws_max_clients=config.ws_max_clients,
+            ws_max_subscriptions=config.ws_max_subscriptions, ws_queue=config.ws_queue,
+            ws_ping_interval_ms=config.ws_ping_interval_ms))
+
+    async def _start_metrics(self, stack: contextlib.AsyncExitStack) -> None:
+        # Metrics mount on the RPC listener before it starts, or take their own.
+        if self.config.metrics.enabled:
+            from .metrics import start_metrics
+            self.metrics = await start_metrics(self, stack)
         if self.rpc is not None:
-            await self.rpc.stop()
-        await self.driver.stop()
-        await self.network.stop()
-        self.kv.close()
+            await self.rpc.start()
+            stack.push_async_callback(self.rpc.stop)
+
+    async def stop(self) -> None:
+        """Stop everything that started, in reverse order. Safe to call more than once."""
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        log.info("stopping")
+        await stack.aclose()
         self._stopped.set()
         log.info("stopped at height %d", self.executor.height)
 
@@ -167,28 +265,6 @@ class Node:
         """Admit a client's transaction and gossip it (raises TxRejected)."""
         self.relay.submit(tx)
 
-    def wait_for_commit(self, tx_hash: bytes) -> asyncio.Future[tuple[int, int]]:
-        """A future resolved with (height, index) when ``tx_hash`` commits. Register
-        it before submitting, so a fast commit cannot be missed."""
-        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        self._commit_waiters.setdefault(tx_hash, []).append(future)
-        return future
-
-    def forget_waiter(self, tx_hash: bytes, future: asyncio.Future) -> None:
-        waiters = self._commit_waiters.get(tx_hash)
-        if waiters and future in waiters:
-            waiters.remove(future)
-            if not waiters:
-                del self._commit_waiters[tx_hash]
-
-    def _committed(self, block: Block) -> None:
-        if not self._commit_waiters:
-            return
-        for index, tx in enumerate(block.txs):
-            for future in self._commit_waiters.pop(tx.hash, ()):
-                if not future.done():
-                    future.set_result((block.height, index))
-
 
 def run_node(home_path: Path | str) -> None:
     """``agora start``: run the node in ``home_path`` until a signal stops it."""
@@ -214,4 +290,3 @@ def run_node(home_path: Path | str) -> None:
     finally:
         profile.disable()
         profile.dump_stats(profile_path)
-

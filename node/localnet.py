@@ -29,9 +29,9 @@ from chain.keys import PrivateKey
 from chain.system import COMMERCE_CONTRACTS
 from vm.contracts import Demo, genesis_contracts
 
-from .client import RPCClient, RPCFailed
 from .config import Config, ConsensusSection, NodeSection, P2PSection, RPCSection
 from .home import Home, HomeError, read_key, write_key
+from .rpc.client import NodeUnreachable, RPCClient, RPCFailed
 
 DEMO_ACCOUNTS = ("buyer", "merchant", "arbiter", "referrer")
 DEMO_COINS = 10**24
@@ -199,7 +199,7 @@ async def _status_lines(infos: list[NodeInfo], every: float, stop: asyncio.Event
             for info, client in zip(infos, clients, strict=True):
                 try:
                     status = await client.status()
-                except (aiohttp.ClientError, TimeoutError, RPCFailed):
+                except (NodeUnreachable, TimeoutError, RPCFailed):
                     parts.append(f"node{info.index} down")
                     continue
                 parts.append(f"node{info.index} h={status['height']} peers={status['peers']}")
@@ -214,7 +214,7 @@ async def _status_lines(infos: list[NodeInfo], every: float, stop: asyncio.Event
                         block = await client.block(counted + 1)
                         committed += block["header"]["tx_count"]
                         counted += 1
-                except (aiohttp.ClientError, TimeoutError, RPCFailed):
+                except (NodeUnreachable, TimeoutError, RPCFailed):
                     pass  # counted next time
                 parts.insert(0, f"height {height}, {committed:,} txs committed")
             echo(time.strftime("%H:%M:%S ") + " | ".join(parts))

@@ -450,9 +450,10 @@ class Executor:
         Benchmarks time that work this way."""
         self._executed.clear()
 
-    def commit(self, block: Block, certificate: CommitCertificate, *, sync: bool = True) -> None:
+    def commit(self, block: Block, certificate: CommitCertificate, *,
+               sync: bool = True) -> list[Receipt]:
         """Write ``block`` (executed before with :meth:`execute_block`), its certificate,
-        receipts, indexes and the new state in one atomic batch."""
+        receipts, indexes and the new state in one atomic batch; returns the receipts."""
         execution = self._executed.get(block.hash)
         if execution is None or execution.height != self.height + 1:
             raise NotExecuted(f"block {block.height} was not executed on this state")
@@ -466,6 +467,7 @@ class Executor:
             self.blocks.put_block(batch, block, certificate, execution.receipts)
         self.tree.committed(execution.update)
         self._executed.clear()  # prepared on the old version: useless now
+        return execution.receipts
 
     # ------------------------------------------------------------------ reads
 

@@ -13,13 +13,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from node import localnet
-from node.client import RPCClient, RPCFailed, transfer
 from node.config import Config, ConsensusSection, NodeSection, P2PSection, RPCSection
 from node.home import Home
+from node.rpc.client import NodeUnreachable, RPCClient, RPCFailed, transfer
 
 FAST = ConsensusSection(block_interval_ms=100, idle_interval_ms=300, view_timeout_ms=1_000,
                         max_view_timeout_ms=4_000)
@@ -48,7 +47,7 @@ class Net:
     async def height(self, index: int) -> int | None:
         try:
             return (await self.clients[index].status())["height"]
-        except (aiohttp.ClientError, OSError, TimeoutError, RPCFailed):
+        except (NodeUnreachable, OSError, TimeoutError, RPCFailed):
             return None  # down, starting, or stopping
 
     async def until(self, condition: Callable[[], Awaitable[bool]]) -> None:

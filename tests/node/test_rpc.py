@@ -20,15 +20,15 @@ import aiohttp
 import pytest
 
 from chain.address import address_to_text
-from chain.block import Block
 from chain.keys import PrivateKey
 from chain.tx import Transaction
-from node.client import RPCClient, RPCFailed, transfer
 from node.config import Config, ConsensusSection, NodeSection, P2PSection, RPCSection
 from node.daemon import Node
+from node.events import BlockCommitted
 from node.home import Home, init_home
-from node.jsonrpc import Codes
 from node.localnet import free_base_port
+from node.rpc.client import NodeUnreachable, RPCClient, RPCFailed, transfer
+from node.rpc.protocol import Codes
 
 CHAIN = "agora-rpc-test"
 ALICE = PrivateKey.from_seed_text("rpc-test-alice")
@@ -58,29 +58,29 @@ class Running:
         """Wait (bounded) until the node has committed ``height``: on its commit hook."""
         reached = asyncio.Event()
 
-        def committed(block: Block) -> None:
-            if block.height >= height:
+        def committed(event: BlockCommitted) -> None:
+            if event.block.height >= height:
                 reached.set()
 
-        self.node.app.on_commit.append(committed)
+        stop = self.node.events.listen(BlockCommitted, committed)
         try:
             if self.node.executor.height < height:
                 async with asyncio.timeout(WAIT):
                     await reached.wait()
         finally:
-            self.node.app.on_commit.remove(committed)
+            stop()
         return await self.height()
 
     async def committed_tx(self, tx: Transaction) -> dict[str, Any]:
         """The ``tx`` RPC answer once ``tx`` is committed: waits on the node's own
         commit future (registered before looking, so a fast commit is not missed)."""
-        waiter = self.node.wait_for_commit(tx.hash)
+        waiter = self.node.waiters.wait(tx.hash)
         try:
             if self.node.executor.blocks.tx(tx.hash) is None:
                 async with asyncio.timeout(WAIT):
                     await waiter
         finally:
-            self.node.forget_waiter(tx.hash, waiter)
+            self.node.waiters.forget(tx.hash, waiter)
         return await self.client.tx(tx.hash)
 
 
@@ -184,14 +184,15 @@ async def test_broadcast_tx_commit_then_tx_block_and_account_agree(net: Running)
     block = await net.client.block(height)
     assert block["header"]["height"] == height
     assert block["header"]["tx_count"] == 1
-    assert block["txs"] == [tx.encode().hex()]
+    assert [t["raw"] for t in block["txs"]] == [tx.encode().hex()]
 
     alice = await net.client.account(ALICE.address)
     assert alice["nonce"] == 1 and alice["pending_nonce"] == 1
     assert int(alice["balance"]) == FUNDS - 12_345 - receipt["gas_used"] * tx.gas_price
     bob = await net.client.call("account", address=address_to_text(BOB.address))
     assert bob == {"address": address_to_text(BOB.address), "balance": "12345", "nonce": 0,
-                   "pending_nonce": 0}
+                   "pending_nonce": 0, "height": bob["height"], "is_contract": False}
+    assert bob["height"] >= height
 
     replay = await rpc_error(net.client.broadcast_tx_commit(tx))
     assert replay.code == Codes.TX_REJECTED
@@ -331,7 +332,7 @@ async def test_broadcast_tx_commit_gives_up_after_the_commit_timeout(tmp_path: P
         error = await rpc_error(net.client.broadcast_tx_commit(tx))
         assert error.code == Codes.TIMEOUT
         assert error.data == {"hash": tx.hash.hex(), "timeout_ms": 200}
-        assert not net.node._commit_waiters  # the waiter was forgotten
+        assert len(net.node.waiters) == 0  # the waiter was forgotten
         assert (await net.client.account(ALICE.address))["pending_nonce"] == 1
 
 
@@ -342,20 +343,20 @@ async def test_stop_does_not_wait_for_a_pending_broadcast_tx_commit(tmp_path: Pa
     async with running_node(tmp_path, rpc={"commit_timeout_ms": 6_000},
                             consensus=STALLED) as net:
         registered = asyncio.Event()
-        wait_for_commit = net.node.wait_for_commit
+        wait_for_commit = net.node.waiters.wait
 
         def recording(tx_hash: bytes) -> asyncio.Future:
             future = wait_for_commit(tx_hash)
             registered.set()
             return future
 
-        net.node.wait_for_commit = recording  # type: ignore[method-assign]
+        net.node.waiters.wait = recording  # type: ignore[method-assign]
         waiting = asyncio.ensure_future(net.client.broadcast_tx_commit(pay(0)))
         async with asyncio.timeout(WAIT):  # the RPC handler is waiting for the commit
             await registered.wait()
         stopping = loop.time()
     stop_took = loop.time() - stopping
-    with pytest.raises((RPCFailed, aiohttp.ClientError)):
+    with pytest.raises((RPCFailed, NodeUnreachable)):
         await waiting
     assert stop_took < 2.0
 

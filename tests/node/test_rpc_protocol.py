@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import StrictInt
 
-from node.jsonrpc import Codes, Dispatcher, Params, RPCError
+from node.rpc.protocol import Codes, Dispatcher, Params, RPCError
 
 VECTORS = json.loads(
     (Path(__file__).parent.parent / "vectors" / "jsonrpc2-examples.json").read_text())
@@ -45,20 +45,20 @@ def spec_dispatcher(calls: list[tuple[str, Any]]) -> Dispatcher:
     rpc = Dispatcher()
 
     @rpc.method("subtract", Subtract)
-    async def subtract(p: Subtract) -> int:
+    async def subtract(_ctx: Any, p: Subtract) -> int:
         return p.minuend - p.subtrahend
 
     @rpc.method("sum", Numbers)
-    async def sum_(p: Numbers) -> int:
+    async def sum_(_ctx: Any, p: Numbers) -> int:
         return p.a + p.b + p.c + p.d + p.e
 
     @rpc.method("get_data")
-    async def get_data(_: Params) -> list[Any]:
+    async def get_data(_ctx: Any, _: Params) -> list[Any]:
         return ["hello", 5]
 
     def notification(name: str, params: type[Params]) -> None:
         @rpc.method(name, params)
-        async def handler(p: Params) -> None:
+        async def handler(_ctx: Any, p: Params) -> None:
             calls.append((name, p.model_dump()))
 
     notification("update", Numbers)
@@ -66,11 +66,11 @@ def spec_dispatcher(calls: list[tuple[str, Any]]) -> Dispatcher:
     notification("notify_hello", Hello)
 
     @rpc.method("fail")
-    async def fail(_: Params) -> None:
+    async def fail(_ctx: Any, _: Params) -> None:
         raise KeyError("secret-detail")
 
     @rpc.method("refuse", Subtract)
-    async def refuse(_: Subtract) -> None:
+    async def refuse(_ctx: Any, _: Subtract) -> None:
         raise RPCError(Codes.TX_REJECTED, "Transaction rejected", {"code": "invalid"})
 
     return rpc
@@ -322,7 +322,7 @@ async def test_a_batch_runs_its_calls_concurrently() -> None:
         n: int
 
     @rpc.method("slow", Which)
-    async def slow(p: Which) -> int:
+    async def slow(_ctx: Any, p: Which) -> int:
         started.append(p.n)
         if len(started) == 2:
             both.set()

@@ -1,0 +1,380 @@
+"""The API's result models (pydantic): each method's answer is one of these, dumped to
+JSON, and the same models give the OpenRPC document its result schemas.
+
+Conventions (DESIGN.md): binary values are lowercase hex, addresses ``agora1...``,
+amounts decimal strings (a 256-bit balance does not fit every client's JSON number),
+heights and counts plain integers. Contract events and return values are decoded by
+the ABI where the contract is known (``name``/``fields``), with the raw bytes beside.
+Each ``of(...)`` builds a view from the chain types.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chain.address import address_to_text
+from chain.block import Block, CommitCertificate, Event, Header, Receipt, ReceiptStatus
+from chain.merkle import InclusionProof
+from chain.tx import Call, Deploy, Transaction, Transfer
+from storage.proof import StateProof
+
+from ..chainview import ChainView
+
+Hex = str
+Address = str
+Amount = str
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# ---------------------------------------------------------------- blocks
+
+
+class HeaderView(View):
+    hash: Hex
+    chain_id: str
+    height: int
+    time_ms: int
+    prev_hash: Hex
+    tx_root: Hex
+    receipts_root: Hex
+    state_root: Hex
+    validators_hash: Hex
+    next_validators_hash: Hex
+    proposer: Address
+    tx_count: int
+    last_commit_hash: Hex
+    raw: Hex = Field(description="The canonical encoding (what the hash is of).")
+
+    @classmethod
+    def of(cls, h: Header) -> HeaderView:
+        return cls(
+            hash=h.hash.hex(), chain_id=h.chain_id, height=h.height, time_ms=h.time_ms,
+            prev_hash=h.prev_hash.hex(), tx_root=h.tx_root.hex(),
+            receipts_root=h.receipts_root.hex(), state_root=h.state_root.hex(),
+            validators_hash=h.validators_hash.hex(),
+            next_validators_hash=h.next_validators_hash.hex(),
+            proposer=address_to_text(h.proposer), tx_count=h.tx_count,
+            last_commit_hash=h.last_commit_hash.hex(), raw=h.encode().hex())
+
+
+class CommitSigView(View):
+    validator: Address
+    signature: Hex
+
+
+class CommitView(View):
+    height: int
+    view: int
+    block_hash: Hex
+    signatures: list[CommitSigView]
+    raw: Hex
+
+    @classmethod
+    def of(cls, c: CommitCertificate) -> CommitView:
+        return cls(height=c.height, view=c.view, block_hash=c.block_hash.hex(),
+                   signatures=[CommitSigView(validator=address_to_text(s.validator),
+                                             signature=s.signature.hex())
+                               for s in c.signatures],
+                   raw=c.encode().hex())
+
+
+class TransferView(View):
+    type: Literal["transfer"] = "transfer"
+    to: Address
+    amount: Amount
+
+
+class CallView(View):
+    type: Literal["call"] = "call"
+    contract: Address
+    contract_name: str | None = Field(None, description="Set when the node knows the ABI.")
+    method: str
+    args: list[Hex]
+    decoded_args: dict[str, Any] | None = Field(None, description="Decoded by the ABI.")
+    value: Amount
+
+
+class DeployView(View):
+    type: Literal["deploy"] = "deploy"
+    code_bytes: int
+    value: Amount
+
+
+ActionView = Annotated[TransferView | CallView | DeployView, Field(discriminator="type")]
+
+
+class TxView(View):
+    hash: Hex
+    chain_id: str
+    sender: Address
+    nonce: int
+    gas_limit: int
+    gas_price: int
+    action: ActionView
+    memo: str
+    raw: Hex
+
+    @classmethod
+    def of(cls, tx: Transaction, chain: ChainView | None = None) -> TxView:
+        action = tx.action
+        if type(action) is Transfer:
+            act: TransferView | CallView | DeployView = TransferView(
+                to=address_to_text(action.to), amount=str(action.amount))
+        elif type(action) is Call:
+            from vm.executor import decode_args
+            try:
+                args = decode_args(action.args)
+            except Exception:  # noqa: BLE001 - a malformed args blob is shown raw
+                args = []
+            known = chain.contracts.get(action.contract) if chain is not None else None
+            decoded = None
+            if known is not None:
+                spec = known.method(action.method)
+                if spec is not None and len(spec["inputs"]) == len(args):
+                    from vm.compiler.abi import AbiError, decode_value
+
+                    from ..chainview import abi_to_json
+                    try:
+                        decoded = {i["name"]: abi_to_json(i["type"], decode_value(i["type"], a))
+                                   for i, a in zip(spec["inputs"], args, strict=True)}
+                    except (AbiError, AssertionError):
+                        decoded = None
+            act = CallView(contract=address_to_text(action.contract),
+                           contract_name=known.name if known else None,
+                           method=action.method, args=[a.hex() for a in args],
+                           decoded_args=decoded, value=str(action.value))
+        else:
+            assert type(action) is Deploy
+            act = DeployView(code_bytes=len(action.code), value=str(action.value))
+        return cls(hash=tx.hash.hex(), chain_id=tx.chain_id,
+                   sender=address_to_text(tx.sender_address), nonce=tx.nonce,
+                   gas_limit=tx.gas_limit, gas_price=tx.gas_price, action=act,
+                   memo=tx.memo, raw=tx.encode().hex())
+
+
+class EventView(View):
+    contract: Address
+    contract_name: str | None = Field(None, description="Set when the node knows the ABI.")
+    name: str
+    fields: dict[str, Any] | None = Field(None, description="Decoded by the ABI.")
+    data: Hex
+
+    @classmethod
+    def of(cls, e: Event, chain: ChainView) -> EventView:
+        contract_name, fields = chain.decode_event(e)
+        return cls(contract=address_to_text(e.contract), contract_name=contract_name,
+                   name=e.name, fields=fields, data=e.data.hex())
+
+
+class ReceiptView(View):
+    status: str = Field(description="ok, reverted, out_of_gas or error")
+    gas_used: int
+    return_data: Hex
+    return_value: Any = Field(None, description="The return data decoded by the ABI.")
+    reason: str
+    events: list[EventView]
+
+    @classmethod
+    def of(cls, r: Receipt, chain: ChainView, tx: Transaction | None = None) -> ReceiptView:
+        value = None
+        if tx is not None and type(tx.action) is Call and r.status == ReceiptStatus.OK:
+            known = chain.contracts.get(tx.action.contract)
+            if known is not None:
+                value = chain.decode_result(known, tx.action.method, r.return_data)
+        return cls(status=ReceiptStatus.NAMES.get(r.status, str(r.status)),
+                   gas_used=r.gas_used, return_data=r.return_data.hex(), return_value=value,
+                   reason=r.reason, events=[EventView.of(e, chain) for e in r.events])
+
+
+class BlockView(View):
+    hash: Hex
+    header: HeaderView
+    txs: list[TxView]
+    last_commit: CommitView | None
+
+    @classmethod
+    def of(cls, block: Block, chain: ChainView) -> BlockView:
+        return cls(hash=block.hash.hex(), header=HeaderView.of(block.header),
+                   txs=[TxView.of(tx, chain) for tx in block.txs],
+                   last_commit=CommitView.of(block.last_commit) if block.last_commit else None)
+
+
+class InclusionProofView(View):
+    """An RFC 6962 audit path: leaf ``index`` of ``size`` leaves."""
+
+    index: int
+    size: int
+    path: list[Hex]
+
+    @classmethod
+    def of(cls, p: InclusionProof) -> InclusionProofView:
+        return cls(index=p.index, size=p.size, path=[s.hex() for s in p.path])
+
+
+class TxResultView(View):
+    hash: Hex
+    height: int
+    index: int
+    tx: TxView
+    receipt: ReceiptView
+    proof: InclusionProofView | None = Field(
+        None, description="The tx's inclusion proof under the block's tx_root (prove=true).")
+    header: HeaderView | None = None
+
+
+# ---------------------------------------------------------------- node
+
+
+class StatusView(View):
+    chain_id: str
+    node_id: Hex
+    moniker: str
+    mode: str
+    height: int
+    latest_block_hash: Hex
+    latest_block_time_ms: int
+    state_root: Hex
+    syncing: bool
+    peers: int
+    validator: Address | None
+    mempool: dict[str, int]
+    genesis_hash: Hex
+
+
+class HealthView(View):
+    healthy: bool
+    height: int
+    syncing: bool
+    peers: int
+    last_block_age_ms: int
+    problems: list[str]
+
+
+class PeerView(View):
+    node_id: Hex
+    direction: str = Field(description="inbound or outbound")
+    address: str | None
+    validator: Address | None
+    connected_ms: int
+    height: int | None = None
+
+
+class NetInfoView(View):
+    node_id: Hex
+    listen: str
+    peers: list[PeerView]
+    inbound: int
+    outbound: int
+
+
+class ValidatorView(View):
+    address: Address
+    public_key: Hex
+    power: int
+    name: str
+
+
+class ValidatorsView(View):
+    height: int
+    hash: Hex
+    total_power: int
+    validators: list[ValidatorView]
+
+
+class MempoolView(View):
+    count: int = Field(description="Transactions waiting.")
+    bytes: int
+    ready: int = Field(description="Those whose nonce follows on: the next block's pick.")
+    queued: int = Field(description="Those waiting for an earlier nonce.")
+    senders: int
+    max_txs: int
+    max_bytes: int
+
+
+# ---------------------------------------------------------------- transactions
+
+
+class BroadcastView(View):
+    hash: Hex
+
+
+class BroadcastItemView(View):
+    hash: Hex | None = None
+    error: dict[str, Any] | None = Field(
+        None, description="{code, message, data} when this transaction was refused.")
+
+
+class BroadcastCommitView(View):
+    hash: Hex
+    height: int
+    index: int
+    receipt: ReceiptView
+
+
+# ---------------------------------------------------------------- state
+
+
+class AccountView(View):
+    address: Address
+    balance: Amount
+    nonce: int
+    pending_nonce: int
+    height: int
+    is_contract: bool
+
+
+class HistoryItemView(View):
+    hash: Hex
+    height: int
+    index: int
+
+
+class HistoryView(View):
+    address: Address
+    items: list[HistoryItemView]
+    next: str | None = Field(None, description="Pass as `before` for the next page.")
+
+
+class TokenBalanceView(View):
+    address: Address
+    token: Address
+    balance: Amount
+    height: int
+
+
+class CallResultView(View):
+    contract: Address
+    contract_name: str
+    method: str
+    height: int
+    status: str
+    gas_used: int
+    value: Any = Field(None, description="The return value decoded by the ABI.")
+    return_data: Hex
+    reason: str
+    events: list[EventView]
+
+
+class ContractView(View):
+    name: str
+    address: Address
+    abi: dict[str, Any]
+
+
+class StateProofView(View):
+    key: Hex
+    value: Hex | None
+    height: int
+    state_root: Hex
+    proof: Hex = Field(description="The canonical encoding of the state proof.")
+
+    @classmethod
+    def of(cls, key: bytes, value: bytes | None, height: int, root: bytes,
+           proof: StateProof) -> StateProofView:
+        return cls(key=key.hex(), value=None if value is None else value.hex(),
+                   height=height, state_root=root.hex(), proof=proof.encode().hex())
