@@ -31,7 +31,6 @@ from pathlib import Path
 import aiohttp
 import nacl.signing
 
-from chain.hashing import sha256
 from chain.keys import PrivateKey
 from node import localnet
 from node.config import ConsensusSection
@@ -108,8 +107,8 @@ async def throughput(clients: list[RPCClient], senders: list[PrivateKey], chain_
                 height += 1
                 block = await clients[0].block(height)
                 now = time.perf_counter()
-                for raw in block["txs"]:
-                    committed_at[sha256(bytes.fromhex(raw)).hex()] = now
+                for tx in block["txs"]:
+                    committed_at[tx["hash"]] = now
             await asyncio.sleep(0.02)
     elapsed = max(committed_at.values()) - t0
     latencies = [committed_at[h] - sent_at[h] for h in committed_at if h in sent_at]
