@@ -14,12 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from chain.address import address_from_text, address_to_text
+from chain.address import address_to_text
 from chain.block import ReceiptStatus
-from chain.errors import InvalidAddress
 from vm.compiler import Compiled, compile_file
 from vm.compiler.abi import AbiError
 from vm.testing import DEFAULT_SENDER, Contract, Env, Reverted
+
+from . import chainview
 
 
 class ToolError(Exception):
@@ -45,14 +46,12 @@ def compile_to(path: str | Path, out_dir: str | Path | None) -> tuple[Compiled, 
 
 
 def parse_address(text: str) -> bytes:
-    if text.startswith("0x") and len(text) == 42:
-        try:
-            return bytes.fromhex(text[2:])
-        except ValueError:
-            pass
+    """An address from the command line or a --calls file, read by the node's one
+    address parser (:func:`node.chainview.parse_address`: ``agora1...`` text or 20
+    bytes of hex, with or without ``0x``); ToolError says which text and why not."""
     try:
-        return address_from_text(text)
-    except InvalidAddress as exc:
+        return chainview.parse_address(text)
+    except ValueError as exc:
         raise ToolError(f"not an address: {text!r} ({exc})") from None
 
 
