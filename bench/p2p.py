@@ -29,6 +29,8 @@ from p2p.policy import PeerAddress
 CHAIN = "agora-bench-p2p"
 SENDER = PrivateKey.from_seed_text("bench-p2p-sender")
 RECEIVER = PrivateKey.from_seed_text("bench-p2p-receiver")
+#: Both ends: any free port, no peer exchange (the two know each other).
+SETTINGS = P2PSettings(listen_port=0, pex=False)
 
 
 def make_txs(n: int) -> list[bytes]:
@@ -44,7 +46,7 @@ def make_txs(n: int) -> list[bytes]:
 
 def receiver(port_out: mp.Queue, expected: int, rounds: int, done: mp.Queue) -> None:
     async def run() -> None:
-        manager = PeerManager(RECEIVER, CHAIN, P2PSettings(listen_port=0, pex=False))
+        manager = PeerManager(RECEIVER, CHAIN, SETTINGS)
         state = {"count": 0, "frames": 0, "first": 0.0}
         finished = asyncio.Event()
 
@@ -71,7 +73,7 @@ def receiver(port_out: mp.Queue, expected: int, rounds: int, done: mp.Queue) -> 
 
 async def send_all(rounds: list[list[tuple[bytes, bytes]]], port: int, chunk: int,
                    done: mp.Queue) -> list[tuple[float, int]]:
-    manager = PeerManager(SENDER, CHAIN, P2PSettings(listen_port=0, pex=False))
+    manager = PeerManager(SENDER, CHAIN, SETTINGS)
     await manager.start()
     results = []
     try:

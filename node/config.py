@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from p2p.errors import LocalError as P2PLocalError
+from p2p.peers import P2PSettings
 from p2p.policy import PeerAddress, split_host_port
 
 
@@ -54,19 +55,29 @@ class NodeSection(_Section):
     moniker: Annotated[StrictStr, Field(max_length=64)] = ""
 
 
+#: The network's own defaults: the ``[p2p]`` section's defaults are read from here, so
+#: each is written once.
+_P2P = P2PSettings()
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
 class P2PSection(_Section):
-    listen: HostPort = "127.0.0.1:26656"
+    listen: HostPort = f"{_P2P.listen_host}:{_P2P.listen_port}"
     #: host:port announced to peers; empty: the listen address.
-    external_address: StrictStr = ""
-    persistent_peers: list[StrictStr] = []
-    max_inbound: Annotated[StrictInt, Field(ge=0, le=10_000)] = 40
-    max_outbound: Annotated[StrictInt, Field(ge=0, le=1_000)] = 10
-    pex: StrictBool = True
-    handshake_timeout_ms: Millis = 5_000
-    ping_interval_ms: Millis = 5_000
-    peer_timeout_ms: Millis = 20_000
-    ban_seconds: Annotated[StrictInt, Field(ge=0, le=86_400 * 30)] = 600
-    send_queue_bytes: Annotated[StrictInt, Field(ge=1 << 20, le=1 << 30)] = 32 << 20
+    external_address: StrictStr = _P2P.external_address
+    persistent_peers: list[StrictStr] = list(_P2P.persistent_peers)
+    max_inbound: Annotated[StrictInt, Field(ge=0, le=10_000)] = _P2P.max_inbound
+    max_outbound: Annotated[StrictInt, Field(ge=0, le=1_000)] = _P2P.max_outbound
+    pex: StrictBool = _P2P.pex
+    handshake_timeout_ms: Millis = _ms(_P2P.handshake_timeout)
+    ping_interval_ms: Millis = _ms(_P2P.ping_interval)
+    peer_timeout_ms: Millis = _ms(_P2P.peer_timeout)
+    ban_seconds: Annotated[StrictInt, Field(ge=0, le=86_400 * 30)] = round(_P2P.ban_seconds)
+    send_queue_bytes: Annotated[StrictInt, Field(ge=1 << 20, le=1 << 30)] = \
+        _P2P.send_queue_bytes
 
     _listen = field_validator("listen")(_host_port)
 
@@ -84,6 +95,20 @@ class P2PSection(_Section):
             except P2PLocalError as exc:
                 raise ValueError(f"entry {i}: {exc}") from None
         return value
+
+    def settings(self) -> P2PSettings:
+        """This section as the network's settings (the one place they are mapped)."""
+        host, port = split_host_port(self.listen)
+        return P2PSettings(
+            listen_host=host, listen_port=port,
+            external_address=self.external_address,
+            persistent_peers=tuple(self.persistent_peers),
+            max_inbound=self.max_inbound, max_outbound=self.max_outbound, pex=self.pex,
+            handshake_timeout=self.handshake_timeout_ms / 1000,
+            ping_interval=self.ping_interval_ms / 1000,
+            peer_timeout=self.peer_timeout_ms / 1000, ban_seconds=self.ban_seconds,
+            send_queue_bytes=self.send_queue_bytes,
+        )
 
 
 class RPCSection(_Section):

@@ -48,16 +48,7 @@ __all__ = ["Node", "NodeServices", "NodeStopping", "run_node"]
 
 
 def p2p_settings(config: Config) -> P2PSettings:
-    p = config.p2p
-    host, _, port = p.listen.rpartition(":")
-    return P2PSettings(
-        listen_host=host.strip("[]"), listen_port=int(port),
-        external_address=p.external_address, persistent_peers=tuple(p.persistent_peers),
-        max_inbound=p.max_inbound, max_outbound=p.max_outbound, pex=p.pex,
-        handshake_timeout=p.handshake_timeout_ms / 1000, ping_interval=p.ping_interval_ms / 1000,
-        peer_timeout=p.peer_timeout_ms / 1000, ban_seconds=p.ban_seconds,
-        send_queue_bytes=p.send_queue_bytes,
-    )
+    return config.p2p.settings()
 
 
 def timeouts(config: Config) -> Timeouts:

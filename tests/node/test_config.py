@@ -19,6 +19,7 @@ from node.config import (
     StorageSection,
     render,
 )
+from p2p.peers import P2PSettings
 
 SECTIONS = ["node", "p2p", "rpc", "consensus", "mempool", "metrics", "log", "storage"]
 PEER_ID = "ab" * 20
@@ -64,6 +65,18 @@ def test_render_round_trips(config: Config) -> None:
     for section in SECTIONS:  # every key is written out, for the user to edit
         assert f"[{section}]" in text
     assert text.count(" = ") == sum(len(type(model).model_fields) for _, model in config)
+
+
+def test_the_p2p_section_defaults_are_the_networks_own() -> None:
+    assert P2PSection().settings() == P2PSettings()
+
+
+def test_the_p2p_section_maps_onto_the_network_settings() -> None:
+    s = P2PSection(listen="[::1]:30000", ping_interval_ms=1_500, ban_seconds=5,
+                   persistent_peers=[f"{PEER_ID}@10.0.0.1:26656"]).settings()
+    assert (s.listen_host, s.listen_port) == ("::1", 30000)
+    assert (s.ping_interval, s.ban_seconds) == (1.5, 5)
+    assert s.persistent_peers == (f"{PEER_ID}@10.0.0.1:26656",)
 
 
 def test_render_round_trips_a_moniker_with_control_characters() -> None:
