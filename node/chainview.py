@@ -180,6 +180,9 @@ class ChainView:
     def __init__(self, executor: Executor) -> None:
         self._ex = executor
         self.genesis = executor.genesis
+        #: computed once: it hashes every genesis contract's code
+        self.genesis_hash = executor.genesis_hash
+        self._latest: tuple[int, Header | None] = (-1, None)
         self.contracts = known_contracts(executor.genesis)
         self._by_name = {c.name: c for c in self.contracts.values()}
 
@@ -232,15 +235,20 @@ class ChainView:
             raise NotFound(f"no commit at height {h} (the chain starts at 1)")
         return found
 
-    def latest_time_ms(self) -> int:
+    def latest_header(self) -> Header | None:
+        """The last committed header (None: only genesis), read once per height."""
         h = self.height
-        header = self._ex.blocks.header(h) if h else None
+        if self._latest[0] != h:
+            self._latest = (h, self._ex.blocks.header(h) if h else None)
+        return self._latest[1]
+
+    def latest_time_ms(self) -> int:
+        header = self.latest_header()
         return header.time_ms if header is not None else self.genesis.time_ms
 
     def latest_hash(self) -> bytes:
-        h = self.height
-        header = self._ex.blocks.header(h) if h else None
-        return header.hash if header is not None else self.genesis.hash
+        header = self.latest_header()
+        return header.hash if header is not None else self.genesis_hash
 
     def receipts(self, height: int) -> list[Receipt]:
         found = self._ex.blocks.receipts(self._height(height)) if height else None

@@ -176,6 +176,11 @@ class Executor:
     # ------------------------------------------------------------------ state
 
     @property
+    def genesis_hash(self) -> bytes:
+        """The genesis hash, computed once (it hashes every genesis contract's code)."""
+        return self._genesis_hash
+
+    @property
     def height(self) -> int:
         """The last committed height (0: only genesis)."""
         return self.tree.version

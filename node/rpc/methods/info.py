@@ -36,7 +36,7 @@ async def status(ctx: RPCContext, _: NoParams) -> StatusView:
         latest_block_time_ms=chain.latest_time_ms(), state_root=chain.state_root().hex(),
         syncing=info.syncing, peers=len(ctx.peers()),
         validator=address_to_text(info.validator) if info.validator else None,
-        mempool=ctx.mempool_status(), genesis_hash=chain.genesis.hash.hex())
+        mempool=ctx.mempool_status(), genesis_hash=chain.genesis_hash.hex())
 
 
 @rpc_method("health", NoParams, HealthView)
@@ -79,7 +79,7 @@ async def net_info(ctx: RPCContext, _: NoParams) -> NetInfoView:
 async def genesis(ctx: RPCContext, _: NoParams) -> dict[str, Any]:
     """The genesis document this node runs (as in genesis.json), with its hash."""
     g = ctx.chain.genesis
-    return {"hash": g.hash.hex(), "genesis": g.to_dict()}
+    return {"hash": ctx.chain.genesis_hash.hex(), "genesis": g.to_dict()}
 
 
 class ValidatorsParams(Params):
