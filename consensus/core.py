@@ -242,6 +242,8 @@ class Core:
         self._evidence_keys: set[tuple] = set()
         self._sync_target = 0
         self._committing = False
+        #: Times this node moved to a later view of a height (read by metrics).
+        self.view_changes = 0
 
     # ------------------------------------------------------------------ queries
 
@@ -714,6 +716,7 @@ class Core:
         st = self.state
         if view < st.view or (view == st.view and st.phase == "view_change" and not resign):
             return []
+        self.view_changes += view > st.view
         st.view = view
         st.phase = "view_change"
         st.proposal = None
@@ -828,6 +831,7 @@ class Core:
         out = self._note_proposal(proposal)
         # Enter the view: the justification shows a quorum left the old ones.
         if view > st.view or st.phase == "view_change":
+            self.view_changes += view > st.view
             st.view = view
             out.append(SetTimer(Timer("view", st.height, view), now + self.timeouts.view(view)))
         st.phase = "propose"
