@@ -12,14 +12,16 @@ from chain.genesis import Genesis
 from chain.keys import PrivateKey
 from chain.tx import Transaction
 from chain.validators import Validator, ValidatorSet
+from node.genesis import GenesisValidator
 from storage.kv import KVStore
 from vm.executor import Executor
 
 VALIDATORS = [PrivateKey.from_seed_text(f"bench-validator-{i}") for i in range(4)]
 
 
-def validator_entries() -> list[dict]:
-    return [{"public_key": k.public_key.hex(), "power": 1} for k in VALIDATORS]
+#: The benchmark chains' validators, as their genesis lists them.
+GENESIS_VALIDATORS = [GenesisValidator(k.public_key, 1, f"bench-{i}")
+                      for i, k in enumerate(VALIDATORS)]
 
 
 class BenchChain:

@@ -29,14 +29,14 @@ import statistics
 import sys
 import tempfile
 
-from bench.chain import BenchChain, validator_entries
-from chain.address import address_to_text
+from bench.chain import GENESIS_VALIDATORS, BenchChain
 from chain.genesis import Genesis
 from chain.keys import PrivateKey
 from chain.system import CATALOG_ADDRESS, ESCROW_ADDRESS, REVIEWS_ADDRESS
 from chain.tx import Call, Transaction
+from node.genesis import genesis_document
 from storage.kv import LevelDBKV
-from vm.contracts import decode_result, encode_call, genesis_contracts
+from vm.contracts import decode_result, encode_call
 
 CHAIN = "agora-bench-escrow"
 DAY = 86_400_000
@@ -69,14 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     arbiter = PrivateKey.from_seed_text("bench-arbiter")
     members = [PrivateKey.from_seed_text(f"bench-member-{i}") for i in range(args.group)]
     funded = [*merchants, *buyers, arbiter, *members]
-    genesis = Genesis.from_dict({
-        "chain_id": CHAIN,
-        "genesis_time": "2026-01-01T00:00:00Z",
-        "validators": validator_entries(),
-        "balances": [{"address": address_to_text(k.address), "amount": str(10**24)}
-                     for k in funded],
-        "contracts": genesis_contracts(),
-    })
+    genesis = Genesis.from_dict(genesis_document(
+        CHAIN, GENESIS_VALIDATORS,
+        balances={k.address: 10**24 for k in funded}, commerce=True))
     path = tempfile.mkdtemp(prefix="agora-bench-escrow-")
     kv = LevelDBKV(path)
     nonces: dict[bytes, int] = {}

@@ -25,12 +25,12 @@ import sys
 import tempfile
 import time
 
-from bench.chain import BenchChain, validator_entries
-from chain.address import address_to_text
+from bench.chain import GENESIS_VALIDATORS, BenchChain
 from chain.genesis import Genesis
 from chain.hashing import Domain, sha256
 from chain.keys import PrivateKey, signing_bytes, verify
 from chain.tx import Transaction, Transfer
+from node.genesis import genesis_document
 from node.mempool import Mempool
 from storage.kv import LevelDBKV
 from vm.errors import InvalidTx
@@ -59,13 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="then profile the admissions of one more run")
     args = ap.parse_args(argv)
     senders = [PrivateKey.from_seed_text(f"bench-mempool-{i}") for i in range(args.senders)]
-    genesis = Genesis.from_dict({
-        "chain_id": CHAIN,
-        "genesis_time": "2026-01-01T00:00:00Z",
-        "validators": validator_entries(),
-        "balances": [{"address": address_to_text(k.address), "amount": str(10**24)}
-                     for k in senders],
-    })
+    genesis = Genesis.from_dict(genesis_document(
+        CHAIN, GENESIS_VALIDATORS,
+        balances={k.address: 10**24 for k in senders}))
     print(f"signing {args.txs:,} transfers from {args.senders:,} senders ...", flush=True)
     gas = TX_GAS + TX_BYTE_GAS * 200
     raw = []

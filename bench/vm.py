@@ -23,12 +23,12 @@ import sys
 import tempfile
 import time
 
-from bench.chain import BenchChain, validator_entries
-from chain.address import address_to_text
+from bench.chain import GENESIS_VALIDATORS, BenchChain
 from chain.genesis import Genesis
 from chain.hashing import sha256
 from chain.keys import PrivateKey
 from chain.tx import Transaction, Transfer
+from node.genesis import genesis_document
 from storage.kv import LevelDBKV, MemoryKV
 from storage.state import StateTree
 from vm.asm import assemble
@@ -57,13 +57,9 @@ loop:
 def transfers(args: argparse.Namespace) -> None:
     n_senders = args.block
     senders = [PrivateKey.from_seed_text(f"bench-sender-{i}") for i in range(n_senders)]
-    genesis = Genesis.from_dict({
-        "chain_id": CHAIN,
-        "genesis_time": "2026-01-01T00:00:00Z",
-        "validators": validator_entries(),
-        "balances": [{"address": address_to_text(k.address), "amount": str(10**24)}
-                     for k in senders],
-    })
+    genesis = Genesis.from_dict(genesis_document(
+        CHAIN, GENESIS_VALIDATORS,
+        balances={k.address: 10**24 for k in senders}))
     path = tempfile.mkdtemp(prefix="agora-bench-vm-")
     kv = LevelDBKV(path)
     try:

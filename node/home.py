@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import json
 import stat
-import time
 from pathlib import Path
 
 from chain.errors import InvalidGenesis, LocalError
 from chain.genesis import CHAIN_ID_RE, Genesis
 from chain.keys import PrivateKey
 from storage.files import write_atomic
-from vm.contracts import genesis_contracts
 
 from .config import Config, ConfigError, NodeSection, render
+from .genesis import GenesisValidator, genesis_document, now_ms
 
 
 class HomeError(Exception):
@@ -145,14 +144,9 @@ def init_home(path: Path | str, *, chain_id: str, validator: bool) -> list[str]:
     node_key = home.node_key()
     if validator:
         key = home.validator_key()
-        now_s = int(time.time())
-        home.write_genesis({
-            "chain_id": chain_id,
-            "genesis_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_s)),
-            "validators": [{"name": "validator-0", "public_key": key.public_key.hex(),
-                            "power": 10}],
-            "contracts": genesis_contracts(time_ms=now_s * 1000),  # the commerce set
-        })
+        home.write_genesis(genesis_document(
+            chain_id, [GenesisValidator(key.public_key, 10, "validator-0")],
+            time_ms=now_ms(), commerce=True))
         lines.append(f"validator address {key.address.hex()}; genesis.json for chain "
                      f"{chain_id!r} with it as the only validator and the commerce "
                      "contracts")

@@ -27,9 +27,10 @@ import aiohttp
 from chain.address import address_to_text
 from chain.keys import PrivateKey
 from chain.system import COMMERCE_CONTRACTS
-from vm.contracts import Demo, genesis_contracts
+from vm.contracts import Demo
 
 from .config import Config, ConsensusSection, NodeSection, P2PSection, RPCSection
+from .genesis import GenesisValidator, genesis_document, now_ms
 from .home import Home, HomeError, read_key, write_key
 from .rpc.client import NodeUnreachable, RPCClient, RPCFailed
 
@@ -101,22 +102,16 @@ def init(home: Path, validators: int = 4, base_port: int = DEFAULT_BASE_PORT,
         key = PrivateKey.generate()
         write_key(home / "keys" / f"{name}.json", key)
         accounts[name] = key.address
-    now_s = int(time.time())
-    genesis = {
-        "chain_id": chain_id,
-        "genesis_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_s)),
-        "validators": [{"name": f"node{i}", "public_key": k.public_key.hex(), "power": 10}
-                       for i, k in enumerate(validator_keys)],
-        "balances": [{"address": address_to_text(a), "amount": str(amount)}
-                     for a, amount in [*((a, DEMO_COINS) for a in accounts.values()),
-                                       *(extra_balances or {}).items()]],
-        # The merchant starts with two listings (one a group deal) and the arbiter is
-        # registered: the real calls, run into genesis (vm.contracts.publish_demo).
-        "contracts": genesis_contracts(
-            token_balances={a: DEMO_TOKENS for a in accounts.values()},
-            demo=Demo(merchant=accounts["merchant"], arbiter=accounts["arbiter"]),
-            time_ms=now_s * 1000),
-    }
+    # The merchant starts with two listings (one a group deal) and the arbiter is
+    # registered: the real calls, run into genesis (vm.contracts.publish_demo).
+    genesis = genesis_document(
+        chain_id,
+        [GenesisValidator(k.public_key, 10, f"node{i}") for i, k in enumerate(validator_keys)],
+        time_ms=now_ms(),
+        balances={**{a: DEMO_COINS for a in accounts.values()}, **(extra_balances or {})},
+        commerce=True,
+        token_balances={a: DEMO_TOKENS for a in accounts.values()},
+        demo=Demo(merchant=accounts["merchant"], arbiter=accounts["arbiter"]))
     (home / "genesis.json").write_text(json.dumps(genesis, indent=2) + "\n")
     infos = []
     p2p_addresses = [f"{k.address.hex()}@127.0.0.1:{base_port + 2 * i}"

@@ -1,0 +1,63 @@
+"""The one genesis builder: what it writes is a genesis the chain accepts, with the
+validators, balances, time and commerce contracts asked for."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chain.genesis import Genesis
+from chain.keys import PrivateKey
+from chain.system import COMMERCE_CONTRACTS
+from node.genesis import FIXED_TIME_MS, GenesisValidator, format_time, genesis_document
+from vm.contracts import Demo
+
+VALIDATORS = [PrivateKey.from_seed_text(f"genesis-doc-{i}") for i in range(3)]
+ALICE = PrivateKey.from_seed_text("genesis-doc-alice").address
+BOB = PrivateKey.from_seed_text("genesis-doc-bob").address
+
+
+def validators() -> list[GenesisValidator]:
+    return [GenesisValidator(k.public_key, 10 + i, f"v{i}") for i, k in enumerate(VALIDATORS)]
+
+
+def test_a_plain_genesis_has_its_validators_balances_and_time() -> None:
+    doc = genesis_document("agora-doc", validators(), balances={ALICE: 5, BOB: 7})
+    g = Genesis.from_dict(json.loads(json.dumps(doc)))
+    assert g.chain_id == "agora-doc"
+    assert g.time_ms == FIXED_TIME_MS
+    assert [(v.public_key, v.power) for v in g.validators] == \
+        [(k.public_key, 10 + i) for i, k in enumerate(VALIDATORS)]
+    assert g.validator_names == ("v0", "v1", "v2")
+    assert dict(g.balances) == {ALICE: 5, BOB: 7}
+    assert g.contracts == ()
+
+
+def test_the_commerce_contracts_with_a_demo_and_token_balances() -> None:
+    doc = genesis_document("agora-doc", validators(), time_ms=FIXED_TIME_MS + 1_000,
+                           commerce=True, token_balances={ALICE: 3},
+                           demo=Demo(merchant=ALICE, arbiter=BOB))
+    g = Genesis.from_dict(doc)
+    assert {c.address for c in g.contracts} == set(COMMERCE_CONTRACTS.values())
+    plain = Genesis.from_dict(genesis_document("agora-doc", validators(),
+                                               time_ms=FIXED_TIME_MS + 1_000, commerce=True))
+    assert plain.contracts != g.contracts  # the demo and the tokens are in the state
+
+
+def test_token_balances_or_a_demo_without_the_contracts_are_refused() -> None:
+    with pytest.raises(ValueError, match="commerce"):
+        genesis_document("agora-doc", validators(), token_balances={ALICE: 1})
+    with pytest.raises(ValueError, match="commerce"):
+        genesis_document("agora-doc", validators(), demo=Demo(ALICE, BOB))
+
+
+@pytest.mark.parametrize(("time_ms", "text"), [
+    (FIXED_TIME_MS, "2026-01-01T00:00:00Z"),
+    (FIXED_TIME_MS + 1, "2026-01-01T00:00:00.001Z"),
+    (0, "1970-01-01T00:00:00Z"),
+])
+def test_genesis_time_reads_back_to_the_same_millisecond(time_ms: int, text: str) -> None:
+    assert format_time(time_ms) == text
+    doc = genesis_document("agora-doc", validators(), time_ms=time_ms)
+    assert Genesis.from_dict(doc).time_ms == time_ms
