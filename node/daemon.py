@@ -94,6 +94,9 @@ class NodeServices:
     def submit(self, tx: Transaction) -> None:
         self._node.relay.submit(tx)
 
+    def submit_many(self, txs: list[Transaction]) -> list[Exception | None]:
+        return list(self._node.relay.submit_many(txs))
+
 
 class Node:
     """One running node. ``await node.start()``, then ``await node.stop()``."""
@@ -110,6 +113,7 @@ class Node:
             log.warning("the validator key %s is not in the genesis validator set: running "
                         "as a full node", self.validator_key.address.hex())
         self.events = EventBus()
+        self._txs_pending = False
         self._stack: contextlib.AsyncExitStack | None = None
         self._stopped = asyncio.Event()
         self.rpc = None
@@ -158,7 +162,7 @@ class Node:
                          last_block=blocks.block(height) if height else None,
                          timeouts=timeouts(config))
         self.driver = ConsensusDriver(self.core, self.network, self.app, blocks, self.mempool)
-        self.relay.on_admitted.append(lambda _tx: self.driver.txs_available())
+        self.relay.on_admitted.append(self._txs_admitted)
         self.waiters = CommitWaiters(self.events)
         # Clients waiting for a commit are told first on the way down, so the RPC
         # server need not wait for them to time out.
@@ -247,6 +251,18 @@ class Node:
             await self.stop()
 
     # ------------------------------------------------------------------ services
+
+    def _txs_admitted(self, _tx: Transaction) -> None:
+        # Consensus hears of new transactions once per loop turn, after the request
+        # or peer batch that brought them is done: a proposer then builds its block
+        # from all of them, and the client's answer does not wait for that block.
+        if not self._txs_pending:
+            self._txs_pending = True
+            asyncio.get_running_loop().call_soon(self._tell_consensus)
+
+    def _tell_consensus(self) -> None:
+        self._txs_pending = False
+        self.driver.txs_available()
 
     @property
     def validator_address(self) -> bytes | None:

@@ -54,6 +54,26 @@ class TxRelay:
         self.network.gossip_txs([(tx.hash, tx.encode())])
         return dropped
 
+    def submit_many(self, txs: list[Transaction]) -> list[TxRejected | None]:
+        """Many local transactions (``broadcast_txs``): each admitted or refused on its
+        own (the refusal in its place, None where admitted), gossiped in one batch, and
+        consensus told of them once all are in, so no block is built from half of them."""
+        outcomes: list[TxRejected | None] = []
+        admitted: list[Transaction] = []
+        for tx in txs:
+            try:
+                self.mempool.add(tx)
+            except TxRejected as exc:
+                outcomes.append(exc)
+                continue
+            outcomes.append(None)
+            admitted.append(tx)
+        if admitted:
+            self.network.gossip_txs([(tx.hash, tx.encode()) for tx in admitted])
+            for tx in admitted:
+                self._admitted(tx)
+        return outcomes
+
     def received(self, peer: bytes, txs: list[tuple[bytes, bytes]]) -> None:
         """Transactions not seen yet arrived from ``peer``."""
         admitted: list[tuple[bytes, bytes]] = []

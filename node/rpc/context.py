@@ -69,3 +69,7 @@ class RPCContext(Protocol):
     def submit(self, tx: Transaction) -> None:
         """Admit ``tx`` to the mempool and gossip it (raises ``TxRejected``)."""
         ...
+
+    def submit_many(self, txs: list[Transaction]) -> list[Exception | None]:
+        """Admit each of ``txs`` on its own: its ``TxRejected`` in its place, or None."""
+        ...

@@ -115,20 +115,27 @@ async def broadcast_txs(ctx: RPCContext, p: TxsParams) -> list[BroadcastItemView
         raise RPCError(Codes.INVALID_PARAMS, "Invalid params",
                        f"txs: at most {ctx.limits.max_broadcast_txs} transactions in one "
                        f"request, got {len(p.txs)}")
-    out: list[BroadcastItemView] = []
+    out: list[BroadcastItemView | None] = []
+    decoded: list[tuple[int, Transaction]] = []
     for text in p.txs:
         try:
             try:
                 raw = parse_hex(text, "tx")
             except ValueError as exc:
                 raise RPCError(Codes.INVALID_PARAMS, "Invalid params", str(exc)) from None
-            tx = _decode(ctx, raw)
-            _admit(ctx, tx)
+            decoded.append((len(out), _decode(ctx, raw)))
+            out.append(None)
         except RPCError as exc:
             out.append(BroadcastItemView(error=exc.to_json()))
+    outcomes = ctx.submit_many([tx for _, tx in decoded])
+    for (i, tx), outcome in zip(decoded, outcomes, strict=True):
+        if isinstance(outcome, TxRejected):
+            error = RPCError(Codes.TX_REJECTED, "Transaction rejected",
+                             {"code": str(outcome.code), "reason": outcome.reason})
+            out[i] = BroadcastItemView(error=error.to_json())
         else:
-            out.append(BroadcastItemView(hash=tx.hash.hex()))
-    return out
+            out[i] = BroadcastItemView(hash=tx.hash.hex())
+    return [item for item in out if item is not None]
 
 
 @rpc_method("broadcast_tx_commit", TxParams, BroadcastCommitView)
