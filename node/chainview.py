@@ -33,8 +33,10 @@ from vm.executor import Executor
 from vm.interpreter import BlockEnv, Machine
 from vm.world import WorldState
 
-#: Gas a read-only call may burn (it costs the node CPU, not anyone's coin).
-CALL_GAS_LIMIT = 50_000_000
+#: Gas a read-only call may burn. It costs the node CPU, not anyone's coin, and it
+#: runs on the node's event loop: a million gas is ~0.2 s on a slow core (50 million
+#: was 9 s, a stall any stranger could cause). The commerce views need under 100,000.
+CALL_GAS_LIMIT = 1_000_000
 
 
 class ViewError(Exception):
