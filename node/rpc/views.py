@@ -22,13 +22,19 @@ from storage.proof import StateProof
 
 from ..chainview import ChainView
 
-Hex = str
-Address = str
-Amount = str
+# What the strings are, for the OpenRPC schemas only (never checked when a view is built).
+#: Lowercase hex of whole bytes.
+Hex = Annotated[str, Field(json_schema_extra={"pattern": "^([0-9a-f]{2})*$"})]
+#: A 20-byte address as Bech32m text.
+Address = Annotated[str, Field(json_schema_extra={"pattern": "^agora1[02-9ac-hj-np-z]{38}$"})]
+#: A non-negative integer as a decimal string.
+Amount = Annotated[str, Field(json_schema_extra={"pattern": "^[0-9]+$"})]
 
 
 class View(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Every field is in every answer (defaults included), so the result schemas say
+    # each is required.
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
 
 
 # ---------------------------------------------------------------- blocks
