@@ -40,8 +40,8 @@ The sign log keeps a restarted validator from signing a conflicting vote for a
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -112,11 +112,21 @@ class Timeouts:
 # ---------------------------------------------------------------------- actions
 
 
+class TimerKind(enum.Enum):
+    """What a :class:`Timer` is for."""
+
+    #: The proposer of view 0: propose now (or, with nothing to propose, at the idle
+    #: deadline).
+    PROPOSE = "propose"
+    #: The view ran out of time: leave it.
+    VIEW = "view"
+
+
 @dataclass(frozen=True)
 class Timer:
     """A timer the driver fires back through :meth:`Core.on_timer`."""
 
-    kind: str  # "propose" or "view"
+    kind: TimerKind
     height: int
     view: int
 
@@ -175,6 +185,19 @@ def _signed_header(proposal: Proposal) -> CompactProposal:
 # ---------------------------------------------------------------------- state
 
 
+class Phase(enum.Enum):
+    """Where this validator is in the current view of the height."""
+
+    #: Waiting for the view's proposal.
+    PROPOSE = "propose"
+    #: PREPARE sent.
+    PREPARE = "prepare"
+    #: Prepared, COMMIT sent.
+    COMMIT = "commit"
+    #: VIEW-CHANGE sent for ``view``.
+    VIEW_CHANGE = "view_change"
+
+
 @dataclass
 class _Height:
     """Everything about the height being decided; replaced wholesale on commit."""
@@ -182,9 +205,7 @@ class _Height:
     height: int
     started: float
     view: int = 0
-    #: "propose": waiting for the view's proposal; "prepare": PREPARE sent;
-    #: "commit": prepared, COMMIT sent; "view_change": VIEW-CHANGE sent for ``view``.
-    phase: str = "propose"
+    phase: Phase = Phase.PROPOSE
     proposal: Proposal | None = None
     #: Valid blocks seen at this height, by hash.
     blocks: dict[bytes, Block] = field(default_factory=dict)
@@ -220,7 +241,6 @@ class Core:
         last_commit: CommitCertificate | None,
         last_block: Block | None = None,
         timeouts: Timeouts | None = None,
-        verify_cache: Callable[[bytes], bool] | None = None,
     ) -> None:
         """``height`` is the last committed height, ``last_block`` that block and
         ``last_commit`` its certificate."""
@@ -292,9 +312,10 @@ class Core:
             # It voted (or proposed) in that view after entering it: resume there.
             # Its next VIEW-CHANGE, for the view after, carries what it prepared.
             log.info("resuming height %d in view %d from the sign log", st.height, resumed)
-        out.append(SetTimer(Timer("view", st.height, st.view), now + self.timeouts.view(st.view)))
+        out.append(SetTimer(Timer(TimerKind.VIEW, st.height, st.view),
+                            now + self.timeouts.view(st.view)))
         if st.view == 0 and self.proposer(st.height, 0) == self.address:
-            out.append(SetTimer(Timer("propose", st.height, 0),
+            out.append(SetTimer(Timer(TimerKind.PROPOSE, st.height, 0),
                                 now + self.timeouts.block_interval))
         for message in self._take_future(st.height):
             if self.state is not st or self._committing:
@@ -317,9 +338,9 @@ class Core:
         st = self.state
         if timer.height != st.height or timer.view != st.view:
             return []  # stale
-        if timer.kind == "propose":
+        if timer.kind is TimerKind.PROPOSE:
             return self._on_propose_timer(now)
-        if st.phase == "view_change" and not self.validators.has_quorum(self._power(
+        if st.phase is Phase.VIEW_CHANGE and not self.validators.has_quorum(self._power(
                 {v for view, changes in st.view_changes.items() if view >= st.view
                  for v in changes})):
             # PBFT: move past a view only once a quorum has left the previous one (a
@@ -332,7 +353,7 @@ class Core:
 
     def _repeat_view_change(self, now: float) -> list[Action]:
         st = self.state
-        out: list[Action] = [SetTimer(Timer("view", st.height, st.view),
+        out: list[Action] = [SetTimer(Timer(TimerKind.VIEW, st.height, st.view),
                                       now + self.timeouts.view(st.view))]
         if st.own_view_change is not None:
             out.append(Broadcast(st.own_view_change))
@@ -343,7 +364,7 @@ class Core:
         proposes now, rather than at the idle deadline, once ``block_interval`` has
         passed since the last block (before that, the propose timer does it)."""
         st = self.state
-        if (self._committing or st.view != 0 or st.phase != "propose" or st.proposal
+        if (self._committing or st.view != 0 or st.phase is not Phase.PROPOSE or st.proposal
                 is not None or self.address is None
                 or self.proposer(st.height, 0) != self.address
                 or now < st.started + self.timeouts.block_interval):
@@ -352,11 +373,11 @@ class Core:
 
     def _on_propose_timer(self, now: float) -> list[Action]:
         st = self.state
-        if st.phase != "propose" or st.view != 0 or st.proposal is not None:
+        if st.phase is not Phase.PROPOSE or st.view != 0 or st.proposal is not None:
             return []
         idle_at = st.started + self.timeouts.idle_interval
         if not self.app.has_pending_txs() and now < idle_at:
-            return [SetTimer(Timer("propose", st.height, 0), idle_at)]
+            return [SetTimer(Timer(TimerKind.PROPOSE, st.height, 0), idle_at)]
         block = self.app.propose(st.height, 0, self.last_commit)
         proposal = self._sign_proposal(0, block)
         if proposal is None:
@@ -561,7 +582,7 @@ class Core:
             raise InvalidMessage("a proposal for a view > 0 must come inside a NEW-VIEW")
         st = self.state
         out = self._note_proposal(proposal)
-        if st.view != 0 or st.phase != "propose" or st.proposal is not None:
+        if st.view != 0 or st.phase is not Phase.PROPOSE or st.proposal is not None:
             return out
         return out + self._accept_proposal(proposal, proposal.block, now)
 
@@ -583,7 +604,7 @@ class Core:
                         block.header.proposer.hex()[:12], exc)
             raise InvalidMessage(f"invalid proposal: {exc}", blameless=exc.blameless) from None
         st.proposal = proposal
-        st.phase = "prepare"
+        st.phase = Phase.PREPARE
         out: list[Action] = []
         vote = self._sign_vote(VoteKind.PREPARE, proposal.view, block.hash)
         if vote is not None:
@@ -652,7 +673,7 @@ class Core:
                     return self._request_sync(st.height)
                 return self._commit_with(block, certificate, now)
         proposal = st.proposal
-        if st.phase != "prepare" or proposal is None:
+        if st.phase is not Phase.PREPARE or proposal is None:
             return []
         block_hash = proposal.block.hash
         prepares = st.votes.get((VoteKind.PREPARE, st.view, block_hash), {})
@@ -660,7 +681,7 @@ class Core:
             return []
         certificate = PreparedCertificate(st.view, block_hash, tuple(prepares.values()))
         st.prepared = certificate
-        st.phase = "commit"
+        st.phase = Phase.COMMIT
         if self.address is None:
             return []
         self.signlog.record_prepared(st.height, certificate, proposal.block)
@@ -714,14 +735,14 @@ class Core:
 
     def _start_view_change(self, view: int, now: float, *, resign: bool = False) -> list[Action]:
         st = self.state
-        if view < st.view or (view == st.view and st.phase == "view_change" and not resign):
+        if view < st.view or (view == st.view and st.phase is Phase.VIEW_CHANGE and not resign):
             return []
         self.view_changes += view > st.view
         st.view = view
-        st.phase = "view_change"
+        st.phase = Phase.VIEW_CHANGE
         st.proposal = None
         st.view_changes = {v: c for v, c in st.view_changes.items() if v >= view}
-        out: list[Action] = [SetTimer(Timer("view", st.height, view),
+        out: list[Action] = [SetTimer(Timer(TimerKind.VIEW, st.height, view),
                                       now + self.timeouts.view(view))]
         if self.address is not None:
             assert self.key is not None
@@ -774,7 +795,7 @@ class Core:
     def _maybe_new_view(self, now: float) -> list[Action]:
         st = self.state
         view = st.view
-        if (st.phase != "view_change" or view in st.new_view_sent
+        if (st.phase is not Phase.VIEW_CHANGE or view in st.new_view_sent
                 or self.proposer(st.height, view) != self.address):
             return []
         changes = st.view_changes.get(view, {})
@@ -830,11 +851,12 @@ class Core:
             raise InvalidMessage(f"invalid proposal: {exc}") from None
         out = self._note_proposal(proposal)
         # Enter the view: the justification shows a quorum left the old ones.
-        if view > st.view or st.phase == "view_change":
+        if view > st.view or st.phase is Phase.VIEW_CHANGE:
             self.view_changes += view > st.view
             st.view = view
-            out.append(SetTimer(Timer("view", st.height, view), now + self.timeouts.view(view)))
-        st.phase = "propose"
+            out.append(SetTimer(Timer(TimerKind.VIEW, st.height, view),
+                                now + self.timeouts.view(view)))
+        st.phase = Phase.PROPOSE
         return out + self._accept_proposal(proposal, proposal.block, now)
 
     # ---- evidence

@@ -37,6 +37,7 @@ from consensus.core import (
     Sync,
     Timeouts,
     Timer,
+    TimerKind,
 )
 from consensus.errors import InvalidMessage, LocalError
 from consensus.messages import (
@@ -146,8 +147,8 @@ def of_type(actions: list[Action], kind: type) -> list:
     return [a for a in actions if type(a) is kind]
 
 
-def timer_set(actions: list[Action], kind: str) -> list[SetTimer]:
-    return [a for a in of_type(actions, SetTimer) if a.timer.kind == kind]
+def timer_set(actions: list[Action], kind: TimerKind) -> list[SetTimer]:
+    return [a for a in of_type(actions, SetTimer) if a.timer.kind is kind]
 
 
 # ---------------------------------------------------------------------- the node
@@ -183,7 +184,7 @@ class Node:
             out += self.core.on_message(message, now)
         return out
 
-    def fire(self, kind: str, view: int, now: float, height: int | None = None) -> list[Action]:
+    def fire(self, kind: TimerKind, view: int, now: float, height: int | None = None) -> list[Action]:
         self.app.clock = now
         return self.core.on_timer(Timer(kind, height or self.core.height, view), now)
 
@@ -215,15 +216,15 @@ def prepared_node() -> tuple[Node, Proposal]:
 def test_start_sets_the_view_timer_and_the_proposers_propose_timer() -> None:
     proposer, other = Node(1), Node(2)
     assert proposer.start_actions == [
-        SetTimer(Timer("view", 1, 0), TIMEOUTS.view(0)),
-        SetTimer(Timer("propose", 1, 0), TIMEOUTS.block_interval),
+        SetTimer(Timer(TimerKind.VIEW, 1, 0), TIMEOUTS.view(0)),
+        SetTimer(Timer(TimerKind.PROPOSE, 1, 0), TIMEOUTS.block_interval),
     ]
-    assert other.start_actions == [SetTimer(Timer("view", 1, 0), TIMEOUTS.view(0))]
+    assert other.start_actions == [SetTimer(Timer(TimerKind.VIEW, 1, 0), TIMEOUTS.view(0))]
 
 
 def test_proposer_with_pending_txs_proposes_after_block_interval() -> None:
     node = Node(1)
-    out = node.fire("propose", 0, TIMEOUTS.block_interval)
+    out = node.fire(TimerKind.PROPOSE, 0, TIMEOUTS.block_interval)
     [p] = sent(out, Proposal)
     assert (p.height, p.view, p.block.header.proposer) == (1, 0, ADDR[1])
     assert p.verify(CHAIN, KEYS[1].public_key)
@@ -235,15 +236,15 @@ def test_proposer_with_pending_txs_proposes_after_block_interval() -> None:
 def test_idle_proposer_rearms_until_the_idle_interval() -> None:
     node = Node(1)
     node.app.pending = False
-    out = node.fire("propose", 0, TIMEOUTS.block_interval)
-    assert out == [SetTimer(Timer("propose", 1, 0), TIMEOUTS.idle_interval)]
-    out = node.fire("propose", 0, TIMEOUTS.idle_interval)
+    out = node.fire(TimerKind.PROPOSE, 0, TIMEOUTS.block_interval)
+    assert out == [SetTimer(Timer(TimerKind.PROPOSE, 1, 0), TIMEOUTS.idle_interval)]
+    out = node.fire(TimerKind.PROPOSE, 0, TIMEOUTS.idle_interval)
     assert len(sent(out, Proposal)) == 1
 
 
 def test_proposer_prepares_then_commits_its_own_block() -> None:
     node = Node(1)
-    [p] = sent(node.fire("propose", 0, 0.05), Proposal)
+    [p] = sent(node.fire(TimerKind.PROPOSE, 0, 0.05), Proposal)
     h = p.block.hash
     assert node.feed(vote(0, PREPARE, h)) == []
     out = node.feed(vote(3, PREPARE, h))
@@ -271,21 +272,21 @@ def test_full_round_at_a_validator_then_the_next_height_starts() -> None:
     with pytest.raises(LocalError):
         node.feed(vote(3, COMMIT, h))
     with pytest.raises(LocalError):
-        node.fire("view", 0, 1.0)
+        node.fire(TimerKind.VIEW, 0, 1.0)
 
     out = node.finish_commit(out, now=0.4)
     assert node.core.height == 2
     # Validator 2 proposes at height 2: both timers, counted from the commit.
     assert set(of_type(out, SetTimer)) == {
-        SetTimer(Timer("view", 2, 0), 0.4 + TIMEOUTS.view(0)),
-        SetTimer(Timer("propose", 2, 0), 0.4 + TIMEOUTS.block_interval),
+        SetTimer(Timer(TimerKind.VIEW, 2, 0), 0.4 + TIMEOUTS.view(0)),
+        SetTimer(Timer(TimerKind.PROPOSE, 2, 0), 0.4 + TIMEOUTS.block_interval),
     }
     with pytest.raises(LocalError):
         node.core.committed(0.5)  # nothing to acknowledge
     # Timers of the decided height are stale.
-    assert node.fire("view", 0, 1.0, height=1) == []
+    assert node.fire(TimerKind.VIEW, 0, 1.0, height=1) == []
 
-    [p2] = sent(node.fire("propose", 0, 0.45), Proposal)
+    [p2] = sent(node.fire(TimerKind.PROPOSE, 0, 0.45), Proposal)
     assert (p2.height, p2.block.header.prev_hash) == (2, h)
     assert p2.block.last_commit == commit.certificate
 
@@ -536,7 +537,7 @@ def test_invalid_buffered_message_is_dropped_without_breaking_the_height() -> No
     bad = new_view([view_change(3, height=2)], make_block(2, 1, app=world, last_commit=cert1))
     assert node.feed(bad) == [Sync(1)]
     out = node.finish_commit(node.core.on_certified_block(block1, cert1, 0.0))
-    assert out == [SetTimer(Timer("view", 2, 0), TIMEOUTS.view(0))]
+    assert out == [SetTimer(Timer(TimerKind.VIEW, 2, 0), TIMEOUTS.view(0))]
     assert node.core.view == 0
     p2 = proposal(make_block(2, app=world, last_commit=cert1))
     assert [v.block_hash for v in sent_votes(node.feed(p2), PREPARE)] == [p2.block.hash]
@@ -571,35 +572,35 @@ def test_timeouts_grow_with_the_view_and_are_capped() -> None:
 def test_view_timer_sends_a_view_change_and_sets_a_longer_timer() -> None:
     node = Node(0)
     t0 = TIMEOUTS.view(0)
-    out = node.fire("view", 0, t0)
+    out = node.fire(TimerKind.VIEW, 0, t0)
     [message] = sent(out, ViewChangeMessage)
     vc = message.view_change
     assert (vc.height, vc.view, vc.validator, vc.prepared, message.prepared_block) == (
         1, 1, ADDR[0], None, None)
     assert vc.verify(CHAIN, KEYS[0].public_key)
-    assert timer_set(out, "view") == [SetTimer(Timer("view", 1, 1), t0 + TIMEOUTS.view(1))]
+    assert timer_set(out, TimerKind.VIEW) == [SetTimer(Timer(TimerKind.VIEW, 1, 1), t0 + TIMEOUTS.view(1))]
     assert node.core.view == 1
-    assert node.fire("view", 0, t0) == []  # stale: view 0 is over
+    assert node.fire(TimerKind.VIEW, 0, t0) == []  # stale: view 0 is over
     t1 = t0 + TIMEOUTS.view(1)
     # Alone in view 1 (no quorum has left view 0): it repeats its view change and
     # waits, rather than running ahead of validators that come back later.
-    out = node.fire("view", 1, t1)
+    out = node.fire(TimerKind.VIEW, 1, t1)
     assert sent(out, ViewChangeMessage) == [message]
-    assert timer_set(out, "view") == [SetTimer(Timer("view", 1, 1), t1 + TIMEOUTS.view(1))]
+    assert timer_set(out, TimerKind.VIEW) == [SetTimer(Timer(TimerKind.VIEW, 1, 1), t1 + TIMEOUTS.view(1))]
     assert node.core.view == 1
     # With a quorum in view 1 but no NEW-VIEW (its proposer is silent), it moves on.
     node.feed(vc_message(2))
     node.feed(vc_message(3))
     t2 = t1 + TIMEOUTS.view(1)
-    out = node.fire("view", 1, t2)
+    out = node.fire(TimerKind.VIEW, 1, t2)
     assert [m.view_change.view for m in sent(out, ViewChangeMessage)] == [2]
-    assert timer_set(out, "view") == [SetTimer(Timer("view", 1, 2), t2 + TIMEOUTS.view(2))]
+    assert timer_set(out, TimerKind.VIEW) == [SetTimer(Timer(TimerKind.VIEW, 1, 2), t2 + TIMEOUTS.view(2))]
     assert TIMEOUTS.view(2) > TIMEOUTS.view(1)
 
 
 def test_prepared_validator_sends_its_certificate_and_block_in_the_view_change() -> None:
     node, p = prepared_node()
-    [message] = sent(node.fire("view", 0, 1.0), ViewChangeMessage)
+    [message] = sent(node.fire(TimerKind.VIEW, 0, 1.0), ViewChangeMessage)
     prepared = message.view_change.prepared
     assert prepared is not None
     assert (prepared.view, prepared.block_hash) == (0, p.block.hash)
@@ -614,13 +615,13 @@ def test_validator_joins_the_smallest_higher_view_on_f_plus_1_view_changes() -> 
     assert node.core.view == 0
     out = node.feed(vc_message(2, 2))
     assert [m.view_change.view for m in sent(out, ViewChangeMessage)] == [2]
-    assert timer_set(out, "view") == [SetTimer(Timer("view", 1, 2), TIMEOUTS.view(2))]
+    assert timer_set(out, TimerKind.VIEW) == [SetTimer(Timer(TimerKind.VIEW, 1, 2), TIMEOUTS.view(2))]
     assert node.core.view == 2
 
 
 def test_new_proposer_with_a_quorum_of_view_changes_proposes_a_fresh_block() -> None:
     node = Node(2)  # the proposer of view 1
-    node.fire("view", 0, 1.0)
+    node.fire(TimerKind.VIEW, 0, 1.0)
     assert sent(node.feed(vc_message(0)), NewView) == []  # 2 of 4
     out = node.feed(vc_message(3))
     [nv] = sent(out, NewView)
@@ -639,7 +640,7 @@ def test_new_proposer_re_proposes_a_prepared_block_it_never_saw() -> None:
     NEW-VIEW: feeding the last view change raises InvalidMessage."""
     node = Node(2)
     a = make_block(1)
-    node.fire("view", 0, 1.0)
+    node.fire(TimerKind.VIEW, 0, 1.0)
     node.feed(vc_message(0, prepared=prepared_cert((0, 1, 3), a.hash), block=a))
     [nv] = sent(node.feed(vc_message(3)), NewView)
     assert nv.proposal.block == a and nv.view == 1
@@ -667,7 +668,7 @@ def test_validator_prepares_a_justified_new_view() -> None:
     node = Node(0)
     nv = _valid_new_view()
     out = node.feed(nv, now=0.5)
-    assert timer_set(out, "view") == [SetTimer(Timer("view", 1, 1), 0.5 + TIMEOUTS.view(1))]
+    assert timer_set(out, TimerKind.VIEW) == [SetTimer(Timer(TimerKind.VIEW, 1, 1), 0.5 + TIMEOUTS.view(1))]
     assert [(v.view, v.block_hash) for v in sent_votes(out, PREPARE)] == [
         (1, nv.proposal.block.hash)]
     assert node.core.view == 1
@@ -758,7 +759,7 @@ def test_new_view_with_a_block_the_app_rejects_keeps_the_view_timer_running() ->
     with pytest.raises(InvalidMessage):
         node.feed(_valid_new_view(bad_block))
     assert not node.signed_anything
-    out = node.fire("view", 0, TIMEOUTS.view(0))
+    out = node.fire(TimerKind.VIEW, 0, TIMEOUTS.view(0))
     assert [m.view_change.view for m in sent(out, ViewChangeMessage)] == [1]
 
 
@@ -770,8 +771,8 @@ def test_restarted_validator_re_sends_its_prepare_but_never_a_conflicting_one() 
     a, b = proposal(make_block(1)), proposal(make_block(1, salt=1))
     node.feed(a)
     restarted = node.restart()
-    assert timer_set(restarted.start_actions, "view") == [
-        SetTimer(Timer("view", 1, 0), TIMEOUTS.view(0))]
+    assert timer_set(restarted.start_actions, TimerKind.VIEW) == [
+        SetTimer(Timer(TimerKind.VIEW, 1, 0), TIMEOUTS.view(0))]
     assert [v.block_hash for v in sent_votes(restarted.feed(a), PREPARE)] == [a.block.hash]
     again = node.restart()
     assert sent_votes(again.feed(b), PREPARE) == []
@@ -782,12 +783,12 @@ def test_restarted_validator_resumes_in_the_view_it_signed_in() -> None:
     node.feed(_valid_new_view())  # PREPAREs in view 1
     restarted = node.restart(now=5.0)
     assert restarted.core.view == 1
-    assert restarted.start_actions == [SetTimer(Timer("view", 1, 1), 5.0 + TIMEOUTS.view(1))]
+    assert restarted.start_actions == [SetTimer(Timer(TimerKind.VIEW, 1, 1), 5.0 + TIMEOUTS.view(1))]
 
 
 def test_validator_never_votes_in_a_view_it_left_even_after_restart() -> None:
     node = Node(2)
-    node.fire("view", 0, 1.0)
+    node.fire(TimerKind.VIEW, 0, 1.0)
     p = proposal(make_block(1))
     assert sent_votes(node.feed(p), PREPARE) == []
     restarted = node.restart(now=2.0)
@@ -801,7 +802,7 @@ def test_validator_never_votes_in_a_view_it_left_even_after_restart() -> None:
 def test_prepared_certificate_survives_a_restart_into_the_view_change() -> None:
     node, p = prepared_node()
     restarted = node.restart()
-    [message] = sent(restarted.fire("view", 0, 1.0), ViewChangeMessage)
+    [message] = sent(restarted.fire(TimerKind.VIEW, 0, 1.0), ViewChangeMessage)
     prepared = message.view_change.prepared
     assert prepared is not None and (prepared.view, prepared.block_hash) == (0, p.block.hash)
     assert {v.validator for v in prepared.votes} == {ADDR[0], ADDR[1], ADDR[2]}
@@ -832,14 +833,14 @@ def test_crash_between_commit_action_and_block_write_keeps_the_sign_log() -> Non
 
 def test_observer_never_signs_but_commits_on_a_commit_quorum() -> None:
     node = Node(None)
-    assert node.start_actions == [SetTimer(Timer("view", 1, 0), TIMEOUTS.view(0))]
+    assert node.start_actions == [SetTimer(Timer(TimerKind.VIEW, 1, 0), TIMEOUTS.view(0))]
     p = proposal(make_block(1))
     h = p.block.hash
     assert node.feed(p, *votes((0, 1, 2), PREPARE, h)) == []
     out = node.feed(*votes((0, 1, 2), COMMIT, h))
     assert out == [Commit(p.block, commit_cert((0, 1, 2), h))]
     node.finish_commit(out)
-    out = node.fire("view", 0, 1.0)
+    out = node.fire(TimerKind.VIEW, 0, 1.0)
     assert sent(out, ViewChangeMessage) == [] and len(of_type(out, SetTimer)) == 1
     assert not node.signed_anything
 
@@ -849,8 +850,8 @@ def test_key_outside_the_validator_set_is_an_observer() -> None:
                 last_commit=None, timeouts=TIMEOUTS)
     core.start(0.0)
     assert core.on_message(proposal(make_block(1)), 0.0) == []
-    assert core.on_timer(Timer("view", 1, 0), 1.0) == [
-        SetTimer(Timer("view", 1, 1), 1.0 + TIMEOUTS.view(1))]
+    assert core.on_timer(Timer(TimerKind.VIEW, 1, 0), 1.0) == [
+        SetTimer(Timer(TimerKind.VIEW, 1, 1), 1.0 + TIMEOUTS.view(1))]
 
 
 # ====================================================================== regressions from the second review
@@ -893,7 +894,7 @@ def prepared_in_view_one() -> tuple[Node, Block]:
     """Validator 0 that left view 0 by VIEW-CHANGE, PREPAREd the block of the NEW-VIEW
     for view 1 and prepared it there (its COMMIT sent)."""
     node = Node(0)
-    node.fire("view", 0, TIMEOUTS.view(0))
+    node.fire(TimerKind.VIEW, 0, TIMEOUTS.view(0))
     nv = new_view([view_change(0), view_change(1), view_change(3)], make_block(1, 1))
     block = nv.proposal.block
     out = node.feed(nv, *votes((2, 3), PREPARE, block.hash, view=1))
@@ -908,9 +909,9 @@ def test_restart_after_preparing_in_a_view_reached_by_view_change_resumes_there(
     node, block = prepared_in_view_one()
     restarted = node.restart(now=5.0)
     assert restarted.core.view == 1
-    assert restarted.start_actions == [SetTimer(Timer("view", 1, 1), 5.0 + TIMEOUTS.view(1))]
+    assert restarted.start_actions == [SetTimer(Timer(TimerKind.VIEW, 1, 1), 5.0 + TIMEOUTS.view(1))]
     # Its next VIEW-CHANGE, for view 2, carries what it prepared in view 1, and the block.
-    [message] = sent(restarted.fire("view", 1, 5.0 + TIMEOUTS.view(1)), ViewChangeMessage)
+    [message] = sent(restarted.fire(TimerKind.VIEW, 1, 5.0 + TIMEOUTS.view(1)), ViewChangeMessage)
     vc = message.view_change
     assert (vc.height, vc.view, vc.validator) == (1, 2, ADDR[0])
     assert vc.prepared is not None
@@ -927,7 +928,7 @@ def test_the_sign_log_refuses_a_different_view_change_for_a_view() -> None:
     """The sign log used to record every view change as b"": after a restart the core
     could sign a second, different VIEW-CHANGE for a view it had already left."""
     node = Node(0)
-    [first] = sent(node.fire("view", 0, TIMEOUTS.view(0)), ViewChangeMessage)
+    [first] = sent(node.fire(TimerKind.VIEW, 0, TIMEOUTS.view(0)), ViewChangeMessage)
     assert first.view_change.prepared is None
     signlog = node.core.signlog
     logged = signlog.signed[(1, 1, VIEW_CHANGE)]
@@ -1024,25 +1025,25 @@ def test_a_lone_validator_repeats_its_view_change_rather_than_climbing() -> None
     once they came back, ever further ahead of them, the chain never committed again."""
     node = Node(0)
     t = TIMEOUTS.view(0)
-    [mine] = sent(node.fire("view", 0, t), ViewChangeMessage)
+    [mine] = sent(node.fire(TimerKind.VIEW, 0, t), ViewChangeMessage)
     for _ in range(5):
         t += TIMEOUTS.view(1)
-        out = node.fire("view", 1, t)
+        out = node.fire(TimerKind.VIEW, 1, t)
         assert sent(out, ViewChangeMessage) == [mine]
-        assert timer_set(out, "view") == [SetTimer(Timer("view", 1, 1), t + TIMEOUTS.view(1))]
+        assert timer_set(out, TimerKind.VIEW) == [SetTimer(Timer(TimerKind.VIEW, 1, 1), t + TIMEOUTS.view(1))]
         assert node.core.view == 1
     # Restarted, still alone: the same.
     node = node.restart(now=t)
     assert sent(node.start_actions, ViewChangeMessage) == [mine]
     t += TIMEOUTS.view(1)
-    assert sent(node.fire("view", 1, t), ViewChangeMessage) == [mine]
+    assert sent(node.fire(TimerKind.VIEW, 1, t), ViewChangeMessage) == [mine]
     # Two of four is no quorum yet; with a third, view 1's proposer (2) being silent,
     # the timer moves it on to view 2.
     node.feed(vc_message(1), now=t)
     t += TIMEOUTS.view(1)
-    assert sent(node.fire("view", 1, t), ViewChangeMessage) == [mine]
+    assert sent(node.fire(TimerKind.VIEW, 1, t), ViewChangeMessage) == [mine]
     node.feed(vc_message(3), now=t)
     t += TIMEOUTS.view(1)
-    assert [m.view_change.view for m in sent(node.fire("view", 1, t), ViewChangeMessage)
+    assert [m.view_change.view for m in sent(node.fire(TimerKind.VIEW, 1, t), ViewChangeMessage)
             ] == [2]
     assert node.core.view == 2

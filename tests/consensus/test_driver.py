@@ -27,7 +27,7 @@ from chain.hashing import Domain, sha256
 from chain.keys import PrivateKey
 from chain.tx import Transaction, Transfer
 from chain.validators import Validator, ValidatorSet
-from consensus.core import Core, SetTimer, Timeouts, Timer
+from consensus.core import Core, SetTimer, Timeouts, Timer, TimerKind
 from consensus.driver import BLOCK_REQUEST, TXS_REQUEST, ConsensusDriver
 from consensus.errors import InvalidProposal
 from consensus.messages import (
@@ -231,7 +231,7 @@ async def start(drivers: list, index: int, *, app: FakeApp | None = None, mempoo
 async def propose(drivers: list, txs) -> tuple[ConsensusDriver, FakeNetwork, Block]:
     """The proposer of height 1 proposes a block of ``txs`` (its propose timer fires)."""
     p, pnet = await start(drivers, PROPOSER, app=TxApp(VSET, txs), mempool=txs)
-    p._fire(Timer("propose", 1, 0), None)
+    p._fire(Timer(TimerKind.PROPOSE, 1, 0), None)
     proposal = p.core.state.proposal
     assert proposal is not None and proposal.block.txs == tuple(txs)
     return p, pnet, proposal.block
@@ -499,7 +499,7 @@ async def test_set_timer_schedules_call_at_and_the_same_timer_twice_fires_twice(
     (start_handle,) = d._timers.values()
     loop = asyncio.get_running_loop()
     assert start_handle.when() == pytest.approx(loop.time() + SLOW.view(0), abs=1.0)
-    timer = Timer("view", 1, 0)
+    timer = Timer(TimerKind.VIEW, 1, 0)
     fired: list[Timer] = []
     both = asyncio.Event()
     on_timer = d.core.on_timer
@@ -536,7 +536,7 @@ async def test_stop_cancels_timers_and_tasks(drivers) -> None:
         raise AssertionError("unreachable")
 
     at = asyncio.get_running_loop().time() + 1000
-    d._act([SetTimer(Timer("view", 1, 5), at), SetTimer(Timer("view", 1, 5), at)])
+    d._act([SetTimer(Timer(TimerKind.VIEW, 1, 5), at), SetTimer(Timer(TimerKind.VIEW, 1, 5), at)])
     handles = list(d._timers.values())
     assert len(handles) == 3
     net.connect(NODE[PROPOSER], height=0, answer=hang)
