@@ -20,7 +20,7 @@ from chain.keys import PrivateKey
 
 from .errors import LocalError, PeerGone, PeerTimeout, RemoteError
 from .messages import Goodbye, Message, decode_message, encode_message
-from .secure import DEFAULT_MAX_FRAME, SecureChannel
+from .secure import DEFAULT_MAX_FRAME, ChannelState, SecureChannel
 
 log = logging.getLogger("agora.p2p")
 
@@ -48,7 +48,7 @@ async def open_channel(
         async with asyncio.timeout(timeout):
             if initiator:
                 writer.write(channel.initiate())
-            while channel.state == SecureChannel.HANDSHAKE:
+            while channel.state is ChannelState.HANDSHAKE:
                 data = await reader.read(_READ_SIZE)
                 if not data:
                     raise PeerGone("the peer closed the connection during the handshake")
@@ -104,7 +104,7 @@ class Connection:
     @property
     def channel_open(self) -> bool:
         """False once the channel failed (a bad frame): nothing more can be sealed."""
-        return self._channel.state == SecureChannel.OPEN
+        return self._channel.state is ChannelState.OPEN
 
     # ------------------------------------------------------------------ sending
 

@@ -27,12 +27,14 @@ network identity, and the chain is checked by HELLO right after the handshake.
 Ordering. Transport nonces are counters (§5.1), so a replayed, dropped, reordered or
 modified frame fails to authenticate and :class:`DecryptFailed` ends the channel.
 
-States: HANDSHAKE (messages 0..2 in turn) -> OPEN -> CLOSED (after any error; every
-later call raises, so a caller cannot keep using a channel in an unknown state).
+States (:class:`ChannelState`): HANDSHAKE (messages 0..2 in turn) -> OPEN -> CLOSED
+(after any error; every later call raises, so a caller cannot keep using a channel in
+an unknown state).
 """
 
 from __future__ import annotations
 
+import enum
 from typing import ClassVar
 
 import nacl.bindings
@@ -102,6 +104,15 @@ class NodeKeyProof(Record):
                                   "does not verify")
 
 
+class ChannelState(enum.Enum):
+    """HANDSHAKE (messages 0..2 in turn) -> OPEN -> CLOSED."""
+
+    HANDSHAKE = "handshake"
+    OPEN = "open"
+    #: After any error, or closed by its owner: every later call raises.
+    CLOSED = "closed"
+
+
 def _frame_noise_message(message: bytes) -> bytes:
     return len(message).to_bytes(_LEN, "big") + message
 
@@ -112,10 +123,6 @@ class SecureChannel:
     ``expected_peer`` (a node id) is checked once the peer has proved its key: dialling
     ``id@host:port`` and reaching another node ends the handshake.
     """
-
-    HANDSHAKE: ClassVar[str] = "handshake"
-    OPEN: ClassVar[str] = "open"
-    CLOSED: ClassVar[str] = "closed"
 
     def __init__(
         self,
@@ -128,7 +135,7 @@ class SecureChannel:
     ) -> None:
         self.initiator = initiator
         self.max_frame = max_frame
-        self.state = self.HANDSHAKE
+        self.state = ChannelState.HANDSHAKE
         self.remote_public_key: bytes | None = None
         self.remote_node_id: bytes | None = None
         self.handshake_hash: bytes | None = None
@@ -188,7 +195,7 @@ class SecureChannel:
         else:
             self._send, self._recv = responder_to_initiator, initiator_to_responder
         self.handshake_hash = self._handshake.symmetric_state.get_handshake_hash()
-        self.state = self.OPEN
+        self.state = ChannelState.OPEN
 
     # ------------------------------------------------------------------ data
 
@@ -198,12 +205,12 @@ class SecureChannel:
         Raises a :class:`RemoteError` subclass on bad input; the channel is then
         closed for good.
         """
-        if self.state == self.CLOSED:
+        if self.state is ChannelState.CLOSED:
             raise LocalError("the channel is closed")
         try:
             return self._receive(data)
         except RemoteError:
-            self.state = self.CLOSED
+            self.state = ChannelState.CLOSED
             raise
 
     def _receive(self, data: bytes) -> tuple[bytes, list[bytes]]:
@@ -219,7 +226,7 @@ class SecureChannel:
                 break
             message = bytes(buf[pos + _LEN:pos + _LEN + size])
             pos += _LEN + size
-            if self.state == self.HANDSHAKE:
+            if self.state is ChannelState.HANDSHAKE:
                 reply += self._handshake_step(message)
             else:
                 frame = self._transport_message(message)
@@ -260,8 +267,8 @@ class SecureChannel:
 
     def seal(self, frame: bytes) -> bytes:
         """Encrypt one frame into wire bytes (one Noise message per 64 KiB)."""
-        if self.state != self.OPEN:
-            raise LocalError(f"cannot send a frame in state {self.state}")
+        if self.state is not ChannelState.OPEN:
+            raise LocalError(f"cannot send a frame in state {self.state.value}")
         if len(frame) > self.max_frame:
             raise LocalError(f"frame of {len(frame)} bytes is over the maximum of "
                              f"{self.max_frame}")
@@ -275,4 +282,4 @@ class SecureChannel:
 
     def close(self) -> None:
         """Mark the channel closed (the connection layer closes the socket)."""
-        self.state = self.CLOSED
+        self.state = ChannelState.CLOSED

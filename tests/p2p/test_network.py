@@ -36,7 +36,7 @@ from p2p.messages import (
 )
 from p2p.peers import P2PSettings, Peer, PeerManager
 from p2p.policy import PeerAddress
-from p2p.secure import DEFAULT_MAX_FRAME, SecureChannel
+from p2p.secure import DEFAULT_MAX_FRAME, ChannelState, SecureChannel
 
 CHAIN = "agora-test"
 #: Upper bound on any single wait: far above what a healthy run needs.
@@ -200,7 +200,7 @@ class RawPeer:
         raw = cls(node_key, reader, writer, channel)
         writer.write(channel.initiate())
         async with asyncio.timeout(WAIT):
-            while channel.state == SecureChannel.HANDSHAKE:
+            while channel.state is ChannelState.HANDSHAKE:
                 data = await reader.read(65536)
                 assert data, "the node closed the link during the handshake"
                 reply, frames = channel.receive_data(data)
@@ -239,7 +239,7 @@ class RawPeer:
                     return messages
                 if not data:
                     return messages
-                if self.channel.state == SecureChannel.OPEN:
+                if self.channel.state is ChannelState.OPEN:
                     self.inbox.extend(self.channel.receive_data(data)[1])
 
 

@@ -21,7 +21,14 @@ from p2p.noise import (
     HandshakeState,
     KeyPair,
 )
-from p2p.secure import PROLOGUE, NodeKeyProof, SecureChannel, node_id_of, noise_static_key
+from p2p.secure import (
+    PROLOGUE,
+    ChannelState,
+    NodeKeyProof,
+    SecureChannel,
+    node_id_of,
+    noise_static_key,
+)
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "noise-xx.json").read_text())[
     "vectors"]
@@ -112,7 +119,7 @@ def test_interop_we_initiate_noiseprotocol_responds() -> None:
     (m1,) = _unframe(ours.initiate())
     assert bytes(theirs.read_message(m1)) == b""
     reply, frames = ours.receive_data(_frame(bytes(theirs.write_message(_proof(theirs_key)))))
-    assert frames == [] and ours.state == SecureChannel.OPEN
+    assert frames == [] and ours.state is ChannelState.OPEN
     (m3,) = _unframe(reply)
     payload = NodeKeyProof.decode(bytes(theirs.read_message(m3)))
     assert theirs.handshake_finished
@@ -141,7 +148,7 @@ def test_interop_noiseprotocol_initiates_we_respond() -> None:
     payload.check(theirs.noise_protocol.handshake_state.rs.public_bytes)
     assert payload.public_key == ours_key.public_key
     reply, frames = ours.receive_data(_frame(bytes(theirs.write_message(_proof(theirs_key)))))
-    assert reply == b"" and frames == [] and ours.state == SecureChannel.OPEN
+    assert reply == b"" and frames == [] and ours.state is ChannelState.OPEN
     assert theirs.handshake_finished
     assert ours.remote_node_id == node_id_of(theirs_key.public_key)
     assert ours.handshake_hash == theirs.get_handshake_hash()

@@ -21,7 +21,13 @@ from p2p.errors import (
     RemoteError,
 )
 from p2p.noise import HandshakeState, KeyPair
-from p2p.secure import PROLOGUE, NodeKeyProof, SecureChannel, noise_static_key
+from p2p.secure import (
+    PROLOGUE,
+    ChannelState,
+    NodeKeyProof,
+    SecureChannel,
+    noise_static_key,
+)
 
 A = PrivateKey.from_seed_text("node-a")
 B = PrivateKey.from_seed_text("node-b")
@@ -32,9 +38,9 @@ def handshake(initiator: SecureChannel, responder: SecureChannel) -> None:
     reply, frames = responder.receive_data(initiator.initiate())
     assert frames == []
     reply, frames = initiator.receive_data(reply)
-    assert frames == [] and initiator.state == SecureChannel.OPEN
+    assert frames == [] and initiator.state is ChannelState.OPEN
     last, frames = responder.receive_data(reply)
-    assert last == b"" and frames == [] and responder.state == SecureChannel.OPEN
+    assert last == b"" and frames == [] and responder.state is ChannelState.OPEN
 
 
 def open_pair(max_frame: int = 1 << 20) -> tuple[SecureChannel, SecureChannel]:
@@ -97,7 +103,7 @@ def test_dialling_the_wrong_node_key_is_refused() -> None:
     with pytest.raises(PeerRefused, match=f"dialled node {c.address.hex()} but reached "
                                           f"{B.address.hex()}"):
         i.receive_data(reply)
-    assert i.state == SecureChannel.CLOSED
+    assert i.state is ChannelState.CLOSED
     with pytest.raises(LocalError):
         i.receive_data(b"")
 
@@ -171,7 +177,7 @@ def test_modified_replayed_and_reordered_frames_end_the_channel() -> None:
     tampered = first[:5] + bytes([first[5] ^ 1]) + first[6:]
     with pytest.raises(DecryptFailed, match="frame 0 does not authenticate"):
         b.receive_data(tampered)
-    assert b.state == SecureChannel.CLOSED
+    assert b.state is ChannelState.CLOSED
 
     a, b = open_pair()
     first, second = a.seal(b"one"), a.seal(b"two")
@@ -251,7 +257,7 @@ def test_random_bytes_before_the_handshake_never_escape_as_anything_else(data: b
     try:
         reply, frames = r.receive_data(data)
     except RemoteError:
-        assert r.state == SecureChannel.CLOSED
+        assert r.state is ChannelState.CLOSED
     else:
         assert frames == []
 
@@ -262,7 +268,7 @@ def test_random_bytes_after_the_handshake_never_escape_as_anything_else(data: by
     try:
         _, frames = b.receive_data(data)
     except RemoteError:
-        assert b.state == SecureChannel.CLOSED
+        assert b.state is ChannelState.CLOSED
     else:
         assert frames == []  # nothing unauthenticated is ever delivered
 
