@@ -334,8 +334,8 @@ class Machine:
                         if gas < 0:
                             raise Fault(Status.OUT_OF_GAS, "out of gas")
                         i = i + 2 if a else t[0]
-                    elif op <= 0x83:  # LOAD a; PUSHB s; then CONCAT (LCAT), SLOADR (SLOADF),
-                        t = imm[i]  # SLOADR; BTOI (SLOADFI) or SSTORER (SSTOREF)
+                    elif op <= 0x83:  # LCAT, SLOADF, SLOADFI, SSTOREF: LOAD a; PUSHB s; then
+                        t = imm[i]  # CONCAT, SLOADR, SLOADR; BTOI or SSTORER
                         k = local[t[0]]
                         s = t[1]
                         n = len(stack)
@@ -349,7 +349,7 @@ class Machine:
                         gas -= t[3]
                         if gas < 0:
                             raise Fault(Status.OUT_OF_GAS, "out of gas")
-                        if op == 0x83:  # SSTORER, the value below
+                        if op == 0x83:  # SSTOREF: SSTORER, the value below
                             if not n:
                                 raise _error("stack underflow at SSTORER")
                             v = pop()
@@ -363,7 +363,7 @@ class Machine:
                                 raise Fault(Status.OUT_OF_GAS, "out of gas")
                             host.sstore_field(contract, k, s, v)
                             i += 3
-                        elif op == 0x80:  # CONCAT
+                        elif op == 0x80:  # LCAT: CONCAT
                             if type(k) is not bytes:
                                 raise _error("CONCAT needs two byte strings")
                             m = len(k) + len(s)
@@ -377,14 +377,14 @@ class Machine:
                                 raise _error(_MEMORY)
                             push(k + s)
                             i += 3
-                        else:  # SLOADR (; BTOI)
+                        else:  # SLOADF, SLOADFI: SLOADR (; BTOI)
                             if type(k) is not bytes:
                                 raise _error("SLOADR base and field must be bytes")
                             gas -= host.record_gas(contract, k, False)
                             if gas < 0:
                                 raise Fault(Status.OUT_OF_GAS, "out of gas")
                             k = host.sload_field(contract, k, s)
-                            if op == 0x82:
+                            if op == 0x82:  # SLOADFI
                                 gas -= t[4]
                                 if gas < 0:
                                     raise Fault(Status.OUT_OF_GAS, "out of gas")
@@ -713,23 +713,22 @@ class Machine:
                     if not frames:
                         raise _error("RETI outside an internal call")
                     i, local = frames.pop()
-                elif op <= 0x2D:
+                elif op <= 0x2D:  # MUL, DIV, MOD, EXP, SADD, SSUB, SMUL, SDIV, SMOD, SNEG
                     if op == 0x25 and stack and type(stack[-1]) is int:  # EXP: per byte
                         gas -= GAS_EXP_BYTE * ((stack[-1].bit_length() + 7) >> 3)
                         if gas < 0:
                             raise Fault(Status.OUT_OF_GAS, "out of gas")
                     i = self._arith(op, stack, i)
-                elif op <= 0x3B:
+                elif op <= 0x3B:  # SLT, SGT, AND, OR, XOR, NOT, SHL, SHR
                     self._bits(op, stack)
                     i += 1
-                elif op <= 0x46:
+                elif op <= 0x46:  # SLICE, SHA256
                     gas -= self._bytes_op(op, stack)
                     if gas < 0:
                         raise Fault(Status.OUT_OF_GAS, "out of gas")
-                    if op != 0x41 and op != 0x43:  # every new byte string counts
-                        self.allocated += len(stack[-1])
-                        if self.allocated > MAX_ALLOCATED:
-                            raise _error(_MEMORY)
+                    self.allocated += len(stack[-1])  # every new byte string counts
+                    if self.allocated > MAX_ALLOCATED:
+                        raise _error(_MEMORY)
                     i += 1
                 elif op <= 0x48:  # PACK, UNPACK
                     built = _pack(stack, imm[i]) if op == 0x47 else _unpack(stack, imm[i])
@@ -743,27 +742,28 @@ class Machine:
                         raise _error(f"memory limit: a transaction may build at most "
                                      f"{MAX_ALLOCATED:,} bytes of byte strings")
                     i += 1
-                elif op <= 0x5A:
-                    if op == 0x50:
+                elif op <= 0x5A:  # CALLER, ORIGIN, CALLVALUE, SELF, HEIGHT, TIME,
+                    # METHOD, ARG, NARGS, BALANCE, GAS
+                    if op == 0x50:  # CALLER
                         push(caller)
-                    elif op == 0x51:
+                    elif op == 0x51:  # ORIGIN
                         push(self.origin)
-                    elif op == 0x52:
+                    elif op == 0x52:  # CALLVALUE
                         push(value)
-                    elif op == 0x53:
+                    elif op == 0x53:  # SELF
                         push(contract)
-                    elif op == 0x54:
+                    elif op == 0x54:  # HEIGHT
                         push(self.block.height)
-                    elif op == 0x55:
+                    elif op == 0x55:  # TIME
                         push(self.block.time_ms)
-                    elif op == 0x56:
+                    elif op == 0x56:  # METHOD
                         push(method)
                     elif op == 0x57:  # ARG
                         n = pop()
                         if type(n) is not int or n >= len(args):
                             raise _error(f"no argument {n!r} (the call has {len(args)})")
                         push(args[n])
-                    elif op == 0x58:
+                    elif op == 0x58:  # NARGS
                         push(len(args))
                     elif op == 0x59:  # BALANCE
                         a = pop()
@@ -882,13 +882,13 @@ class Machine:
                 raise _revert("uint overflow")
         else:
             sa, sb = signed(a), signed(b)
-            if op == 0x28:
+            if op == 0x28:  # SADD
                 r = sa + sb
-            elif op == 0x29:
+            elif op == 0x29:  # SSUB
                 r = sa - sb
-            elif op == 0x2A:
+            elif op == 0x2A:  # SMUL
                 r = sa * sb
-            else:
+            else:  # SDIV, SMOD
                 if not sb:
                     raise _revert("division by zero")
                 r = sa // sb if op == 0x2B else sa % sb
@@ -912,17 +912,17 @@ class Machine:
         a = pop()
         if type(a) is not int or type(b) is not int:
             raise _error(f"{Op(op).name} needs two integers")
-        if op == 0x32:
+        if op == 0x32:  # SLT
             r = 1 if signed(a) < signed(b) else 0
-        elif op == 0x33:
+        elif op == 0x33:  # SGT
             r = 1 if signed(a) > signed(b) else 0
-        elif op == 0x36:
+        elif op == 0x36:  # AND
             r = a & b
-        elif op == 0x37:
+        elif op == 0x37:  # OR
             r = a | b
-        elif op == 0x38:
+        elif op == 0x38:  # XOR
             r = a ^ b
-        elif op == 0x3A:
+        elif op == 0x3A:  # SHL
             r = (a << b) & UINT_MAX if b < 256 else 0
         else:  # SHR
             r = a >> b if b < 256 else 0
@@ -930,17 +930,9 @@ class Machine:
 
     @staticmethod
     def _bytes_op(op: int, stack: list) -> int:
-        """Byte-string instructions; returns the extra gas they cost."""
+        """SLICE and SHA256 (the other byte-string instructions run inline in the
+        loop); returns the extra gas they cost."""
         pop = stack.pop
-        if op == 0x40:  # CONCAT
-            b = pop()
-            a = pop()
-            if type(a) is not bytes or type(b) is not bytes:
-                raise _error("CONCAT needs two byte strings")
-            if len(a) + len(b) > MAX_BYTES:
-                raise _error("CONCAT result too long")
-            stack.append(a + b)
-            return GAS_PER_WORD * ((len(a) + len(b) + 31) >> 5)
         if op == 0x42:  # SLICE
             n = pop()
             start = pop()
@@ -951,22 +943,8 @@ class Machine:
                 raise _revert("slice out of range")
             stack.append(b[start : start + n])
             return GAS_PER_WORD * ((n + 31) >> 5)
-        a = pop()
-        if op == 0x41:  # LEN
-            if type(a) is not bytes:
-                raise _error("LEN needs bytes")
-            stack.append(len(a))
-        elif op == 0x43:  # BTOI
-            if type(a) is not bytes or len(a) > 32:
-                raise _error("BTOI needs at most 32 bytes")
-            stack.append(int.from_bytes(a, "big"))
-        elif op == 0x44 or op == 0x45:  # ITOB, ITOB32
-            if type(a) is not int:
-                raise _error(f"{Op(op).name} needs an integer")
-            stack.append(a.to_bytes(32, "big") if op == 0x45 else _as_bytes(a))
-        else:  # SHA256
-            if type(a) is not bytes:
-                raise _error("SHA256 needs bytes")
-            stack.append(_sha256(a).digest())
-            return GAS_SHA256_WORD * ((len(a) + 31) >> 5)
-        return 0
+        a = pop()  # SHA256
+        if type(a) is not bytes:
+            raise _error("SHA256 needs bytes")
+        stack.append(_sha256(a).digest())
+        return GAS_SHA256_WORD * ((len(a) + 31) >> 5)
