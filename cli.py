@@ -215,10 +215,8 @@ def localnet_init(validators: int, home: str, base_port: int) -> None:
               help="Transfers for the throughput run.")
 @click.option("--senders", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--finality-txs", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--workload", type=click.Choice(["transfer"]), default="transfer",
-              show_default=True, help="What the load is made of.")
 @click.option("--profile", is_flag=True, help="Profile the nodes; print the busiest one's.")
-def bench(validators: int, txs: int, senders: int, finality_txs: int, workload: str,
+def bench(validators: int, txs: int, senders: int, finality_txs: int,
           profile: bool) -> None:
     """Start a localnet here and measure finality and committed transactions/s."""
     from bench.localnet import main as bench_main

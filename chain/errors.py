@@ -44,10 +44,6 @@ class DecodeError(_FieldPath, RemoteError):
     bytes, wrong types, out-of-range values, non-minimal encodings or oversize input."""
 
 
-class InvalidSignature(RemoteError):
-    """A signature does not verify for the claimed key and message."""
-
-
 class InvalidTransaction(RemoteError):
     """A transaction fails a stateless check (size, chain id, signature, fields)."""
 
@@ -58,10 +54,6 @@ class InvalidAddress(RemoteError):
 
 class InvalidCertificate(RemoteError):
     """A commit certificate does not prove a quorum for the claimed block."""
-
-
-class InvalidProof(RemoteError):
-    """A Merkle proof is malformed."""
 
 
 class InvalidGenesis(RemoteError):

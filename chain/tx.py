@@ -176,8 +176,6 @@ class Transaction(Record):
         if self.gas_limit == 0:
             raise InvalidTransaction("gas limit must be positive")
         if not self.has_valid_signature():
-            # InvalidTransaction, as documented: InvalidSignature is not a subclass of
-            # it, so a caller catching InvalidTransaction would miss a forged tx.
             raise InvalidTransaction("transaction signature does not verify")
 
     @classmethod

@@ -223,7 +223,6 @@ class _Height:
     new_view_sent: set[int] = field(default_factory=set)
     #: Our VIEW-CHANGE for ``view``, repeated while no quorum has left the view.
     own_view_change: ViewChangeMessage | None = None
-    sync_requested: bool = False
 
 
 class Core:

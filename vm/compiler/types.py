@@ -22,10 +22,6 @@ class Type:
     def is_integer(self) -> bool:
         return self.name in ("uint", "int")
 
-    @property
-    def on_stack_as_int(self) -> bool:
-        return self.name in ("uint", "int", "bool")
-
     def __str__(self) -> str:
         return self.name
 
@@ -106,7 +102,6 @@ STR = Type("str")
 NONE = Type("None")
 
 BY_NAME = {t.name: t for t in (UINT, INT, BOOL, ADDRESS, BYTES, STR)}
-SCALARS = frozenset(BY_NAME.values())
 
 #: Limits the VM's instructions set (u8 counts, u16 lengths), checked with a source
 #: position before any code is generated.
