@@ -1,6 +1,7 @@
 """The application as consensus sees it: the executor and the mempool behind the
 small ``ConsensusApp`` interface (``has_pending_txs``, ``propose``, ``validate``) plus
-``commit``, which the driver calls for each Commit action.
+``commit``, which the driver calls for each Commit action: it writes the block,
+re-checks the mempool, then publishes the block on the event bus (``node/events.py``).
 
 Blocks are built from the mempool's ready transactions in proposal order and executed
 once (the executor keeps the proposer's execution); a transaction's signature checked

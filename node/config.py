@@ -2,9 +2,12 @@
 with pydantic: an unknown key or a bad value stops the node at start, with a message
 naming the key (``p2p.max_inbound: ...``), never halfway through running.
 
-Sections: ``[node]`` (mode, moniker), ``[p2p]``, ``[rpc]``, ``[consensus]`` (timeouts,
-block interval, empty blocks), ``[mempool]``, ``[metrics]``, ``[log]``. Every key has
-a default, so an empty file is a valid (full-node) config.
+Sections: ``[node]`` (mode, moniker), ``[p2p]``, ``[rpc]`` (with its WebSocket
+limits), ``[consensus]`` (timeouts, block interval, empty blocks), ``[mempool]``,
+``[metrics]``, ``[log]``, ``[storage]``. Every key has a default, so an empty file is
+a valid (full-node) config; the ``[p2p]`` defaults are the network's own
+(:class:`p2p.peers.P2PSettings`), and :meth:`P2PSection.settings` maps the section onto
+them.
 """
 
 from __future__ import annotations
