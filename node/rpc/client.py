@@ -68,7 +68,7 @@ class RPCClient:
             await self._session.close()
             self._session = None
 
-    async def call(self, method: str, **params: Any) -> Any:
+    async def call(self, method: str, /, **params: Any) -> Any:
         """Call ``method`` with named parameters; its result (or RPCFailed)."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
@@ -187,6 +187,56 @@ class RPCClient:
             if not page.get("next"):
                 return
             params["before"] = page["next"]
+
+    # ------------------------------------------------------------ commerce
+
+    async def listing(self, listing_id: int) -> dict[str, Any]:
+        return await self.call("listing", listing_id=listing_id)
+
+    async def listings(self, merchant: bytes | str, *, limit: int | None = None,
+                       before: str | None = None) -> dict[str, Any]:
+        return await self.call("listings", merchant=_address(merchant),
+                               **_opt(limit=limit, before=before))
+
+    async def order(self, order_id: int, *, history_limit: int | None = None,
+                    history_after: str | None = None) -> dict[str, Any]:
+        return await self.call("order", order_id=order_id,
+                               **_opt(history_limit=history_limit, history_after=history_after))
+
+    async def orders(self, *, buyer: bytes | str | None = None,
+                     merchant: bytes | str | None = None, state: str | None = None,
+                     limit: int | None = None, before: str | None = None) -> dict[str, Any]:
+        """A buyer's or a merchant's orders (name one), optionally in one ``state``."""
+        return await self.call("orders", **_opt(
+            buyer=_address(buyer) if buyer is not None else None,
+            merchant=_address(merchant) if merchant is not None else None,
+            state=state, limit=limit, before=before))
+
+    async def group(self, group_id: int, *, limit: int | None = None,
+                    before: str | None = None) -> dict[str, Any]:
+        return await self.call("group", group_id=group_id, **_opt(limit=limit, before=before))
+
+    async def merchant(self, merchant: bytes | str) -> dict[str, Any]:
+        return await self.call("merchant", merchant=_address(merchant))
+
+    async def arbiter(self, arbiter: bytes | str) -> dict[str, Any]:
+        return await self.call("arbiter", arbiter=_address(arbiter))
+
+    async def reviews(self, *, merchant: bytes | str | None = None,
+                      listing_id: int | None = None, order_id: int | None = None,
+                      limit: int | None = None, before: str | None = None) -> dict[str, Any]:
+        """The reviews of a merchant, a listing or an order (name one)."""
+        return await self.call("reviews", **_opt(
+            merchant=_address(merchant) if merchant is not None else None,
+            listing_id=listing_id, order_id=order_id, limit=limit, before=before))
+
+    async def events(self, contract: bytes | str, *, name: str | None = None,
+                     from_height: int | None = None, to_height: int | None = None,
+                     limit: int | None = None, before: str | None = None) -> dict[str, Any]:
+        """Contract events of ``contract`` (a name such as "escrow", or an address)."""
+        return await self.call("events", contract=_address(contract), **_opt(
+            name=name, from_height=from_height, to_height=to_height, limit=limit,
+            before=before))
 
 
 def _hex(value: bytes | str) -> str:
