@@ -4,16 +4,30 @@
 
 Bounds: request bodies (``max_body_bytes``; aiohttp answers 413 above it), batch length
 (the dispatcher), WebSocket clients per node (``ws_max_clients``; one more is answered
-503 before the upgrade), subscriptions per client, and each client's outgoing queue
-(``ws_queue``): a client that lets it fill is closed with code 1008 and a reason, so it
-can never hold the node's memory or stall anyone. Pings every ``ws_ping_interval_ms``
-find dead connections. CORS is off unless ``cors_origins`` names origins (or ``*``).
+503 before the upgrade) and subscriptions per client.
+
+Each WebSocket client has one writer task and an outgoing queue that nothing else ever
+waits on. Notifications are counted against ``ws_queue``: a client that still has that
+many messages unsent when a new block's notifications arrive has fallen behind and is
+closed with code 1008 and the reason in the close frame (one block's notifications are
+always taken whole, so a reader that keeps up survives a block of thousands of
+transactions). Answers to the client's own requests are bounded differently: with more
+than ``ANSWER_BYTES_AHEAD`` of them unsent, the client's next request is not read
+(TCP pushes back) until they drain, for at most a ping interval, after which it is
+dropped too. A closing client gets ``CLOSE_GRACE`` to read the rest and the close frame;
+then its socket is cut, so a client that reads nothing — its kernel buffers full — never
+holds a socket, a task or memory. Pings every ``ws_ping_interval_ms`` (aiohttp's
+heartbeat) find dead connections: no pong within half an interval closes one. No
+per-message compression (it would be paid per client for every notification). Stop
+closes every client with 1001 (going away), bounded by ``STOP_GRACE``. CORS is off
+unless ``cors_origins`` names origins (or ``*``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +38,17 @@ from p2p.policy import split_host_port
 
 from .context import RPCContext
 from .protocol import Dispatcher, Observer
-from .subscriptions import Hub, Subscription
+from .subscriptions import Hub, Notes, Subscription
 
 log = logging.getLogger("agora.rpc")
+
+#: How long a closing WebSocket client has to read the rest and the close frame
+#: before its socket is cut.
+CLOSE_GRACE = 2.0
+#: How long stop waits for clients to answer their close frames before cutting them.
+STOP_GRACE = 1.0
+#: Bytes of unsent answers a client may have before its next request waits.
+ANSWER_BYTES_AHEAD = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -53,24 +75,62 @@ class _WSContext:
         return getattr(self._base, name)
 
 
+#: A queued item: an answer's text, or one block's results for one subscription.
+_Item = str | tuple[str, Notes]
+_NOTE_HEAD = '{"jsonrpc":"2.0","method":"subscription","params":{"subscription":"'
+
+
 @dataclass(eq=False)
 class WSConnection:
+    """One client: its subscriptions and its outgoing queue, which one writer task
+    empties. ``pending`` counts the notifications queued or being sent; answers are
+    counted in bytes, ``answer_bytes``."""
+
     ws: web.WebSocketResponse
-    transport: asyncio.BaseTransport | None
+    transport: asyncio.Transport | None
     queue_limit: int
     on_drop: Callable[[WSConnection, str], None]
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
-    queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    queue: deque[_Item] = field(default_factory=deque)
+    pending: int = 0
+    #: Bytes of answers queued; above ANSWER_BYTES_AHEAD the next request waits.
+    answer_bytes: int = 0
     closed: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    answers_drained: asyncio.Event = field(default_factory=asyncio.Event)
+    closer: asyncio.Task | None = None
 
-    def push(self, text: str) -> None:
+    def notify(self, items: list[tuple[str, Notes]]) -> None:
+        """One block's notifications. Taken whole unless the client still has
+        ``queue_limit`` notifications unsent: then it has fallen behind and is dropped."""
         if self.closed:
             return
-        if self.queue.qsize() >= self.queue_limit:
-            self.on_drop(self, f"too slow: {self.queue_limit} messages waiting unread; "
-                               "reconnect and subscribe again")
+        if self.pending >= self.queue_limit:
+            self.on_drop(self, f"too slow: {self.pending} notifications waiting unread "
+                               f"(the limit is {self.queue_limit}); reconnect and "
+                               "subscribe again")
             return
-        self.queue.put_nowait(text)
+        for item in items:
+            self.queue.append(item)
+            self.pending += len(item[1])
+        self.wake.set()
+
+    def answer(self, text: str) -> None:
+        """Queue an answer (bounded by the reader waiting, not by dropping)."""
+        if self.closed:
+            return
+        self.queue.append(text)
+        self.answer_bytes += len(text)
+        if self.answer_bytes > ANSWER_BYTES_AHEAD:
+            self.answers_drained.clear()
+        self.wake.set()
+
+    def shut(self) -> None:
+        """No more sending: frees the queue, wakes the writer and the reader."""
+        self.closed = True
+        self.queue.clear()
+        self.wake.set()
+        self.answers_drained.set()
 
 
 class RPCServer:
@@ -87,6 +147,9 @@ class RPCServer:
         self._mounts: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = []
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
+        #: Connections whose socket is cut if still open after CLOSE_GRACE.
+        self._reapers: dict[WSConnection, asyncio.TimerHandle] = {}
+        self._stopping = False
 
     def mount(self, method: str, path: str,
               handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
@@ -114,8 +177,17 @@ class RPCServer:
             raise
 
     async def stop(self) -> None:
-        for conn in list(self.connections):
+        """Close every WebSocket (1001, going away) and the listener. Bounded: a
+        client that has not answered its close frame within STOP_GRACE is cut."""
+        self._stopping = True
+        connections = list(self.connections)
+        for conn in connections:
             self._drop(conn, "the node is stopping", code=WSCloseCode.GOING_AWAY)
+        closers = [conn.closer for conn in connections if conn.closer is not None]
+        if closers:  # clients that read answer the close at once
+            await asyncio.wait(closers, timeout=STOP_GRACE)
+        for conn in list(self._reapers):  # cut now whoever has not finished
+            self._reap(conn)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -152,13 +224,20 @@ class RPCServer:
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         s = self.settings
+        if self._stopping:
+            return web.Response(status=503, text="the node is stopping\n")
         if len(self.connections) >= s.ws_max_clients:
             return web.Response(status=503, text=f"this node serves at most "
                                                  f"{s.ws_max_clients} WebSocket clients\n")
+        # No per-message compression: every notification would be compressed once per
+        # client (and each client would hold a compressor's memory).
         ws = web.WebSocketResponse(heartbeat=s.ws_ping_interval_ms / 1000,
-                                   max_msg_size=s.max_body_bytes)
+                                   max_msg_size=s.max_body_bytes, compress=False)
         await ws.prepare(request)
-        conn = WSConnection(ws, request.transport, s.ws_queue, self._drop)
+        transport = request.transport
+        conn = WSConnection(ws, transport if isinstance(transport, asyncio.Transport) else None,
+                            s.ws_queue, self._drop)
+        conn.answers_drained.set()
         self.connections.add(conn)
         ctx = _WSContext(self.ctx, self.hub, conn)
         writer = asyncio.create_task(self._write(conn))
@@ -169,32 +248,58 @@ class RPCServer:
                 if message.type == WSMsgType.TEXT or message.type == WSMsgType.BINARY:
                     answer = await self.dispatcher.handle_text(message.data, ctx, websocket=True)
                     if answer is not None:
-                        conn.push(answer)
+                        conn.answer(answer)
+                    if not conn.answers_drained.is_set():
+                        # The client is not reading its answers: stop reading its
+                        # requests (TCP pushes back) for at most one ping interval.
+                        try:
+                            async with asyncio.timeout(max(s.ws_ping_interval_ms / 1000,
+                                                           CLOSE_GRACE)):
+                                await conn.answers_drained.wait()
+                        except TimeoutError:
+                            self._drop(conn, f"too slow: {conn.answer_bytes} bytes of "
+                                             "answers unread")
                 if conn.closed:
                     break
         finally:
             self._forget(conn)
-            if not conn.closed:
-                conn.closed = True
-                conn.queue.put_nowait("")  # wakes the writer to end
-            try:
-                await asyncio.wait_for(asyncio.shield(writer), 2.0)
-            except (TimeoutError, asyncio.CancelledError):
-                writer.cancel()
+            conn.shut()
+            if conn.closer is not None:
+                # Dropped: let the close frame (and its reason) go out, bounded.
+                await asyncio.wait([conn.closer], timeout=CLOSE_GRACE + 0.5)
+            writer.cancel()  # it may wait on a client that reads nothing
+            self._reap_later(conn)
         return ws
 
     async def _write(self, conn: WSConnection) -> None:
         ws = conn.ws
+        queue = conn.queue
         try:
-            while True:
-                text = await conn.queue.get()
-                if conn.closed:
-                    break
-                await ws.send_str(text)
+            while not conn.closed:
+                if not queue:
+                    conn.wake.clear()
+                    await conn.wake.wait()
+                    continue
+                item = queue.popleft()
+                if isinstance(item, str):
+                    await ws.send_str(item)
+                    conn.answer_bytes -= len(item)
+                    if conn.answer_bytes <= ANSWER_BYTES_AHEAD:
+                        conn.answers_drained.set()
+                    continue
+                sub_id, notes = item
+                head = _NOTE_HEAD + sub_id + '","result":'
+                for note in notes:
+                    if conn.closed:
+                        return
+                    text = note if isinstance(note, str) else note.text()
+                    await ws.send_str(head + text + "}}")
+                    conn.pending -= 1
         except (ConnectionError, RuntimeError):
             pass  # the client went away; the reader ends too
-        finally:
-            conn.closed = True
+        except Exception:  # our bug (a result that cannot be rendered): say so, end
+            log.exception("WebSocket writer failed")
+            self._drop(conn, "internal error", code=WSCloseCode.INTERNAL_ERROR)
 
     def _forget(self, conn: WSConnection) -> None:
         if conn in self.connections:
@@ -206,23 +311,43 @@ class RPCServer:
         """Close ``conn`` now, saying why; never waits on the client."""
         if conn.closed:
             return
-        conn.closed = True
         if code == WSCloseCode.POLICY_VIOLATION:
             self.dropped_slow += 1
             log.info("dropping a WebSocket client: %s", reason)
         self._forget(conn)
-        conn.queue.put_nowait("")
+        conn.shut()
         task = asyncio.get_running_loop().create_task(self._close(conn, reason, code))
+        conn.closer = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self._reap_later(conn)
 
     async def _close(self, conn: WSConnection, reason: str, code: int) -> None:
-        # The close frame carries the reason (at most 123 bytes by RFC 6455). A client
-        # that reads nothing gets a bounded wait, then its socket is cut.
+        # The close frame carries the reason (at most 123 bytes by RFC 6455), queued
+        # behind what the client has not read yet.
         try:
-            await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()[:123]), 2.0)
+            async with asyncio.timeout(CLOSE_GRACE):
+                await conn.ws.close(code=code, message=reason.encode()[:123])
         except (TimeoutError, ConnectionError, RuntimeError):
             pass
-        finally:
-            if conn.transport is not None and not conn.ws.closed:
-                conn.transport.abort()  # type: ignore[attr-defined]
+
+    def _reap_later(self, conn: WSConnection) -> None:
+        """After CLOSE_GRACE, cut the socket if it is still open or still holds
+        unsent bytes: closing a transport whose client reads nothing would wait to
+        flush for ever."""
+        if conn not in self._reapers and not _going(conn.transport):
+            self._reapers[conn] = asyncio.get_running_loop().call_later(
+                CLOSE_GRACE, self._reap, conn)
+
+    def _reap(self, conn: WSConnection) -> None:
+        handle = self._reapers.pop(conn, None)
+        if handle is not None:
+            handle.cancel()
+        if not _going(conn.transport):
+            conn.transport.abort()  # type: ignore[union-attr]
+
+
+def _going(transport: asyncio.Transport | None) -> bool:
+    """Closed or closing with nothing left to send: the socket goes by itself."""
+    return transport is None or (transport.is_closing()
+                                 and not transport.get_write_buffer_size())

@@ -11,10 +11,21 @@ A notification is a JSON-RPC notification ``{"method": "subscription", "params":
 {"subscription": ID, "result": ...}}``. Each result is built and serialised once, however
 many subscribers it goes to.
 
-No subscriber can stall the node or another subscriber: the hub only ever puts into a
-connection's bounded queue without waiting (:meth:`Connection.push`); a connection whose
-queue is full has fallen behind, and is told why in its close frame and dropped (like
-CometBFT's ``close_on_slow_client``, never its silent drops or its stalls).
+The hub works once per committed block (one :class:`~node.events.BlockCommitted`):
+it matches the block against the subscriptions and hands each connection everything
+of that block for it in one :meth:`Connection.notify` call — a header, the block's
+matching transactions, its matching events, in block order. Transactions are only
+matched on the commit step (by the addresses they touch); their results are rendered
+by the first connection's writer that sends them (:class:`TxNote`) and shared with the
+others, so a block of thousands of transactions does not hold the commit step.
+
+No subscriber can stall the node or another subscriber: the hub never waits on a
+connection. A connection that still has its queue limit of messages unsent when the
+next block's notifications arrive has fallen behind, and is told why in its close
+frame and dropped (like CometBFT's ``close_on_slow_client``, never its silent drops
+or its stalls). One block's notifications are taken whole, however many, so a reader
+that keeps up is never dropped for a big block; a connection thus holds at most its
+limit plus one block's notifications, and the texts are shared between connections.
 """
 
 from __future__ import annotations
@@ -22,17 +33,19 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, StrictStr
 
 from chain.address import address_to_text
+from chain.block import Receipt, ReceiptStatus
+from chain.tx import Transaction
 from storage.blockstore import touched_addresses
 
 from ..chainview import ChainView
-from ..events import BlockCommitted, ContractEvent, EventBus, TxCommitted
+from ..events import BlockCommitted, EventBus
 from .methods.common import AddressText
 from .protocol import Codes, Params, RPCError, rpc_method
 from .views import EventView, HeaderView, ReceiptView, TxView
@@ -40,13 +53,51 @@ from .views import EventView, HeaderView, ReceiptView, TxView
 log = logging.getLogger("agora.rpc.ws")
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class TxNote:
+    """A committed transaction's notification result, rendered on first use (by a
+    connection's writer, off the commit step) and then shared."""
+
+    __slots__ = ("_chain", "_tx", "_receipt", "_height", "_index", "_time_ms", "_text")
+
+    def __init__(self, chain: ChainView, tx: Transaction, receipt: Receipt, height: int,
+                 index: int, time_ms: int) -> None:
+        self._chain: ChainView | None = chain
+        self._tx: Transaction | None = tx
+        self._receipt: Receipt | None = receipt
+        self._height = height
+        self._index = index
+        self._time_ms = time_ms
+        self._text: str | None = None
+
+    def text(self) -> str:
+        if self._text is None:
+            tx, receipt, chain = self._tx, self._receipt, self._chain
+            assert tx is not None and receipt is not None and chain is not None
+            self._text = _dumps({
+                "hash": tx.hash.hex(), "height": self._height, "index": self._index,
+                "time_ms": self._time_ms,
+                "tx": TxView.of(tx, chain).model_dump(mode="json"),
+                "receipt": ReceiptView.of(receipt, chain, tx).model_dump(mode="json")})
+            self._tx = self._receipt = self._chain = None  # only the text is kept
+        return self._text
+
+
+#: What a subscription is told of one block: ready texts or transaction notes.
+Notes = Sequence["str | TxNote"]
+
+
 class Connection(Protocol):
     """One WebSocket client, as the hub sees it."""
 
     subscriptions: dict[str, Subscription]
 
-    def push(self, text: str) -> None:
-        """Queue ``text`` without waiting; a full queue drops the connection."""
+    def notify(self, items: list[tuple[str, Notes]]) -> None:
+        """Queue one block's ``(subscription id, results)`` without waiting; a
+        connection still that far behind is dropped instead."""
         ...
 
 
@@ -61,11 +112,6 @@ class Subscription:
     order_id: int | None = None
     description: dict[str, Any] = field(default_factory=dict)
 
-    def send(self, result_json: str) -> None:
-        self.connection.push(
-            '{"jsonrpc":"2.0","method":"subscription","params":{"subscription":"'
-            + self.id + '","result":' + result_json + "}}")
-
 
 class Hub:
     """Every live subscription of the node, indexed for cheap matching."""
@@ -79,9 +125,6 @@ class Hub:
         self._txs_by_account: dict[bytes, dict[str, Subscription]] = {}
         self._events: dict[str, Subscription] = {}
         self._stops: list[Callable[[], None]] = [bus.listen(BlockCommitted, self._block)]
-        self._bus = bus
-        self._tx_listening = False
-        self._event_listening = False
 
     def close(self) -> None:
         for stop in self._stops:
@@ -110,7 +153,6 @@ class Hub:
                 self._txs_by_account.setdefault(sub.account, {})[sub.id] = sub
         else:
             self._events[sub.id] = sub
-        self._listen_as_needed()
         return sub
 
     def remove(self, sub: Subscription) -> None:
@@ -124,7 +166,6 @@ class Hub:
                 subs.pop(sub.id, None)
                 if not subs:
                     del self._txs_by_account[sub.account]
-        self._listen_as_needed()
 
     def remove_all(self, conn: Connection) -> int:
         subs = list(conn.subscriptions.values())
@@ -132,75 +173,95 @@ class Hub:
             self.remove(sub)
         return len(subs)
 
-    def _listen_as_needed(self) -> None:
-        # The bus builds per-tx and per-event objects only while someone listens.
-        want_txs = bool(self._txs_all or self._txs_by_account)
-        if want_txs != self._tx_listening:
-            self._tx_listening = want_txs
-            if want_txs:
-                self._stop_txs = self._bus.listen(TxCommitted, self._tx)
-            else:
-                self._stop_txs()
-        want_events = bool(self._events)
-        if want_events != self._event_listening:
-            self._event_listening = want_events
-            if want_events:
-                self._stop_events = self._bus.listen(ContractEvent, self._event)
-            else:
-                self._stop_events()
-
     # ------------------------------------------------------------ telling
 
     def _block(self, event: BlockCommitted) -> None:
-        if not self._blocks:
+        if not (self._blocks or self._txs_all or self._txs_by_account or self._events):
             return
-        text = json.dumps(HeaderView.of(event.block.header).model_dump(mode="json"),
-                          separators=(",", ":"))
-        for sub in list(self._blocks.values()):
-            sub.send(text)
+        out: dict[Connection, list[tuple[str, Notes]]] = {}
 
-    def _tx(self, event: TxCommitted) -> None:
-        targets = list(self._txs_all.values())
-        if self._txs_by_account:
-            for address in touched_addresses(event.tx):
+        def tell(sub: Subscription, notes: Notes) -> None:
+            items = out.get(sub.connection)
+            if items is None:
+                out[sub.connection] = [(sub.id, notes)]
+            else:
+                items.append((sub.id, notes))
+
+        if self._blocks:
+            header = [_dumps(HeaderView.of(event.block.header).model_dump(mode="json"))]
+            for sub in self._blocks.values():
+                tell(sub, header)
+        if event.block.txs and (self._txs_all or self._txs_by_account):
+            self._txs(event, tell)
+        if event.block.txs and self._events:
+            self._contract_events(event, tell)
+        for conn, items in out.items():
+            conn.notify(items)
+
+    def _txs(self, event: BlockCommitted,
+             tell: Callable[[Subscription, Notes], None]) -> None:
+        block = event.block
+        height, time_ms, chain = block.height, block.header.time_ms, self.chain
+        notes: list[TxNote | None]
+        if self._txs_all:
+            every = [TxNote(chain, tx, receipt, height, index, time_ms)
+                     for index, (tx, receipt) in enumerate(zip(block.txs, event.receipts,
+                                                               strict=True))]
+            for sub in self._txs_all.values():
+                tell(sub, every)  # one list, shared
+            notes = list(every)
+        else:
+            notes = [None] * len(block.txs)
+        if not self._txs_by_account:
+            return
+        matched: dict[Subscription, list[str | TxNote]] = {}
+        for index, tx in enumerate(block.txs):
+            for address in touched_addresses(tx):
                 subs = self._txs_by_account.get(address)
-                if subs:
-                    targets.extend(subs.values())
-        if not targets:
-            return
-        result = {"hash": event.tx.hash.hex(), "height": event.height, "index": event.index,
-                  "time_ms": event.time_ms,
-                  "tx": TxView.of(event.tx, self.chain).model_dump(mode="json"),
-                  "receipt": ReceiptView.of(event.receipt, self.chain,
-                                            event.tx).model_dump(mode="json")}
-        text = json.dumps(result, separators=(",", ":"))
-        for sub in dict.fromkeys(targets):  # a sub may match twice; tell it once
-            sub.send(text)
-
-    def _event(self, event: ContractEvent) -> None:
-        e = event.event
-        view: EventView | None = None
-        text = ""
-        for sub in list(self._events.values()):
-            if sub.contract is not None and sub.contract != e.contract:
-                continue
-            if sub.event is not None and sub.event != e.name:
-                continue
-            if view is None:
-                view = EventView.of(e, self.chain)
-            if sub.order_id is not None and (view.fields is None or view.fields.get(
-                    "order_id") != str(sub.order_id)):
-                continue
-            if sub.account is not None:
-                wanted = address_to_text(sub.account)
-                if view.fields is None or wanted not in view.fields.values():
+                if not subs:
                     continue
-            if not text:
-                result = {"height": event.height, "tx_index": event.tx_index,
-                          "event_index": event.event_index, "tx_hash": event.tx_hash.hex(),
-                          "time_ms": event.time_ms, **view.model_dump(mode="json")}
-                text = json.dumps(result, separators=(",", ":"))
-            sub.send(text)
+                note = notes[index]
+                if note is None:
+                    note = notes[index] = TxNote(chain, tx, event.receipts[index], height,
+                                                 index, time_ms)
+                for sub in subs.values():
+                    matched.setdefault(sub, []).append(note)
+        for sub, sub_notes in matched.items():
+            tell(sub, sub_notes)
+
+    def _contract_events(self, event: BlockCommitted,
+                         tell: Callable[[Subscription, Notes], None]) -> None:
+        block = event.block
+        time_ms = block.header.time_ms
+        matched: dict[Subscription, list[str | TxNote]] = {}
+        subs = list(self._events.values())
+        for tx_index, (tx, receipt) in enumerate(zip(block.txs, event.receipts, strict=True)):
+            if receipt.status != ReceiptStatus.OK:
+                continue
+            for event_index, e in enumerate(receipt.events):
+                view: EventView | None = None
+                text = ""
+                for sub in subs:
+                    if sub.contract is not None and sub.contract != e.contract:
+                        continue
+                    if sub.event is not None and sub.event != e.name:
+                        continue
+                    if view is None:
+                        view = EventView.of(e, self.chain)
+                    if sub.order_id is not None and (view.fields is None or view.fields.get(
+                            "order_id") != str(sub.order_id)):
+                        continue
+                    if sub.account is not None:
+                        wanted = address_to_text(sub.account)
+                        if view.fields is None or wanted not in view.fields.values():
+                            continue
+                    if not text:
+                        text = _dumps({"height": block.height, "tx_index": tx_index,
+                                       "event_index": event_index, "tx_hash": tx.hash.hex(),
+                                       "time_ms": time_ms, **view.model_dump(mode="json")})
+                    matched.setdefault(sub, []).append(text)
+        for sub, texts in matched.items():
+            tell(sub, texts)
 
 
 # ---------------------------------------------------------------- the methods
@@ -252,7 +313,7 @@ async def subscribe(ctx: SubscriberContext, p: SubscribeParams) -> SubscriptionV
             contract = ctx.chain.contract(p.contract).address
         except NotFound as exc:
             raise RPCError(Codes.INVALID_PARAMS, "Invalid params", f"contract: {exc}") from None
-    sub = ctx.hub.add(ctx.connection, p.kind, account=p.account,  # type: ignore[arg-type]
+    sub = ctx.hub.add(ctx.connection, p.kind, account=p.account,
                       contract=contract, event=p.event, order_id=p.order_id)
     return SubscriptionView(subscription=sub.id)
 
