@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictInt, StrictStr
 
 from chain.address import address_to_text
 from chain.block import ReceiptStatus
@@ -107,7 +107,7 @@ class CallParams(Params):
                     "agora1..., bytes as hex).")
     sender: AddressText | None = Field(None, description="msg.sender of the call.")
     height: Height | None = None
-    gas: Annotated[int, Field(ge=1, le=CALL_GAS_LIMIT)] = CALL_GAS_LIMIT
+    gas: Annotated[StrictInt, Field(ge=1, le=CALL_GAS_LIMIT)] = CALL_GAS_LIMIT
 
 
 @rpc_method("call", CallParams, CallResultView)
