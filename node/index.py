@@ -21,7 +21,7 @@ uses ``b`` for blocks and ``s`` for the state tree):
 * reviews by order, by merchant and by listing (the Reviewed and Replied events);
 * registered arbiters (those of genesis: the ones genesis listings name -- the
   catalog keeps no list of arbiters to read them from);
-* per-state order counts, listing counts and review counts of each merchant.
+* per-state order counts and listing counts of each merchant.
 
 An order's state is followed exactly: every transition emits OrderChanged except the
 one the escrow takes without a loop -- a group filling turns its JOINED members into
@@ -111,9 +111,6 @@ STATE_NUMBERS = {name: n for n, name in ORDER_STATES.items()}
 GROUP_STATES = {1: "open", 2: "filled", 3: "failed"}
 _PAID, _JOINED = 1, 12
 _GROUP_FILLED, _GROUP_FAILED = 2, 3
-
-#: Escrow events that belong to an order's history.
-HISTORY_EVENTS = ("OrderPlaced", "OrderChanged", "Payout", "SettlementOffered")
 
 Pos = tuple[int, int, int]
 C = TypeVar("C")
@@ -578,7 +575,6 @@ class ChainIndex:
         o.put(_REVIEW + oid, msgpack.packb((pos, None)))
         self._put(_REVIEW_MERCHANT + merchant + pos, oid)
         self._put(_REVIEW_LISTING + _id(listing) + pos, oid)
-        o.add(_count_key(b"r", merchant), 1)
 
     def _replied(self, o: _Overlay, v: list[bytes], pos: bytes, time_ms: int) -> None:
         order_id = _uint(v[self._f["Replied"]["order_id"]])
@@ -758,10 +754,6 @@ class ChainIndex:
 
     def listing_count(self, merchant: bytes) -> int:
         raw = self.kv.get(_count_key(b"l", merchant))
-        return _ID.unpack(raw)[0] if raw else 0
-
-    def review_count(self, merchant: bytes) -> int:
-        raw = self.kv.get(_count_key(b"r", merchant))
         return _ID.unpack(raw)[0] if raw else 0
 
     def _ids(self, prefix: bytes, limit: int, before: int | None) -> Page[int, int]:

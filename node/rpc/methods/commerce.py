@@ -45,7 +45,14 @@ from chain.block import ReceiptStatus
 from vm.compiler.abi import decode_value, encode_value
 
 from ...chainview import KnownContract, NotFound, abi_to_json
-from ...index import GROUP_STATES, ORDER_STATES, STATE_NUMBERS, ChainIndex, IndexedEvent
+from ...index import (
+    GROUP_STATES,
+    ORDER_STATES,
+    STATE_NUMBERS,
+    ChainIndex,
+    IndexedEvent,
+    ReviewEntry,
+)
 from ..context import RPCContext
 from ..protocol import Params, cannot_answer, not_found, rpc_method
 from ..views import Address, Amount, EventView, Hex, View
@@ -539,7 +546,7 @@ class ReviewsParams(Params):
         return self
 
 
-def _review_view(ctx: RPCContext, entry: Any) -> ReviewView:
+def _review_view(ctx: RPCContext, entry: ReviewEntry) -> ReviewView:
     _, fields = ctx.chain.decode_event(entry.reviewed.event)
     if fields is None:
         raise cannot_answer(f"the review of order {entry.order_id} cannot be decoded")
