@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
 from pydantic import BaseModel
@@ -209,18 +208,6 @@ def test_two_models_of_one_name_are_refused() -> None:
 # ---------------------------------------------------------------------- against a real node
 
 
-async def call(client: RPCClient, name: str, params: dict[str, Any]) -> Any:
-    """``name(params)``'s result (``RPCClient.call`` cannot pass a parameter called
-    ``method``, which ``call`` has)."""
-    async with aiohttp.ClientSession() as session, session.post(
-            client.url, json={"jsonrpc": "2.0", "id": 1, "method": name, "params": params},
-            timeout=aiohttp.ClientTimeout(total=WAIT)) as response:
-        assert response.status == 200
-        answer = await response.json()
-    assert "error" not in answer, f"{name}{params}: {answer['error']}"
-    return answer["result"]
-
-
 @asynccontextmanager
 async def running_node(home_path: Path) -> AsyncIterator[tuple[Node, RPCClient]]:
     """A single-validator node with ALICE funded and fast blocks, on free ports."""
@@ -287,7 +274,7 @@ async def test_the_node_serves_the_document_and_its_answers_match_it(tmp_path: P
         for name, params in calls:
             errors = [e.message for e in params_validators[name].iter_errors(params)]
             assert errors == [], f"{name}{params}: the schema refuses what the node takes"
-            answer = await call(client, name, params)
+            answer = await client.call(name, **params)
             errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:300]}"
                       for e in validators[name].iter_errors(answer)]
             assert errors == [], f"{name}{params}: the answer does not match its schema"
