@@ -126,12 +126,15 @@ class RPCSection(_Section):
     max_page: Annotated[StrictInt, Field(ge=1, le=10_000)] = 100
     #: Widest height range one ``events`` query may scan.
     max_event_range: Annotated[StrictInt, Field(ge=1, le=10_000_000)] = 10_000
+    #: The most one answer may hold (a batch's included); beyond it the client is
+    #: told to ask for less.
+    max_response_bytes: Annotated[StrictInt, Field(ge=64 * 1024, le=1 << 30)] = 32 << 20
     #: Most transactions in one ``broadcast_txs``.
     max_broadcast_txs: Annotated[StrictInt, Field(ge=1, le=100_000)] = 5_000
     #: Origins a browser may call from (``*`` for any); empty: CORS off.
     cors_origins: list[Annotated[StrictStr, Field(min_length=1, max_length=200)]] = []
-    #: WebSocket clients at once, subscriptions per client, messages queued per client
-    #: before it is dropped as too slow, and the ping interval.
+    #: WebSocket clients at once, subscriptions per client, notifications waiting
+    #: unsent to one client before it is dropped as too slow, and the ping interval.
     ws_max_clients: Annotated[StrictInt, Field(ge=0, le=100_000)] = 500
     ws_max_subscriptions: Annotated[StrictInt, Field(ge=1, le=10_000)] = 20
     ws_queue: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 1_000

@@ -1,11 +1,13 @@
 """The node daemon: wires storage, executor, mempool, p2p, consensus, the event bus,
 the index, RPC and metrics, owns the event loop, and owns their lifecycle.
 
-Start order: database -> executor -> mempool -> p2p -> consensus -> index -> RPC ->
-metrics. Every service is entered into one ``AsyncExitStack`` as it starts, so a
-failure at any step closes exactly what was already opened, in reverse (LevelDB
-included, its lock released), and ``stop()`` never touches a service that never
-started. Stop is the same unwinding: nothing is written after the database closes and
+Start order: database -> executor -> mempool -> sign log -> index -> p2p -> consensus
+-> metrics -> RPC. Every service is entered into one ``AsyncExitStack`` as it starts
+(a service with a start/stop pair has its stop entered first, so one that fails
+half-way is stopped too), so a failure at any step closes exactly what was already
+opened, in reverse (LevelDB included, its lock released), and ``stop()`` never
+touches a service that never started (tests/node/test_daemon_lifecycle.py fails each
+step in turn). Stop is the same unwinding: nothing is written after the database closes and
 no client is told "committed" by a node that is going away mid-write. Every block is
 one atomic, synced LevelDB batch, so a ``kill -9`` at any instant loses nothing that
 was committed.
@@ -27,7 +29,7 @@ from pathlib import Path
 from chain.tx import Transaction
 from consensus.core import Core, Timeouts
 from consensus.driver import ConsensusDriver
-from consensus.signlog import SignLog
+from consensus.signlog import FileStorage, SignLog
 from p2p.peers import P2PSettings, PeerManager
 from storage.kv import LevelDBKV
 from vm.errors import InvalidTx
@@ -152,8 +154,11 @@ class Node:
         self.relay = TxRelay(self.mempool, self.network, chain_id=self.genesis.chain_id,
                              max_tx_bytes=self.executor.params.max_tx_bytes)
         self.app = ChainApp(self.executor, self.mempool, vset, events=self.events)
-        self.signlog = SignLog.open(self.home.signlog_path)
-        stack.callback(self.signlog.close)
+        # The file is on the stack before the log is read: a damaged log (the node
+        # refuses to start) must not leave its file open.
+        signlog_file = FileStorage(self.home.signlog_path)
+        stack.callback(signlog_file.close)
+        self.signlog = SignLog(signlog_file)
         height = self.executor.height
         blocks = self.executor.blocks
         self.core = Core(self.genesis.chain_id, vset, self.app, self.signlog,
@@ -169,10 +174,13 @@ class Node:
         stack.callback(self.waiters.close)
         self.index = self._start_index(stack)
 
-        await self.network.start()
+        # Each service's stop goes on the stack before its start, so one that fails
+        # half-way (a listener bound, timers set) is still stopped; each stop is a
+        # no-op for what never started.
         stack.push_async_callback(self.network.stop)
-        await self.driver.start()
+        await self.network.start()
         stack.push_async_callback(self.driver.stop)
+        await self.driver.start()
         await self._start_rpc(stack)
         await self._start_metrics(stack)
         log.info("node %s started: chain %s, height %d, %s, p2p %s, rpc %s",
@@ -209,7 +217,8 @@ class Node:
             index=self.index, _node=self)
         hub = Hub(self.events, self.chain, max_per_connection=config.ws_max_subscriptions)
         stack.callback(hub.close)
-        self.dispatcher = Dispatcher(method_table(), max_batch=config.max_batch)
+        self.dispatcher = Dispatcher(method_table(), max_batch=config.max_batch,
+                                     max_response_bytes=config.max_response_bytes)
         self.rpc = RPCServer(self.services, self.dispatcher, hub, ServerSettings(
             listen=config.listen, max_body_bytes=config.max_body_bytes,
             max_batch=config.max_batch, cors_origins=tuple(config.cors_origins),
@@ -223,8 +232,8 @@ class Node:
             from .metrics import start_metrics
             self.metrics = await start_metrics(self, stack)
         if self.rpc is not None:
-            await self.rpc.start()
             stack.push_async_callback(self.rpc.stop)
+            await self.rpc.start()
 
     async def stop(self) -> None:
         """Stop everything that started, in reverse order. Safe to call more than once."""

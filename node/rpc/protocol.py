@@ -153,9 +153,13 @@ Observer = Callable[[str, str], None]
 
 class Dispatcher:
     def __init__(self, methods: Mapping[str, MethodSpec] | None = None, *,
-                 max_batch: int = 100, observer: Observer | None = None) -> None:
+                 max_batch: int = 100, max_response_bytes: int = 32 << 20,
+                 observer: Observer | None = None) -> None:
         self.methods: dict[str, MethodSpec] = dict(methods or {})
         self.max_batch = max_batch
+        #: The most one answer (a whole batch's included) may hold: what comes after
+        #: is answered with an error telling the client to ask for less.
+        self.max_response_bytes = max_response_bytes
         self.observer = observer
 
     def method(self, name: str, params: type[Params] = NoParams, result: Any = None):
@@ -172,27 +176,54 @@ class Dispatcher:
         try:
             request = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _dump(_error(None, RPCError(Codes.PARSE_ERROR, "Parse error", str(exc))))
+            return self._refuse(RPCError(Codes.PARSE_ERROR, "Parse error", str(exc)))
         except RecursionError:
-            return _dump(_error(None, RPCError(Codes.PARSE_ERROR, "Parse error",
-                                               "nested too deeply")))
+            return self._refuse(RPCError(Codes.PARSE_ERROR, "Parse error",
+                                         "nested too deeply"))
         except ValueError as exc:  # e.g. an integer of more than 4,300 digits
-            return _dump(_error(None, RPCError(Codes.PARSE_ERROR, "Parse error", str(exc))))
-        if isinstance(request, list):
-            if not request:
-                return _dump(_error(None, RPCError(Codes.INVALID_REQUEST, "Invalid Request",
-                                                   "an empty batch")))
-            if len(request) > self.max_batch:
-                return _dump(_error(None, RPCError(
-                    Codes.INVALID_REQUEST, "Invalid Request",
-                    f"a batch of {len(request)} requests; this node takes at most "
-                    f"{self.max_batch} in one batch")))
-            answers = await asyncio.gather(*(self.handle(item, ctx, websocket=websocket)
-                                             for item in request))
-            responses = [r for r in answers if r is not None]
-            return _dump(responses) if responses else None
-        response = await self.handle(request, ctx, websocket=websocket)
-        return _dump(response) if response is not None else None
+            return self._refuse(RPCError(Codes.PARSE_ERROR, "Parse error", str(exc)))
+        if not isinstance(request, list):
+            response = await self.handle(request, ctx, websocket=websocket)
+            return None if response is None else self._sized(response, self.max_response_bytes)
+        if not request:
+            return self._refuse(RPCError(Codes.INVALID_REQUEST, "Invalid Request",
+                                         "an empty batch"))
+        if len(request) > self.max_batch:
+            return self._refuse(RPCError(
+                Codes.INVALID_REQUEST, "Invalid Request",
+                f"a batch of {len(request)} requests; this node takes at most "
+                f"{self.max_batch} in one batch"))
+        # Items run concurrently (one slow broadcast_tx_commit does not hold up the
+        # rest; the spec lets answers come in any order), and each answer is turned
+        # into text as soon as it is ready, against the batch's byte budget.
+        budget = [self.max_response_bytes]
+        parts: list[str] = []
+
+        async def one(item: Any) -> None:
+            response = await self.handle(item, ctx, websocket=websocket)
+            if response is not None:
+                part = self._sized(response, budget[0])
+                budget[0] -= len(part)
+                parts.append(part)
+
+        await asyncio.gather(*(one(item) for item in request))
+        return "[" + ",".join(parts) + "]" if parts else None
+
+    def _refuse(self, error: RPCError) -> str:
+        self._observe_label("(parse error)" if error.code == Codes.PARSE_ERROR else "(invalid)",
+                      "error")
+        return _dump(_error(None, error))
+
+    def _sized(self, response: dict[str, Any], budget: int) -> str:
+        """``response`` as text, or an error in its place if it would not fit."""
+        text = _dump(response)
+        if len(text) > budget:
+            text = _dump(_error(response.get("id"), RPCError(
+                Codes.NOT_ANSWERABLE, "Cannot answer",
+                f"the answer would be {len(text):,} bytes, more than the "
+                f"{self.max_response_bytes:,} this node sends at once: ask for less "
+                "(fewer requests in the batch, a smaller page)")))
+        return text
 
     async def handle(self, request: Any, ctx: Any = None, *,
                      websocket: bool = False) -> dict[str, Any] | None:
@@ -203,7 +234,7 @@ class Dispatcher:
                 or not isinstance(request.get("params", []), list | dict) \
                 or set(request) - {"jsonrpc", "method", "params", "id"}:
             request_id = request.get("id") if isinstance(request, dict) else None
-            self._observe("(invalid)", "error")
+            self._observe_label("(invalid)", "error")
             return _error(request_id if _valid_id(request_id) else None,
                           RPCError(Codes.INVALID_REQUEST, "Invalid Request"))
         is_notification = "id" not in request
@@ -223,10 +254,13 @@ class Dispatcher:
         return None if is_notification else {"jsonrpc": "2.0", "result": result, "id": request_id}
 
     def _observe(self, name: str, outcome: str) -> None:
+        # Unknown names are counted under one label: a stranger cannot grow the
+        # metrics without bound.
+        self._observe_label(name if name in self.methods else "(unknown)", outcome)
+
+    def _observe_label(self, label: str, outcome: str) -> None:
         if self.observer is not None:
-            # Unknown names are counted under one label: a stranger cannot grow the
-            # metrics without bound.
-            self.observer(name if name in self.methods else "(unknown)", outcome)
+            self.observer(label, outcome)
 
     async def _call(self, name: str, raw_params: list | dict, ctx: Any,
                     websocket: bool) -> Any:

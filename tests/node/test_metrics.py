@@ -208,13 +208,15 @@ async def test_rpc_requests_are_counted_by_method_and_outcome(tmp_path: Path) ->
         count = scrape.value
         assert count("agora_rpc_requests_total", method="status", outcome="ok") == 2
         assert count("agora_rpc_requests_total", method="block", outcome="error") == 1
-        # An unknown method and a request without one share the catch-all label; a
-        # body that is not JSON names no method and is not counted.
-        assert count("agora_rpc_requests_total", method="(unknown)", outcome="error") == 2
-        # Only names the node dispatches (and the catch-all) become labels.
+        # An unknown method shares one catch-all label; a request that is not a
+        # request, and a body that is not JSON, have theirs.
+        assert count("agora_rpc_requests_total", method="(unknown)", outcome="error") == 1
+        assert count("agora_rpc_requests_total", method="(invalid)", outcome="error") == 1
+        assert count("agora_rpc_requests_total", method="(parse error)", outcome="error") == 1
+        # Only names the node dispatches (and the three catch-alls) become labels.
         methods = {dict(labels)["method"] for name, labels in scrape.samples
                    if name == "agora_rpc_requests_total"}
-        assert methods == {"status", "block", "(unknown)"}
+        assert methods == {"status", "block", "(unknown)", "(invalid)", "(parse error)"}
 
 
 async def test_websocket_clients_are_counted(tmp_path: Path) -> None:

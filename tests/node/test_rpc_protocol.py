@@ -334,3 +334,31 @@ async def test_a_batch_runs_its_calls_concurrently() -> None:
                                   for n in (1, 2)])
     assert canonical(answer) == [{"jsonrpc": "2.0", "result": n, "id": n} for n in (1, 2)]
     assert sorted(started) == [1, 2]
+
+
+# ---------------------------------------------------------------------- answer size
+
+
+async def test_an_answer_too_big_is_refused_with_a_reason_and_a_batch_stays_bounded() -> None:
+    rpc = Dispatcher(max_response_bytes=2_000)
+
+    @rpc.method("blob", Hello)
+    async def blob(_ctx: Any, p: Hello) -> str:
+        return "x" * p.n
+
+    small = json.loads(await rpc.handle_text(json.dumps(
+        {"jsonrpc": "2.0", "method": "blob", "params": [10], "id": 1})))
+    assert small["result"] == "x" * 10
+    big = json.loads(await rpc.handle_text(json.dumps(
+        {"jsonrpc": "2.0", "method": "blob", "params": [5_000], "id": 2})))
+    assert big["id"] == 2 and big["error"]["code"] == Codes.NOT_ANSWERABLE
+    assert "ask for less" in big["error"]["data"]
+    # Five answers of 600 bytes: the first three fit the 2,000-byte budget, the rest
+    # are answered with the error, each under its own id.
+    text = await rpc.handle_text(json.dumps(
+        [{"jsonrpc": "2.0", "method": "blob", "params": [600], "id": i} for i in range(5)]))
+    assert len(text) < 2_000 + 5 * 400
+    answers = json.loads(text)
+    assert sorted(a["id"] for a in answers) == list(range(5))
+    assert sum("result" in a for a in answers) == 3
+    assert all(a["error"]["code"] == Codes.NOT_ANSWERABLE for a in answers if "error" in a)
