@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from chain.address import address_to_text
 from chain.keys import PrivateKey
@@ -672,7 +673,10 @@ def test_missing_and_unknown_params_are_invalid_params(conn: HTTP, method: str) 
 def test_well_typed_but_wrong_params_never_fail_inside(net: Net, conn: HTTP,
                                                       method: str) -> None:
     """Values of the right JSON type (as the OpenRPC document describes them) but of
-    any content: an answer or a clear refusal, never -32603 (check_response)."""
+    any content: an answer or a clear refusal, never -32603 (check_response); an
+    answer matches the method's result schema in the document."""
+    result_schema = Draft202012Validator(
+        {**METHODS[method]["result"]["schema"], "components": DOC["components"]})
 
     @fuzz(25)
     @given(data=st.data())
@@ -681,6 +685,10 @@ def test_well_typed_but_wrong_params_never_fail_inside(net: Net, conn: HTTP,
         sent = by_position(method, params) if data.draw(st.booleans()) else params
         answer = exchange(conn, {"jsonrpc": "2.0", "method": method, "params": sent,
                                  "id": data.draw(st.integers() | st.text(max_size=4))})
+        if "result" in answer:
+            errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}"
+                      for e in result_schema.iter_errors(answer["result"])]
+            assert errors == [], f"{method}{sent}: the answer does not match its schema"
         if "error" in answer and answer["error"]["code"] == Codes.INVALID_PARAMS:
             # The schema let the value through and the server refused it: only the
             # content may be wrong (an address's checksum, a hash's bytes...), and the
