@@ -204,14 +204,25 @@ class RPCServer:
         if request.method == "OPTIONS":
             response: web.StreamResponse = web.Response(status=204)
         else:
-            response = await handler(request)
-        if allowed:
-            response.headers["Access-Control-Allow-Origin"] = allowed
-            response.headers["Access-Control-Allow-Methods"] = "POST, GET, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-            if allowed != "*":
-                response.headers["Vary"] = "Origin"
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                # A 413, 404 or 405 carries the headers too, so a browser shows the
+                # client the real refusal, not a CORS failure.
+                self._cors_headers(exc.headers, allowed)
+                raise
+        if not response.prepared:
+            self._cors_headers(response.headers, allowed)
         return response
+
+    @staticmethod
+    def _cors_headers(headers: Any, allowed: str) -> None:
+        if allowed:
+            headers["Access-Control-Allow-Origin"] = allowed
+            headers["Access-Control-Allow-Methods"] = "POST, GET, OPTIONS"
+            headers["Access-Control-Allow-Headers"] = "Content-Type"
+            if allowed != "*":
+                headers["Vary"] = "Origin"
 
     async def _http(self, request: web.Request) -> web.Response:
         body = await request.read()  # over max_body_bytes: aiohttp answers 413

@@ -166,13 +166,13 @@ class HTTP:
         self.port = port
         self.conn: http.client.HTTPConnection | None = None
 
-    def request(self, body: bytes, *, method: str = "POST",
+    def request(self, body: bytes, *, method: str = "POST", path: str = "/",
                 headers: dict[str, str] | None = None) -> Answer:
         for attempt in range(2):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=WAIT)
             try:
-                self.conn.request(method, "/", body=body, headers={
+                self.conn.request(method, path, body=body, headers={
                     "Content-Type": "application/json", **(headers or {})})
                 response = self.conn.getresponse()
                 answer = Answer(response.status, response.headers, response.read())
@@ -860,6 +860,11 @@ def test_cors_is_on_for_the_configured_origins(tmp_path: Path, origins: list[str
                 assert "content-type" in preflight.headers["Access-Control-Allow-Headers"].lower()
             if allowed not in (None, "*"):
                 assert "Origin" in post.headers.get("Vary", "")
+            # Refusals carry the headers too, so a browser sees the 405 or 404 itself.
+            for refusal in (conn.request(b"", method="PUT", headers={"Origin": origin}),
+                            conn.request(STATUS, path="/nowhere", headers={"Origin": origin})):
+                assert refusal.status in (404, 405)
+                assert refusal.headers.get("Access-Control-Allow-Origin") == allowed, origin
         no_origin = conn.request(STATUS)
         assert "Access-Control-Allow-Origin" not in no_origin.headers or origins == ["*"]
         conn.close()
