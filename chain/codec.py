@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 import msgpack
 
@@ -290,7 +290,7 @@ class Record:
             raise _bad(f"expected a list of {len(schema)} fields")
         if len(raw) != len(schema):
             raise _bad(f"expected {len(schema)} fields, got {len(raw)}")
-        values = []
+        values: list[Any] = []
         append = values.append
         for (name, kind), x in zip(schema, raw, strict=True):
             try:
@@ -301,7 +301,7 @@ class Record:
 
     def to_raw(self) -> list[Any]:
         """The field values as msgpack objects, each checked against its kind."""
-        out = []
+        out: list[Any] = []
         append = out.append
         for name, kind in self.SCHEMA:
             try:
@@ -336,6 +336,9 @@ class Record:
         return value
 
 
+# dataclass_transform: type checkers see a decorated class as the frozen dataclass it
+# becomes (fields in order, a typed __init__).
+@dataclass_transform(frozen_default=True, eq_default=True)
 def record(*schema: tuple[str, Kind]) -> Callable[[type[T]], type[T]]:
     """Class decorator: make ``cls`` a frozen dataclass whose fields have these kinds.
 
@@ -345,7 +348,8 @@ def record(*schema: tuple[str, Kind]) -> Callable[[type[T]], type[T]]:
 
     def wrap(cls: type[T]) -> type[T]:
         cls = dataclasses.dataclass(frozen=True, eq=True)(cls)
-        names = tuple(f.name for f in dataclasses.fields(cls))
+        # A dataclass by now, which its static type (a Record) cannot say.
+        names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
         if names != tuple(name for name, _ in schema):
             raise TypeError(f"{cls.__name__}: schema {schema} does not match fields {names}")
         cls.SCHEMA = tuple(schema)

@@ -12,7 +12,7 @@ limits). Nonce and balance are checked by the executor against state.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, final
 
 from .codec import BigUInt, Bytes, OneOf, Record, Str, UInt, record
 from .errors import DecodeError, InvalidTransaction
@@ -39,6 +39,8 @@ Address = Bytes(ADDRESS_SIZE)
 Amount = BigUInt(256)
 
 
+# final: nothing subclasses an action, so `type(a) is Transfer` settles which it is.
+@final
 @record(("to", Address), ("amount", Amount))
 class Transfer(Record):
     """Move ``amount`` native coin from the sender to ``to``."""
@@ -48,6 +50,7 @@ class Transfer(Record):
     amount: int
 
 
+@final
 @record(
     ("contract", Address),
     ("method", Str(MAX_METHOD)),
@@ -64,6 +67,7 @@ class Call(Record):
     value: int
 
 
+@final
 @record(("code", Bytes(max_len=MAX_CODE)), ("args", Bytes(max_len=MAX_CALL_ARGS)), ("value", Amount))
 class Deploy(Record):
     """Deploy ``code``, running its constructor with ``args`` and ``value``."""

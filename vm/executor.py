@@ -321,7 +321,7 @@ class Executor:
         world.forget_journal()
         world.events = []
         gas_box = [tx.gas_limit - need]  # the action's gas; _run_action leaves what is left
-        status, data, reason = self._run_action(world, tx, sender, nonce, env, gas_box)
+        status, data, reason = self._run_action(world, action, sender, nonce, env, gas_box)
         gas_used = tx.gas_limit - gas_box[0]
         fee = gas_used * price
         world.add_balance(sender, max_fee - fee)  # the unused gas back
@@ -331,10 +331,9 @@ class Executor:
         return Receipt(status, gas_used, data, fit_reason(reason), events), fee
 
     def _run_action(
-        self, world: WorldState, tx: Transaction, sender: bytes, nonce: int, env: BlockEnv,
-        gas_box: list[int],
+        self, world: WorldState, action: Call | Deploy, sender: bytes, nonce: int,
+        env: BlockEnv, gas_box: list[int],
     ) -> tuple[int, bytes, str]:
-        action = tx.action
         machine = Machine(world, env, sender)
         try:
             args = decode_args(action.args)
