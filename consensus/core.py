@@ -408,12 +408,11 @@ class Core:
         return self._handle(message, now)
 
     def _handle(self, message: Message, now: float) -> list[Action]:
-        kind = type(message)
-        if kind is VoteMessage:
+        if type(message) is VoteMessage:
             return self._on_vote(message.vote, now)
-        if kind is Proposal:
+        if type(message) is Proposal:
             return self._on_proposal(message, now)
-        if kind is ViewChangeMessage:
+        if type(message) is ViewChangeMessage:
             return self._on_view_change(message, now)
         return self._on_new_view(message, now)  # type: ignore[arg-type]
 
@@ -451,10 +450,9 @@ class Core:
 
     @staticmethod
     def _view_of(message: Message) -> int:
-        kind = type(message)
-        if kind is VoteMessage:
+        if type(message) is VoteMessage:
             return message.vote.view
-        if kind is ViewChangeMessage:
+        if type(message) is ViewChangeMessage:
             return message.view_change.view
         return message.view  # type: ignore[union-attr]
 
@@ -491,10 +489,10 @@ class Core:
         kind = type(message)
         # One per sender, kind and view: a Byzantine validator cannot crowd out the
         # others' messages by signing many different ones.
-        if kind is VoteMessage:
+        if type(message) is VoteMessage:
             v = message.vote
             key: tuple = (kind, v.validator, v.kind, v.view)
-        elif kind is ViewChangeMessage:
+        elif type(message) is ViewChangeMessage:
             vc = message.view_change
             key = (kind, vc.validator, vc.view)
         else:
@@ -531,12 +529,11 @@ class Core:
             raise InvalidMessage(f"vote signature of {vote.validator.hex()} does not verify")
 
     def _check_signature(self, message: Message) -> None:
-        kind = type(message)
-        if kind is VoteMessage:
+        if type(message) is VoteMessage:
             self._check_vote(message.vote)
-        elif kind is Proposal:
+        elif type(message) is Proposal:
             self._check_proposal(message)
-        elif kind is ViewChangeMessage:
+        elif type(message) is ViewChangeMessage:
             self._check_view_change(message.view_change)
         else:
             self._check_proposal(message.proposal, fresh=False)  # type: ignore[union-attr]
@@ -678,12 +675,12 @@ class Core:
         prepares = st.votes.get((VoteKind.PREPARE, st.view, block_hash), {})
         if not self.validators.has_quorum(self._power(prepares)):
             return []
-        certificate = PreparedCertificate(st.view, block_hash, tuple(prepares.values()))
-        st.prepared = certificate
+        prepared = PreparedCertificate(st.view, block_hash, tuple(prepares.values()))
+        st.prepared = prepared
         st.phase = Phase.COMMIT
         if self.address is None:
             return []
-        self.signlog.record_prepared(st.height, certificate, proposal.block)
+        self.signlog.record_prepared(st.height, prepared, proposal.block)
         vote = self._sign_vote(VoteKind.COMMIT, st.view, block_hash)
         if vote is None:
             return []

@@ -45,7 +45,14 @@ from .core import (
     Timer,
 )
 from .errors import InvalidMessage
-from .messages import CompactProposal, Decision, Proposal, decode_message, encode_message
+from .messages import (
+    CompactProposal,
+    Decision,
+    Proposal,
+    WireMessage,
+    decode_message,
+    encode_message,
+)
 
 log = logging.getLogger("agora.consensus")
 
@@ -129,7 +136,7 @@ class ConsensusDriver:
             return
         try:
             message = decode_message(body)
-            if type(message) is CompactProposal:
+            if isinstance(message, CompactProposal):
                 self._assemble(peer, message)
                 return
             actions = self.core.on_message(message, self._now())
@@ -263,27 +270,26 @@ class ConsensusDriver:
     def _act(self, actions: list[Action], peer: bytes | None = None) -> None:
         """Carry out the core's actions; ``peer`` sent the message they answer."""
         for action in actions:
-            kind = type(action)
-            if kind is Reply:
+            if type(action) is Reply:
                 if peer is not None:
                     self.network.send(peer, encode_message(action.message))
-            elif kind is Broadcast:
-                message = action.message
+            elif type(action) is Broadcast:
+                message: WireMessage = action.message
                 if type(message) is Proposal and message.block.txs:
                     self._remember(message.block)
                     message = CompactProposal.of(message)
                 self.network.broadcast(encode_message(message))
-            elif kind is SetTimer:
+            elif type(action) is SetTimer:
                 # Keyed by a fresh token: TimerHandles compare by their arguments.
                 token = object()
                 self._timers[token] = asyncio.get_running_loop().call_at(
                     action.at, self._fire, action.timer, token)
-            elif kind is Commit:
+            elif type(action) is Commit:
                 self.app.commit(action.block, action.certificate)
                 self._act(self.core.committed(self._now()))
-            elif kind is Sync:
+            elif type(action) is Sync:
                 self._sync_to(action.height)
-            elif kind is Evidence:
+            elif type(action) is Evidence:
                 self.evidence.append(action)
                 log.warning("evidence against validator %s kept", action.validator.hex())
 

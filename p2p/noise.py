@@ -22,11 +22,15 @@ import hmac
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import nacl.bindings
 import nacl.exceptions
 
 from .errors import DecryptFailed, HandshakeFailed, LocalError
+
+if TYPE_CHECKING:
+    from _hashlib import _HashObject  # what hashlib constructors return (typeshed)
 
 DHLEN = 32
 KEYLEN = 32
@@ -48,13 +52,13 @@ class HashFunction:
     """HASH, HASHLEN and BLOCKLEN of §4.3 (BLOCKLEN is the HMAC block size)."""
 
     name: str
-    new: Callable[[], object]
+    new: Callable[[], _HashObject]
     hashlen: int
 
     def hash(self, data: bytes) -> bytes:
         h = self.new()
-        h.update(data)  # type: ignore[attr-defined]
-        return h.digest()  # type: ignore[attr-defined]
+        h.update(data)
+        return h.digest()
 
     def hmac(self, key: bytes, data: bytes) -> bytes:
         # The hmac module uses the hash object's own block_size: 128 for BLAKE2b, 64 for

@@ -26,7 +26,7 @@ import itertools
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 
 from chain.keys import PrivateKey
@@ -185,7 +185,7 @@ class PeerManager:
         self.on_peer_disconnected: list[Callable[[bytes, str], None]] = []
         self.request_handlers: dict[str, RequestHandler] = {}
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._dialling: set[bytes] = set()
         self._inbound_links = 0
         self._pending_by_host: dict[str, int] = {}
@@ -219,8 +219,8 @@ class PeerManager:
         if self._server is not None:
             await self._server.wait_closed()
 
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, None, object]) -> asyncio.Task[object]:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -504,36 +504,35 @@ class PeerManager:
     # ------------------------------------------------------------------ messages
 
     def _dispatch(self, peer: Peer, message: Message) -> None:
-        kind = type(message)
-        if kind is TxBatch:
+        if type(message) is TxBatch:
             peer.txs_received += len(message.txs)
             fresh = self.gossip.received(peer.node_id, message.txs)
             if fresh and self.on_txs is not None:
                 self.on_txs(peer.node_id, fresh)
-        elif kind is ConsensusMessage:
+        elif type(message) is ConsensusMessage:
             if self.on_consensus is not None:
                 self.on_consensus(peer.node_id, message.body)
-        elif kind is Ping:
+        elif type(message) is Ping:
             peer.conn.send(Pong(message.nonce))
-        elif kind is Pong:
+        elif type(message) is Pong:
             pass  # receiving it refreshed last_received
-        elif kind is Request:
+        elif type(message) is Request:
             self._serve(peer, message)
-        elif kind is Response:
+        elif type(message) is Response:
             future = peer.pending.pop(message.request_id, None)
             if future is not None and not future.done():  # else: answered after we gave up
                 if message.error:
                     future.set_exception(RequestFailed(f"peer answered: {message.error}"))
                 else:
                     future.set_result(message.body)
-        elif kind is PexRequest:
+        elif type(message) is PexRequest:
             self._answer_pex(peer)
-        elif kind is PexAddresses:
+        elif type(message) is PexAddresses:
             self._learn_addresses(peer, message)
-        elif kind is Goodbye:
+        elif type(message) is Goodbye:
             raise PeerGone(f"peer said goodbye: {message.reason}")
         else:  # Hello
-            raise ProtocolViolation(f"unexpected {kind.__name__} after HELLO")
+            raise ProtocolViolation(f"unexpected {type(message).__name__} after HELLO")
 
     def _answer_pex(self, peer: Peer) -> None:
         now = self._now()
