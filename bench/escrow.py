@@ -51,6 +51,13 @@ CONTRACT = {"create_listing": ("catalog", CATALOG_ADDRESS),
 GAS_LIMIT = 300_000
 
 
+def new_id(contract: str, method: str, data: bytes) -> int:
+    """The id a create_listing or place_order call returned."""
+    value = decode_result(contract, method, data)
+    assert type(value) is int, value
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", type=int, default=150, help="calls per block (orders/round)")
@@ -122,14 +129,14 @@ def main(argv: list[str] | None = None) -> int:
                 bad = [rc for rc in receipts if rc.status != 0]
                 assert not bad, f"{method}: {bad[0].reason}"
                 if method == "create_listing":
-                    ids = [decode_result("catalog", method, rc.return_data) for rc in receipts]
+                    ids = [new_id("catalog", method, rc.return_data) for rc in receipts]
                     # commissions (a referral, a cashback and a review bounty to pay; the
                     # listing's version becomes 2): a block of its own, outside the mix
                     _, done = chain.run([call(merchants[k], "set_commissions", ids[k], 200, 100,
                                               100) for k in range(n)])
                     assert all(rc.status == 0 for rc in done), done[0].reason
                 elif method == "place_order":
-                    ids = [decode_result("escrow", method, rc.return_data) for rc in receipts]
+                    ids = [new_id("escrow", method, rc.return_data) for rc in receipts]
                 times[method].append(elapsed)
                 gas[method] += [rc.gas_used for rc in receipts]
         calls = len(MIX) * n * args.rounds

@@ -178,7 +178,8 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         localnet.stop_processes(procs)
     if args.profile:
-        busiest = max(env_profile.values(), key=lambda p: pstats.Stats(str(p)).total_tt
+        busiest = max(env_profile.values(),
+                      key=lambda p: pstats.Stats(str(p)).get_stats_profile().total_tt
                       if p.exists() else 0)
         print(f"profile of the busiest node ({busiest.parent.name}), by own time:")
         pstats.Stats(str(busiest)).sort_stats("tottime").print_stats(25)

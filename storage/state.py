@@ -451,7 +451,7 @@ class StateTree:
 
     def _prepare(self, changes: Mapping[bytes, bytes | None], v: int) -> StateUpdate:
         update = StateUpdate(v, self._version, None, dict(changes))
-        items = []
+        items: list[tuple[bytes, bytes | None]] = []
         leaf_meta = _LEAF + update.version_bytes
         key_hashes = update.key_hashes
         h = _sha256
@@ -715,6 +715,7 @@ class StateTree:
         ms = []
         for nib, group in _groups(live, depth):
             e = self._build(depth + 1, group, up)
+            assert e is not None  # a group is never empty
             bitmap |= 1 << nib
             if e[32]:
                 leafmap |= 1 << nib

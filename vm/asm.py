@@ -142,7 +142,7 @@ def _int_bytes(value: int | bytes, line: int, source: str) -> bytes:
 
 
 def _bytes_value(value: int | bytes, line: int, source: str) -> bytes:
-    if type(value) is int:  # 0x... given to PUSHB means those bytes
+    if not isinstance(value, bytes):  # 0x... given to PUSHB means those bytes
         raise AssemblyError(line, "PUSHB takes \"text\" or 0x-hex bytes", source)
     return value
 
@@ -206,7 +206,7 @@ def disassemble(code: bytes) -> str:
             elif kind == "int":
                 operands.append(str(value) if value <= INT_MAX else hex(value))
             elif kind == "bytes":
-                operands.append("0x" + value.hex())  # type: ignore[union-attr]
+                operands.append("0x" + value.hex())
             else:
                 operands.append(str(value))
         lines.append("    " + " ".join([op.name, *operands]))

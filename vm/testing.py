@@ -16,9 +16,10 @@ on first use.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage.kv import MemoryKV
 from storage.state import StateTree
@@ -140,6 +141,12 @@ class Contract:
         for method in compiled.abi["methods"]:
             if method["name"] != "__init__":
                 setattr(self, method["name"], self._method(method))
+
+    if TYPE_CHECKING:
+        # The ABI's methods are set on each instance above; to a type checker they are
+        # any attribute the class does not define (at run time a missing one is still
+        # an AttributeError).
+        def __getattr__(self, name: str) -> Callable[..., Any]: ...
 
     def _method(self, method: dict):  # -> a bound caller
         def call(*args: Any, sender: bytes = DEFAULT_SENDER, value: int = 0,

@@ -29,6 +29,7 @@ block into ``_records``; their field writes are journaled the same way, and
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import msgpack
 
@@ -107,7 +108,7 @@ class WorldState:
         return len(self._undo), len(self.events)
 
     def revert(self, checkpoint: object) -> None:
-        n, n_events = checkpoint  # type: ignore[misc]
+        n, n_events = cast(tuple[int, int], checkpoint)
         undo = self._undo
         writes = self.writes
         while len(undo) > n:

@@ -421,11 +421,11 @@ class Checker:
         uses: dict[tuple[str, str], int] = {}
         for node in ast.walk(fn.node):
             if isinstance(node, ast.Subscript) and _keyed_by_name(node, self.contract):
-                name = node.slice.id  # type: ignore[union-attr]
+                name = node.slice.id  # type: ignore[attr-defined]
                 fixed = (name in params and name not in assigned) or \
                     (name not in params and assigned.get(name) == 1)
                 if fixed:
-                    pair = (node.value.attr, name)  # type: ignore[union-attr]
+                    pair = (node.value.attr, name)  # type: ignore[attr-defined]
                     uses[pair] = uses.get(pair, 0) + 1
         for (var, name), count in sorted(uses.items()):
             if count >= 2:
@@ -510,7 +510,7 @@ class Checker:
                 self._record_value(node.value, want,
                                    into_local=isinstance(target, ast.Name))
                 if not isinstance(target, ast.Name):  # the stored target's key, kept once
-                    self.fn.hidden(target, "target_key", BYTES, self.file)
+                    fn.hidden(target, "target_key", BYTES, self.file)
             else:
                 self._expect(node.value, want)
             self._target(target)
@@ -847,8 +847,8 @@ class Checker:
                 if not self._fits(v, t):
                     raise self.error(node, f"{v} does not fit in {t}")
                 return t
-            if type(v) in (str, bytes):
-                size = len(v.encode()) if type(v) is str else len(v)
+            if isinstance(v, str | bytes):
+                size = len(v.encode()) if isinstance(v, str) else len(v)
                 if size > MAX_LITERAL:
                     raise self.error(node, f"a literal holds at most {MAX_LITERAL:,} bytes")
                 return STR if type(v) is str else BYTES
@@ -871,10 +871,10 @@ class Checker:
                     record = self._read_local(base)
                     if not isinstance(record, RecordType):
                         raise self.error(node, f"{base.id} is a {record}: it has no fields")
-                    t = record.field(node.attr)
-                    if t is None:
+                    field_type = record.field(node.attr)
+                    if field_type is None:
                         raise self.error(node, f"{record.name} has no field {node.attr}")
-                    return t
+                    return field_type
                 if base.id != "self":
                     raise self.error(node, f"unknown attribute {ast.unparse(node)}")
             t = self._storage_ref(node)
@@ -916,8 +916,8 @@ class Checker:
                 return INT
             raise self.error(node, f"operator {type(node.op).__name__} is not supported")
         if isinstance(node, ast.BoolOp):
-            for v in node.values:
-                self._expect(v, BOOL)
+            for operand in node.values:
+                self._expect(operand, BOOL)
             return BOOL
         if isinstance(node, ast.Compare):
             if len(node.ops) != 1:

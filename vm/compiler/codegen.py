@@ -608,16 +608,20 @@ class CodeGen:
             elif type(v) is str:
                 self.emit("PUSHB", _bytes_lit(v.encode()))
             else:
+                assert type(v) is bytes  # the checker allows no other literal
                 self.emit("PUSHB", _bytes_lit(v))
         elif isinstance(node, ast.Name):
             if node.id in fn.locals:
                 self.emit("LOAD", fn.locals[node.id][0])
             else:
-                ctype, v = self.c.constants[node.id]
+                ctype, value = self.c.constants[node.id]
                 if ctype in (UINT, INT, BOOL):
-                    self.emit("PUSHI", int(v))  # type: ignore[call-overload]
+                    assert isinstance(value, int)
+                    self.emit("PUSHI", int(value))
                 else:
-                    self.emit("PUSHB", _bytes_lit(v.encode() if isinstance(v, str) else v))  # type: ignore[union-attr]
+                    assert isinstance(value, str | bytes)
+                    self.emit("PUSHB", _bytes_lit(value.encode() if isinstance(value, str)
+                                                  else value))
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
                 and (node.value.id, node.attr) in _ENV:
             for op in _ENV[(node.value.id, node.attr)]:
@@ -643,8 +647,8 @@ class CodeGen:
         elif isinstance(node, ast.BoolOp):
             end = self.label("bool")
             is_and = isinstance(node.op, ast.And)
-            for i, v in enumerate(node.values):
-                self._expr(v)
+            for i, operand in enumerate(node.values):
+                self._expr(operand)
                 if i < len(node.values) - 1:
                     self.emit("DUP", 0)
                     if is_and:
