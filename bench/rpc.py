@@ -31,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -39,6 +40,7 @@ from chain.keys import PrivateKey
 from node import localnet
 from node.config import ConsensusSection
 from node.rpc.client import NodeUnreachable, RPCClient, RPCFailed, transfer
+from p2p.policy import split_host_port
 
 from .localnet import verify_rate
 
@@ -70,14 +72,14 @@ async def _connection(host: str, port: int, request: bytes, deadline: float,
 def _generate(url: str, body: bytes, seconds: float, connections: int,
               out: mp.Queue) -> None:
     """Runs in its own process: requests/s and this process's CPU use."""
-    host, port = url.split("//")[1].rstrip("/").split(":")
+    host, port = split_host_port(urlsplit(url).netloc)
     request = (f"POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
     async def go() -> int:
         counts = [0]
         deadline = time.perf_counter() + seconds
-        await asyncio.gather(*(_connection(host, int(port), request, deadline, counts)
+        await asyncio.gather(*(_connection(host, port, request, deadline, counts)
                                for _ in range(connections)))
         return counts[0]
 
