@@ -138,7 +138,7 @@ def parse_hex(text: str, what: str = "value") -> bytes:
 def parse_address(text: str) -> bytes:
     """An address given as ``agora1...`` text or as 20 bytes of hex (ValueError if not).
     The one parser of addresses that clients type."""
-    if text.startswith("agora1"):
+    if text[:6].lower() == "agora1":  # BIP-173 allows the all-uppercase form
         try:
             return address_from_text(text)
         except InvalidAddress as exc:

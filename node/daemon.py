@@ -25,6 +25,7 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chain.tx import Transaction
 from consensus.core import Core, Timeouts
@@ -43,6 +44,10 @@ from .home import Home, HomeError
 from .mempool import Mempool
 from .rpc.context import NodeInfo, PeerInfo, RPCLimits
 from .txrelay import TxRelay
+
+if TYPE_CHECKING:
+    from .metrics import NodeMetrics
+    from .rpc.server import RPCServer
 
 log = logging.getLogger("agora.node")
 
@@ -118,8 +123,8 @@ class Node:
         self._txs_pending = False
         self._stack: contextlib.AsyncExitStack | None = None
         self._stopped = asyncio.Event()
-        self.rpc = None
-        self.metrics = None
+        self.rpc: RPCServer | None = None
+        self.metrics: NodeMetrics | None = None
 
     # ------------------------------------------------------------------ lifecycle
 

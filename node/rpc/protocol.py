@@ -116,7 +116,7 @@ class MethodSpec:
     #: Only over WebSocket (subscriptions).
     websocket_only: bool = False
     #: Serialises the handler's result into JSON-ready values.
-    adapter: TypeAdapter = field(compare=False, default=None)  # type: ignore[assignment]
+    adapter: TypeAdapter[Any] = field(compare=False, default_factory=lambda: TypeAdapter(Any))
 
 
 def rpc_method(name: str, params: type[Params] = NoParams, result: Any = None, *,

@@ -308,7 +308,7 @@ class EventsView(View):
 def _index(ctx: RPCContext) -> ChainIndex:
     if ctx.index is None:
         raise cannot_answer("this node keeps no commerce index")
-    return ctx.index  # type: ignore[no-any-return]
+    return ctx.index
 
 
 def _read(ctx: RPCContext, contract: str, method: str, *args: bytes) -> tuple[Any, bytes, int]:
@@ -327,7 +327,7 @@ def _read(ctx: RPCContext, contract: str, method: str, *args: bytes) -> tuple[An
 def _json(contract: str, record: str, value: Any) -> dict[str, Any]:
     from vm.contracts import compiled
     records = compiled(contract).abi["records"]
-    return abi_to_json(record, value, records)  # type: ignore[no-any-return]
+    return abi_to_json(record, value, records)
 
 
 def _uint(n: int) -> bytes:
@@ -395,7 +395,7 @@ class OrderParams(Params):
         "The `history_next` of a previous answer."))
 
 
-_TERMS = tuple(OrderTerms.model_fields)  # type: ignore[attr-defined]
+_TERMS = tuple(OrderTerms.model_fields)
 
 
 @rpc_method("order", OrderParams, OrderView)
