@@ -332,7 +332,7 @@ async def _ws(args: argparse.Namespace, urls: list[str], senders: list[PrivateKe
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="each HTTP load run")
-    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5, help="broadcast_txs rounds")
     ap.add_argument("--ws", action="store_true", help="also run the WebSocket bench")
     ap.add_argument("--subscribers", type=int, default=200)
