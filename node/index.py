@@ -210,13 +210,18 @@ _MISSING = object()
 
 class _Overlay:
     """The keys a block reads back while it is being indexed (order summaries, counts,
-    reviews): written at the end into the block's batch, read from here first."""
+    reviews): written at the end into the block's batch, read from here first.
 
-    __slots__ = ("kv", "ops")
+    ``joined`` maps each group to the orders placed into it in this block (their
+    member keys are in the batch, which cannot be read back), so a group's fill
+    touches only its own members, not every order the block has touched."""
+
+    __slots__ = ("kv", "ops", "joined")
 
     def __init__(self, kv: KVStore) -> None:
         self.kv = kv
         self.ops: dict[bytes, bytes | None] = {}
+        self.joined: dict[int, list[bytes]] = {}
 
     def get(self, key: bytes) -> bytes | None:
         value = self.ops.get(key, _MISSING)
@@ -502,6 +507,7 @@ class ChainIndex:
         o.add(_count_key(b"m", merchant, state), 1)
         if group:
             put(_MEMBER + _id(group) + oid, buyer)
+            o.joined.setdefault(group, []).append(oid)
 
     def _order_changed(self, o: _Overlay, v: list[bytes], pos: bytes, time_ms: int) -> None:
         f = self._f["OrderChanged"]
@@ -552,12 +558,12 @@ class ChainIndex:
         # Every member still JOINED: PAID now (filled), or still JOINED until a claim
         # refunds it (failed). Either way the group's end is in its history. Members
         # who joined in this very block have their member key in the batch, not yet in
-        # the store: their summaries in the overlay name the group.
+        # the store: the overlay lists them by group (o.joined). So the work is the
+        # group's own members (at most the catalog's max_group_size), whatever else the
+        # block holds.
         prefix = _MEMBER + _id(group)
         members = {k[len(prefix):] for k, _ in self.kv.iterate(prefix)}
-        members.update(k[len(_ORDER):] for k, raw in o.ops.items()
-                       if k.startswith(_ORDER) and raw is not None
-                       and msgpack.unpackb(raw)[3] == group)
+        members.update(o.joined.get(group, ()))
         for oid in sorted(members):
             raw = o.get(_ORDER + oid)
             if raw is None or msgpack.unpackb(raw)[4] != _JOINED:

@@ -14,7 +14,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import msgpack
 import pytest
 from rpc_helpers import (
     ARBITER,
@@ -34,14 +37,15 @@ from rpc_helpers import (
 )
 from vm_helpers import GENESIS_TIME_MS, RICH, TestChain, make_genesis, vset
 
-from chain.block import Block, Receipt
+from chain.block import Block, Event, Receipt
 from chain.system import COMMERCE_CONTRACTS, ESCROW_ADDRESS
 from chain.tx import Call, Transaction
 from node.chainview import ChainView, NotKept
 from node.events import EventBus
 from node.index import FORMAT, PREFIX, ChainIndex
 from storage.kv import KVStore, MemoryKV
-from vm.contracts import Demo, encode_call, genesis_contracts
+from vm.compiler.abi import encode_value
+from vm.contracts import Demo, compiled, encode_call, genesis_contracts
 
 DAY, MINUTE = 86_400_000, 60_000
 PRICE = 3 * COIN
@@ -285,6 +289,71 @@ def test_a_group_that_fills_in_one_block_and_one_that_fails(m: Market) -> None:
     assert [e.event.name for e in m.index.history(4, 10).items] == [
         "OrderPlaced", "GroupChanged", "Payout", "OrderChanged"]
     assert contents(m.kv) == rebuilt(m)
+
+
+def _escrow_event(name: str, **values: object) -> Event:
+    """An escrow event as the contract emits it; fields not given are 0 / empty."""
+    fields = next(e["fields"] for e in compiled("escrow").abi["events"]
+                  if e["name"] == name)
+    zero = {"uint": 0, "int": 0, "bool": False, "Address": bytes(20), "bytes": b"",
+            "str": ""}
+    return Event(ESCROW_ADDRESS, name, msgpack.packb(
+        [encode_value(f["type"], values.get(f["name"], zero[f["type"]])) for f in fields],
+        use_bin_type=True))
+
+
+def _synthetic_block(height: int, receipts: list[Receipt]) -> SimpleNamespace:
+    return SimpleNamespace(
+        height=height, header=SimpleNamespace(time_ms=GENESIS_TIME_MS + height),
+        txs=[SimpleNamespace(hash=(height << 32 | i).to_bytes(32, "big"))
+             for i in range(len(receipts))])
+
+
+@pytest.mark.parametrize("groups", [100, 400])
+def test_group_fills_cost_the_groups_own_members_not_the_whole_block(
+        m: Market, monkeypatch: pytest.MonkeyPatch, groups: int) -> None:
+    """A block where each of ``groups`` size-2 groups fills (a join_group each: an
+    OrderPlaced then GroupChanged(filled)) decodes a bounded number of records per
+    fill: the fill looks at its group's members, not at every order the block touched
+    (that was quadratic: 2,000 fills in a block took 5 s of the commit step)."""
+    def placed(order_id: int, group: int, buyer: bytes) -> Event:
+        return _escrow_event("OrderPlaced", order_id=order_id, listing=TEA, quantity=1,
+                             buyer=buyer, merchant=MERCHANT.address, group=group,
+                             paid=TEA_GROUP_PRICE)
+
+    def changed(group: int, state: int, members: int) -> Event:
+        return _escrow_event("GroupChanged", group_id=group, listing=TEA, state=state,
+                             members=members, size=2)
+
+    leaders = [Receipt(0, 1, b"", "", [placed(g, g, g.to_bytes(20, "big")), changed(g, 1, 1)])
+               for g in range(1, groups + 1)]
+    joins = [Receipt(0, 1, b"", "", [placed(groups + g, g, (1 << 32 | g).to_bytes(20, "big")),
+                                     changed(g, 2, 2)])
+             for g in range(1, groups + 1)]
+    m.index.close()  # fed by hand
+    m.index.index_block(_synthetic_block(1, leaders), leaders)  # type: ignore[arg-type]
+    decodes = 0
+    unpackb = msgpack.unpackb
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decodes
+        decodes += 1
+        return unpackb(*args, **kwargs)
+
+    monkeypatch.setattr(msgpack, "unpackb", counting)
+    m.index.index_block(_synthetic_block(2, joins), joins)  # type: ignore[arg-type]
+    monkeypatch.undo()
+    # 2 events decoded per join, and per fill its 2 members read and moved: about 8
+    # per group. The quadratic rescan decoded every order touched so far per fill:
+    # about groups**2 / 2 (5,000 at 100 groups, 80,000 at 400).
+    assert decodes <= 10 * groups, decodes
+    # and the fills are applied: every order PAID, the groups' members listed
+    assert {m.index.order(i).state for i in range(1, 2 * groups + 1)} == {1}
+    assert m.index.order_counts(MERCHANT.address) == {1: 2 * groups}
+    assert [(x.order_id, x.state) for x in m.index.members(groups, 5).items] == [
+        (2 * groups, 1), (groups, 1)]
+    assert [e.event.name for e in m.index.history(1, 5).items] == ["OrderPlaced",
+                                                                   "GroupChanged"]
 
 
 # ---------------------------------------------------------------------- paging
