@@ -75,18 +75,33 @@ class InclusionProof(Record):
         return verify_inclusion(leaf_hash(leaf_data), self.index, self.size, self.path, root)
 
 
+class MerkleTree:
+    """The levels of the tree over ``leaves`` (raw leaf inputs), kept to answer many
+    inclusion proofs without hashing the leaves again."""
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.size = len(leaves)
+        self._levels = _levels([leaf_hash(d) for d in leaves])
+
+    def proof(self, index: int) -> InclusionProof:
+        """The inclusion proof of leaf ``index``."""
+        if not 0 <= index < self.size:
+            raise IndexError(f"leaf {index} outside a tree of {self.size}")
+        path: list[bytes] = []
+        i = index
+        for level in self._levels[:-1]:
+            sibling = i ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            i >>= 1
+        return InclusionProof(index, self.size, tuple(path))
+
+
 def inclusion_proof(leaves: Sequence[bytes], index: int) -> InclusionProof:
     """The inclusion proof of ``leaves[index]`` (raw leaf inputs)."""
     if not 0 <= index < len(leaves):
         raise IndexError(f"leaf {index} outside a tree of {len(leaves)}")
-    path: list[bytes] = []
-    i = index
-    for level in _levels([leaf_hash(d) for d in leaves])[:-1]:
-        sibling = i ^ 1
-        if sibling < len(level):
-            path.append(level[sibling])
-        i >>= 1
-    return InclusionProof(index, len(leaves), tuple(path))
+    return MerkleTree(leaves).proof(index)
 
 
 def verify_inclusion(

@@ -15,7 +15,8 @@ shown raw.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from chain.address import address_from_text, address_to_text
 from chain.block import Block, CommitCertificate, Event, Header, Receipt
 from chain.errors import InvalidAddress
 from chain.genesis import Genesis
-from chain.merkle import InclusionProof
+from chain.merkle import InclusionProof, MerkleTree
 from chain.validators import ValidatorSet
 from storage.blockstore import HistoryEntry, TxRecord
 from storage.errors import VersionNotAvailable
@@ -166,6 +167,16 @@ class _TreeAt:
         return self._tree.get_at(key, self._version)
 
 
+#: Blocks (and trees, and rendered views of them) kept decoded.
+_CACHED_BLOCKS = 8
+
+
+def _remember(cache: OrderedDict, key: Any, value: Any, size: int) -> None:
+    cache[key] = value
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class CallOutcome:
     status: int
@@ -185,6 +196,11 @@ class ChainView:
         #: computed once: it hashes every genesis contract's code
         self.genesis_hash = executor.genesis_hash
         self._latest: tuple[int, Header | None] = (-1, None)
+        # Committed blocks never change: the last few decoded, their Merkle trees and
+        # what the RPC views rendered of them are kept, so asking again is cheap.
+        self._blocks: OrderedDict[int, Block] = OrderedDict()
+        self._trees: OrderedDict[tuple[str, int], MerkleTree] = OrderedDict()
+        self._rendered: OrderedDict[tuple[str, bytes], Any] = OrderedDict()
         self.contracts = known_contracts(executor.genesis)
         self._by_name = {c.name: c for c in self.contracts.values()}
 
@@ -212,16 +228,39 @@ class ChainView:
 
     def block(self, height: int | None = None) -> Block:
         h = self._height(height)
+        found = self._blocks.get(h)
+        if found is not None:
+            self._blocks.move_to_end(h)
+            return found
         found = self._ex.blocks.block(h) if h else None
         if found is None:
             raise NotFound(f"no block at height {h} (the chain starts at 1)")
+        _remember(self._blocks, h, found, _CACHED_BLOCKS)
         return found
 
     def block_by_hash(self, block_hash: bytes) -> Block:
-        found = self._ex.blocks.block_by_hash(block_hash)
-        if found is None:
+        height = self._ex.blocks.height_of(block_hash)
+        if height is None:
             raise NotFound(f"no block with hash {block_hash.hex()}")
+        return self.block(height)
+
+    def rendered(self, kind: str, key: bytes, render: Callable[[], Any]) -> Any:
+        """``render()``, kept for the next time ``(kind, key)`` names the same immutable
+        thing (a committed block's view)."""
+        found = self._rendered.get((kind, key))
+        if found is None:
+            found = render()
+            _remember(self._rendered, (kind, key), found, _CACHED_BLOCKS)
+        else:
+            self._rendered.move_to_end((kind, key))
         return found
+
+    def _tree(self, kind: str, height: int, leaves: Callable[[], list[bytes]]) -> MerkleTree:
+        tree = self._trees.get((kind, height))
+        if tree is None:
+            tree = MerkleTree(leaves())
+            _remember(self._trees, (kind, height), tree, _CACHED_BLOCKS)
+        return tree
 
     def header(self, height: int | None = None) -> Header:
         h = self._height(height)
@@ -273,12 +312,13 @@ class ChainView:
 
     def tx_proof(self, record: TxRecord) -> tuple[Header, InclusionProof]:
         block = self.block(record.height)
-        return block.header, block.tx_proof(record.index)
+        tree = self._tree("tx", record.height, lambda: [tx.encode() for tx in block.txs])
+        return block.header, tree.proof(record.index)
 
     def receipt_proof(self, record: TxRecord) -> InclusionProof:
-        found = self._ex.blocks.receipt_proof(record.height, record.index)
-        assert found is not None
-        return found[1]
+        tree = self._tree("receipt", record.height,
+                          lambda: [r.encode() for r in self.receipts(record.height)])
+        return tree.proof(record.index)
 
     def history(self, address: bytes, limit: int,
                 before: tuple[int, int] | None) -> list[HistoryEntry]:

@@ -128,7 +128,18 @@ class RPCSection(_Section):
     max_event_range: Annotated[StrictInt, Field(ge=1, le=10_000_000)] = 10_000
     #: The most one answer may hold (a batch's included); beyond it the client is
     #: told to ask for less.
-    max_response_bytes: Annotated[StrictInt, Field(ge=64 * 1024, le=1 << 30)] = 32 << 20
+    max_response_bytes: Annotated[StrictInt, Field(ge=64 * 1024, le=1 << 30)] = 8 << 20
+    #: RPC connections at once (HTTP and WebSocket), and from one address (loopback,
+    #: the operator's own tools, is not capped per address).
+    max_connections: Annotated[StrictInt, Field(ge=1, le=100_000)] = 1_000
+    max_connections_per_ip: Annotated[StrictInt, Field(ge=1, le=100_000)] = 64
+    #: A connection with no request in progress for this long is closed (this also
+    #: ends one that dribbles its headers).
+    idle_timeout_ms: Millis = 15_000
+    #: An answer a client has not taken in this long is cut.
+    write_timeout_ms: Millis = 10_000
+    #: Answer bytes waiting on slow clients, node-wide, before new answers are refused.
+    max_unsent_bytes: Annotated[StrictInt, Field(ge=1 << 20, le=1 << 34)] = 256 << 20
     #: Most transactions in one ``broadcast_txs``.
     max_broadcast_txs: Annotated[StrictInt, Field(ge=1, le=100_000)] = 5_000
     #: Origins a browser may call from (``*`` for any); empty: CORS off.

@@ -229,7 +229,11 @@ class Node:
             max_batch=config.max_batch, cors_origins=tuple(config.cors_origins),
             ws_max_clients=config.ws_max_clients,
             ws_max_subscriptions=config.ws_max_subscriptions, ws_queue=config.ws_queue,
-            ws_ping_interval_ms=config.ws_ping_interval_ms))
+            ws_ping_interval_ms=config.ws_ping_interval_ms,
+            max_connections=config.max_connections,
+            max_connections_per_ip=config.max_connections_per_ip,
+            idle_timeout_ms=config.idle_timeout_ms, write_timeout_ms=config.write_timeout_ms,
+            max_unsent_bytes=config.max_unsent_bytes))
 
     async def _start_metrics(self, stack: contextlib.AsyncExitStack) -> None:
         # Metrics mount on the RPC listener before it starts, or take their own.
@@ -287,6 +291,51 @@ class Node:
         self.relay.submit(tx)
 
 
+class RateLimitedLog(logging.Filter):
+    """Lets through at most ``burst`` records of one kind (logger and message template)
+    per ``window`` seconds, then one line saying how many were held back: a stranger
+    who can make a library log (malformed HTTP, an accept loop out of descriptors)
+    cannot fill the disk."""
+
+    def __init__(self, burst: int = 5, window: float = 60.0) -> None:
+        super().__init__()
+        self.burst = burst
+        self.window = window
+        self._seen: dict[tuple[str, str], list[float]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg)[:200])
+        now = record.created
+        entry = self._seen.get(key)
+        if entry is None or now - entry[0] > self.window:
+            held = int(entry[2]) if entry is not None else 0
+            if len(self._seen) > 1_000:
+                self._seen.clear()
+            self._seen[key] = [now, 1.0, 0.0]
+            if held:
+                record.msg = f"{record.msg} (and {held} more like it held back)"
+            return True
+        if entry[1] < self.burst:
+            entry[1] += 1
+            return True
+        entry[2] += 1
+        return False
+
+
+def raise_open_file_limit() -> None:
+    """Raise this process's soft limit on open files to its hard limit (at most
+    65,536): RPC clients, peers and LevelDB all take descriptors, and a low default
+    (often 1,024) lets a crowd of idle clients starve the peers."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 65_536 if hard == resource.RLIM_INFINITY else min(hard, 65_536)
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ImportError, ValueError, OSError) as exc:
+        log.warning("could not raise the open-file limit: %s", exc)
+
+
 def run_node(home_path: Path | str) -> None:
     """``agora start``: run the node in ``home_path`` until a signal stops it."""
     home = Home(home_path)
@@ -298,6 +347,10 @@ def run_node(home_path: Path | str) -> None:
         level=node.config.log.level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    limiter = RateLimitedLog()
+    for noisy in ("asyncio", "aiohttp.server", "aiohttp.web", "aiohttp.websocket"):
+        logging.getLogger(noisy).addFilter(limiter)
+    raise_open_file_limit()
     profile_path = os.environ.get("AGORA_PROFILE")  # set by `agora bench --profile`
     if not profile_path:
         asyncio.run(node.run())

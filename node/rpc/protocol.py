@@ -115,19 +115,23 @@ class MethodSpec:
     description: str = ""
     #: Only over WebSocket (subscriptions).
     websocket_only: bool = False
+    #: Runs outside the node's RPC work slots: it mostly waits (broadcast_tx_commit)
+    #: or is trivially cheap, and must not hold a slot while it waits.
+    unthrottled: bool = False
     #: Serialises the handler's result into JSON-ready values.
     adapter: TypeAdapter[Any] = field(compare=False, default_factory=lambda: TypeAdapter(Any))
 
 
 def rpc_method(name: str, params: type[Params] = NoParams, result: Any = None, *,
-               websocket_only: bool = False) -> Callable[[Handler], Handler]:
+               websocket_only: bool = False,
+               unthrottled: bool = False) -> Callable[[Handler], Handler]:
     """Mark ``handler(ctx, params) -> result`` as the RPC method ``name``."""
     def mark(handler: Handler) -> Handler:
         doc = (handler.__doc__ or "").strip()
         summary, _, rest = doc.partition("\n\n")
         handler.__rpc__ = MethodSpec(  # type: ignore[attr-defined]
             name, params, result, handler, " ".join(summary.split()),
-            " ".join(rest.split()), websocket_only,
+            " ".join(rest.split()), websocket_only, unthrottled,
             TypeAdapter(result) if result is not None else TypeAdapter(Any))
         return handler
     return mark
@@ -153,10 +157,15 @@ Observer = Callable[[str, str], None]
 
 class Dispatcher:
     def __init__(self, methods: Mapping[str, MethodSpec] | None = None, *,
-                 max_batch: int = 100, max_response_bytes: int = 32 << 20,
-                 observer: Observer | None = None) -> None:
+                 max_batch: int = 100, max_response_bytes: int = 8 << 20,
+                 work_slots: int = 2, observer: Observer | None = None) -> None:
         self.methods: dict[str, MethodSpec] = dict(methods or {})
         self.max_batch = max_batch
+        #: Method calls that may run between two turns of the event loop, across all
+        #: requests and batch items: the node's consensus and p2p share the loop, so
+        #: however many requests arrive at once, they get a turn after at most this
+        #: many calls (each bounded in its own work). A call waits for a slot.
+        self._slots = asyncio.Semaphore(work_slots)
         #: The most one answer (a whole batch's included) may hold: what comes after
         #: is answered with an error telling the client to ask for less.
         self.max_response_bytes = max_response_bytes
@@ -199,8 +208,11 @@ class Dispatcher:
         budget = [self.max_response_bytes]
         parts: list[str] = []
 
+        def full() -> bool:
+            return budget[0] <= 0
+
         async def one(item: Any) -> None:
-            response = await self.handle(item, ctx, websocket=websocket)
+            response = await self.handle(item, ctx, websocket=websocket, full=full)
             if response is not None:
                 part = self._sized(response, budget[0])
                 budget[0] -= len(part)
@@ -225,8 +237,8 @@ class Dispatcher:
                 "(fewer requests in the batch, a smaller page)")))
         return text
 
-    async def handle(self, request: Any, ctx: Any = None, *,
-                     websocket: bool = False) -> dict[str, Any] | None:
+    async def handle(self, request: Any, ctx: Any = None, *, websocket: bool = False,
+                     full: Callable[[], bool] | None = None) -> dict[str, Any] | None:
         """One request object in, its response object out (None for a notification)."""
         if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" \
                 or not isinstance(request.get("method"), str) \
@@ -241,7 +253,21 @@ class Dispatcher:
         request_id = request.get("id")
         name = request["method"]
         try:
-            result = await self._call(name, request.get("params", []), ctx, websocket)
+            method = self.methods.get(name)
+            if method is not None and method.unthrottled:
+                result = await self._call(name, request.get("params", []), ctx, websocket)
+            else:
+                async with self._slots:
+                    if full is not None and full():
+                        # The batch's answer is full: the rest is refused unworked.
+                        raise RPCError(Codes.NOT_ANSWERABLE, "Cannot answer",
+                                       f"the batch's answer reached the "
+                                       f"{self.max_response_bytes:,} bytes this node "
+                                       "sends at once: ask for less")
+                    result = await self._call(name, request.get("params", []), ctx,
+                                              websocket)
+                    # Let the loop turn before the next waiting call takes the slot.
+                    await asyncio.sleep(0)
         except RPCError as exc:
             self._observe(name, "error")
             return None if is_notification else _error(request_id, exc)
@@ -290,11 +316,16 @@ class Dispatcher:
 
 
 def describe(exc: ValidationError) -> str:
-    """A pydantic error as one sentence per problem, each naming the parameter."""
-    return "; ".join(
+    """A pydantic error as one sentence per problem (the first ten), each naming the
+    parameter."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    text = "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'params'}: "
         f"{'unknown parameter' if e['type'] == 'extra_forbidden' else e['msg']}"
-        for e in exc.errors())[:2000]
+        for e in errors[:10])
+    if len(errors) > 10:
+        text += f"; and {len(errors) - 10} more"
+    return text[:2000]
 
 
 def _valid_id(value: Any) -> bool:

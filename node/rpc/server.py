@@ -2,9 +2,16 @@
 ``/websocket``; other parts of the node mount their pages on it (``/metrics``, later
 ``/explorer/``) through :meth:`RPCServer.mount` before it starts.
 
-Bounds: request bodies (``max_body_bytes``; aiohttp answers 413 above it), batch length
-(the dispatcher), WebSocket clients per node (``ws_max_clients``; one more is answered
-503 before the upgrade) and subscriptions per client.
+Bounds: connections in all and per address (``max_connections``,
+``max_connections_per_ip``; loopback is not capped per address), answered 503 with the
+reason at accept (:class:`ConnectionGate`); a connection idle — or dribbling a
+request's headers — for ``idle_timeout_ms`` is closed; request bodies
+(``max_body_bytes``; aiohttp answers 413 above it, and a body that cannot be read is a
+400); batch length, answer size and the work one turn of the loop may do (the
+dispatcher); an HTTP answer the client does not take within ``write_timeout_ms`` is cut,
+and answers waiting on slow clients hold at most ``max_unsent_bytes`` node-wide;
+WebSocket clients per node (``ws_max_clients``; one more is answered 503 before the
+upgrade) and subscriptions per client.
 
 Each WebSocket client has one writer task and an outgoing queue that nothing else ever
 waits on. Notifications are counted against ``ws_queue``: a client that still has that
@@ -26,6 +33,7 @@ unless ``cors_origins`` names origins (or ``*``).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -51,6 +59,63 @@ STOP_GRACE = 1.0
 ANSWER_BYTES_AHEAD = 1 << 20
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ConnectionGate:
+    """Caps the listener's connections, in all and per peer address, at accept: one
+    over a cap is answered 503 with the reason and closed before anything is read."""
+
+    def __init__(self, server: web.Server, max_total: int, max_per_ip: int) -> None:
+        self.max_total = max_total
+        self.max_per_ip = max_per_ip
+        self.by_ip: dict[str, int] = {}
+        self.refused = 0
+        self._counted: dict[Any, str] = {}
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+            made(handler, transport)
+            peer = transport.get_extra_info("peername")
+            ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+            reason = ""
+            if len(self._counted) >= self.max_total:
+                reason = f"this node serves at most {self.max_total} RPC connections"
+            elif not _is_loopback(ip) and self.by_ip.get(ip, 0) >= self.max_per_ip:
+                reason = (f"this node serves at most {self.max_per_ip} RPC connections "
+                          "from one address")
+            if reason:
+                self.refused += 1
+                body = (reason + "\n").encode()
+                transport.write(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+                                b"Content-Type: text/plain\r\nContent-Length: "
+                                + str(len(body)).encode() + b"\r\n\r\n" + body)
+                transport.close()
+                return
+            self._counted[handler] = ip
+            self.by_ip[ip] = self.by_ip.get(ip, 0) + 1
+
+        def connection_lost(handler: Any, exc: BaseException | None = None) -> None:
+            lost(handler, exc)
+            ip = self._counted.pop(handler, None)
+            if ip is not None:
+                left = self.by_ip[ip] - 1
+                if left:
+                    self.by_ip[ip] = left
+                else:
+                    del self.by_ip[ip]
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
+
+    def __len__(self) -> int:
+        return len(self._counted)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     listen: str = "127.0.0.1:26657"
@@ -61,6 +126,18 @@ class ServerSettings:
     ws_max_subscriptions: int = 20
     ws_queue: int = 1_000
     ws_ping_interval_ms: int = 20_000
+    #: Connections at once (HTTP and WebSocket), and from one address (loopback, the
+    #: operator's own tools, is not capped per address).
+    max_connections: int = 1_000
+    max_connections_per_ip: int = 64
+    #: A connection with no request in progress for this long is closed (this also
+    #: ends one that dribbles a request's headers).
+    idle_timeout_ms: int = 15_000
+    #: An HTTP answer the client has not taken in this long is cut.
+    write_timeout_ms: int = 10_000
+    #: HTTP answer bytes waiting on slow clients, node-wide; past it, new answers are
+    #: refused with a short error until they drain.
+    max_unsent_bytes: int = 256 << 20
 
 
 class _WSContext:
@@ -144,6 +221,11 @@ class RPCServer:
         self.connections: set[WSConnection] = set()
         #: Clients dropped for falling behind (metrics read it).
         self.dropped_slow = 0
+        #: HTTP answer bytes not yet taken by their clients, and clients cut for not
+        #: taking theirs within write_timeout_ms.
+        self.unsent_bytes = 0
+        self.slow_http_cut = 0
+        self.gate: ConnectionGate | None = None
         self._mounts: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = []
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -165,8 +247,12 @@ class RPCServer:
         for method, path, handler in self._mounts:
             app.router.add_route(method, path, handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+                                     shutdown_timeout=1.0,
+                                     keepalive_timeout=s.idle_timeout_ms / 1000)
         await self._runner.setup()
+        assert self._runner.server is not None
+        self.gate = ConnectionGate(self._runner.server, s.max_connections,
+                                   s.max_connections_per_ip)
         host, port = split_host_port(s.listen)
         site = web.TCPSite(self._runner, host, port)
         try:
@@ -196,11 +282,14 @@ class RPCServer:
 
     # ------------------------------------------------------------ HTTP
 
-    @web.middleware
-    async def _cors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    def _allowed_origin(self, request: web.BaseRequest) -> str:
         origins = self.settings.cors_origins
         origin = request.headers.get("Origin", "")
-        allowed = "*" if "*" in origins else (origin if origin in origins else "")
+        return "*" if "*" in origins else (origin if origin in origins else "")
+
+    @web.middleware
+    async def _cors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        allowed = self._allowed_origin(request)
         if request.method == "OPTIONS":
             response: web.StreamResponse = web.Response(status=204)
         else:
@@ -224,12 +313,41 @@ class RPCServer:
             if allowed != "*":
                 headers["Vary"] = "Origin"
 
-    async def _http(self, request: web.Request) -> web.Response:
-        body = await request.read()  # over max_body_bytes: aiohttp answers 413
+    async def _http(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.read()  # over max_body_bytes: aiohttp answers 413
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a body that cannot be read (bad gzip,
+            # a broken chunk): the client's fault, told in one line, never a 500
+            raise web.HTTPBadRequest(text=f"cannot read the request body: {exc}\n") from None
         answer = await self.dispatcher.handle_text(body, self.ctx)
         if answer is None:
             return web.Response(status=204)
-        return web.Response(text=answer, content_type="application/json")
+        data = answer.encode()
+        s = self.settings
+        if self.unsent_bytes + len(data) > s.max_unsent_bytes:
+            data = (b'{"jsonrpc":"2.0","error":{"code":-32005,"message":"Limit reached",'
+                    b'"data":"this node is busy sending answers to slow clients: try '
+                    b'again shortly"},"id":null}')
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = len(data)
+        if s.cors_origins:
+            self._cors_headers(response.headers, self._allowed_origin(request))
+        await response.prepare(request)
+        # Counted until the client has taken it (or is cut): a client that never reads
+        # holds these bytes for write_timeout_ms at most.
+        self.unsent_bytes += len(data)
+        try:
+            await asyncio.wait_for(response.write(data), s.write_timeout_ms / 1000)
+            await asyncio.wait_for(response.write_eof(), s.write_timeout_ms / 1000)
+        except TimeoutError:
+            self.slow_http_cut += 1
+            if request.transport is not None:
+                request.transport.abort()
+        finally:
+            self.unsent_bytes -= len(data)
+        return response
 
     # ------------------------------------------------------------ WebSocket
 

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from chain.block import Block
+
 from ..context import RPCContext
 from ..protocol import Params, rpc_method
 from ..views import BlockView, CommitView, HeaderView
@@ -18,17 +22,23 @@ class HashParams(Params):
 
 
 @rpc_method("block", HeightParams, BlockView)
-async def block(ctx: RPCContext, p: HeightParams) -> BlockView:
+async def block(ctx: RPCContext, p: HeightParams) -> dict[str, Any]:
     """A committed block by height (the latest when omitted), its transactions decoded."""
     with answering():
-        return BlockView.of(ctx.chain.block(p.height), ctx.chain)
+        return _block_view(ctx, ctx.chain.block(p.height))
 
 
 @rpc_method("block_by_hash", HashParams, BlockView)
-async def block_by_hash(ctx: RPCContext, p: HashParams) -> BlockView:
+async def block_by_hash(ctx: RPCContext, p: HashParams) -> dict[str, Any]:
     """A committed block by its hash."""
     with answering():
-        return BlockView.of(ctx.chain.block_by_hash(p.hash), ctx.chain)  # type: ignore[arg-type]
+        return _block_view(ctx, ctx.chain.block_by_hash(p.hash))  # type: ignore[arg-type]
+
+
+def _block_view(ctx: RPCContext, found: Block) -> dict[str, Any]:
+    # A block of thousands of transactions takes a while to render: once per block.
+    return ctx.chain.rendered("block", found.hash,
+                              lambda: BlockView.of(found, ctx.chain).model_dump(mode="json"))
 
 
 @rpc_method("header", HeightParams, HeaderView)

@@ -40,8 +40,9 @@ class TxParams(Params):
 
 
 class TxsParams(Params):
-    txs: Annotated[list[StrictStr], Field(min_length=1)] = Field(
-        description="Signed transactions, hex; each is answered on its own.")
+    txs: Annotated[list[StrictStr], Field(min_length=1, max_length=100_000)] = Field(
+        description="Signed transactions, hex; each is answered on its own (at most the "
+                    "node's rpc.max_broadcast_txs).")
 
 
 @rpc_method("tx", TxHashParams, TxResultView)
@@ -138,7 +139,7 @@ async def broadcast_txs(ctx: RPCContext, p: TxsParams) -> list[BroadcastItemView
     return [item for item in out if item is not None]
 
 
-@rpc_method("broadcast_tx_commit", TxParams, BroadcastCommitView)
+@rpc_method("broadcast_tx_commit", TxParams, BroadcastCommitView, unthrottled=True)
 async def broadcast_tx_commit(ctx: RPCContext, p: TxParams) -> BroadcastCommitView:
     """Submit, then answer once the transaction is committed (final), with its receipt.
 
