@@ -127,40 +127,48 @@ class TxView(View):
 
     @classmethod
     def of(cls, tx: Transaction, chain: ChainView | None = None) -> TxView:
-        action = tx.action
-        if type(action) is Transfer:
-            act: TransferView | CallView | DeployView = TransferView(
-                to=address_to_text(action.to), amount=str(action.amount))
-        elif type(action) is Call:
-            from vm.executor import decode_args
-            try:
-                args = decode_args(action.args)
-            except Exception:  # noqa: BLE001 - a malformed args blob is shown raw
-                args = []
-            known = chain.contracts.get(action.contract) if chain is not None else None
-            decoded = None
-            if known is not None:
-                spec = known.method(action.method)
-                if spec is not None and len(spec["inputs"]) == len(args):
-                    from vm.compiler.abi import AbiError, decode_value
+        return cls.model_validate(tx_json(tx, chain))
 
-                    from ..chainview import abi_to_json
-                    try:
-                        decoded = {i["name"]: abi_to_json(i["type"], decode_value(i["type"], a))
-                                   for i, a in zip(spec["inputs"], args, strict=True)}
-                    except (AbiError, AssertionError):
-                        decoded = None
-            act = CallView(contract=address_to_text(action.contract),
-                           contract_name=known.name if known else None,
-                           method=action.method, args=[a.hex() for a in args],
-                           decoded_args=decoded, value=str(action.value))
-        else:
-            assert type(action) is Deploy
-            act = DeployView(code_bytes=len(action.code), value=str(action.value))
-        return cls(hash=tx.hash.hex(), chain_id=tx.chain_id,
-                   sender=address_to_text(tx.sender_address), nonce=tx.nonce,
-                   gas_limit=tx.gas_limit, gas_price=tx.gas_price, action=act,
-                   memo=tx.memo, raw=tx.encode().hex())
+
+def tx_json(tx: Transaction, chain: ChainView | None = None) -> dict[str, Any]:
+    """A transaction as :class:`TxView` dumps it, built straight as JSON values: a
+    block of thousands is rendered several times faster than through the model (a
+    test holds the two equal)."""
+    action = tx.action
+    act: dict[str, Any]
+    if type(action) is Transfer:
+        act = {"type": "transfer", "to": address_to_text(action.to),
+               "amount": str(action.amount)}
+    elif type(action) is Call:
+        from vm.executor import decode_args
+        try:
+            args = decode_args(action.args)
+        except Exception:  # noqa: BLE001 - a malformed args blob is shown raw
+            args = []
+        known = chain.contracts.get(action.contract) if chain is not None else None
+        decoded = None
+        if known is not None:
+            spec = known.method(action.method)
+            if spec is not None and len(spec["inputs"]) == len(args):
+                from vm.compiler.abi import AbiError, decode_value
+
+                from ..chainview import abi_to_json
+                try:
+                    decoded = {i["name"]: abi_to_json(i["type"], decode_value(i["type"], a))
+                               for i, a in zip(spec["inputs"], args, strict=True)}
+                except (AbiError, AssertionError):
+                    decoded = None
+        act = {"type": "call", "contract": address_to_text(action.contract),
+               "contract_name": known.name if known else None, "method": action.method,
+               "args": [a.hex() for a in args], "decoded_args": decoded,
+               "value": str(action.value)}
+    else:
+        assert type(action) is Deploy
+        act = {"type": "deploy", "code_bytes": len(action.code), "value": str(action.value)}
+    return {"hash": tx.hash.hex(), "chain_id": tx.chain_id,
+            "sender": address_to_text(tx.sender_address), "nonce": tx.nonce,
+            "gas_limit": tx.gas_limit, "gas_price": tx.gas_price, "action": act,
+            "memo": tx.memo, "raw": tx.encode().hex()}
 
 
 class EventView(View):
@@ -205,9 +213,16 @@ class BlockView(View):
 
     @classmethod
     def of(cls, block: Block, chain: ChainView) -> BlockView:
-        return cls(hash=block.hash.hex(), header=HeaderView.of(block.header),
-                   txs=[TxView.of(tx, chain) for tx in block.txs],
-                   last_commit=CommitView.of(block.last_commit) if block.last_commit else None)
+        return cls.model_validate(block_json(block, chain))
+
+
+def block_json(block: Block, chain: ChainView) -> dict[str, Any]:
+    """A block as :class:`BlockView` dumps it (its transactions through :func:`tx_json`)."""
+    return {"hash": block.hash.hex(),
+            "header": HeaderView.of(block.header).model_dump(mode="json"),
+            "txs": [tx_json(tx, chain) for tx in block.txs],
+            "last_commit": (CommitView.of(block.last_commit).model_dump(mode="json")
+                            if block.last_commit else None)}
 
 
 class InclusionProofView(View):

@@ -9,7 +9,7 @@ from chain.block import Block
 
 from ..context import RPCContext
 from ..protocol import Params, rpc_method
-from ..views import BlockView, CommitView, HeaderView
+from ..views import BlockView, CommitView, HeaderView, block_json
 from .common import BlockHeight, Hash, answering
 
 
@@ -38,7 +38,7 @@ async def block_by_hash(ctx: RPCContext, p: HashParams) -> dict[str, Any]:
 def _block_view(ctx: RPCContext, found: Block) -> dict[str, Any]:
     # A block of thousands of transactions takes a while to render: once per block.
     return ctx.chain.rendered("block", found.hash,
-                              lambda: BlockView.of(found, ctx.chain).model_dump(mode="json"))
+                              lambda: block_json(found, ctx.chain))
 
 
 @rpc_method("header", HeightParams, HeaderView)
