@@ -56,6 +56,7 @@ from rpc_helpers import (
 
 from chain.address import address_to_text
 from chain.system import ESCROW_ADDRESS, TOKEN_ADDRESS
+from node.chainview import ChainView
 from node.rpc import openrpc
 from node.rpc.client import RPCFailed
 from node.rpc.methods import method_table
@@ -349,6 +350,12 @@ async def test_orders_parameters_are_checked(market: Market) -> None:
         assert error.data == f"no {method} {next(iter(params.values()))}"
     error = await rpc_error(c.order(0))
     assert error.code == Codes.INVALID_PARAMS
+    # a forged cursor is named by its parameter
+    error = await rpc_error(c.order(market.orders["1"], history_after="9999999999999999999:0:0"))
+    assert error.code == Codes.NOT_ANSWERABLE
+    assert error.data == "history_after: not a cursor of this list"
+    error = await rpc_error(c.orders(buyer=BUYER_1.address, before="99999999999999999999"))
+    assert error.data == "before: not a cursor of this list"
 
 
 # ---------------------------------------------------------------------- listings, groups
@@ -380,6 +387,69 @@ async def test_listing_and_listings_of_a_merchant(market: Market) -> None:
     assert rest["next"] is None
     nobody = await m.client.listings(BUYER_1.address)
     assert nobody["items"] == [] and nobody["total"] == 0
+    # read from the state, each is what the catalog's view answers
+    for item in listed["items"]:
+        assert item["listing"] == (await m.client.listing(item["listing_id"]))["listing"]
+
+
+async def test_listings_answers_current_values_without_running_the_vm(
+        market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``listings`` reads each listing's record from the state (no catalog view run per
+    item): after edits of stock, price and paused, its page says what the catalog's
+    view says, field for field."""
+    m, c = market, market.calls
+    # A merchant of its own (the other tests count the demo merchant's listings).
+    digest = hashlib.sha256(b"stool").digest()
+    await m.step(stool=c(REFERRER, "catalog", "create_listing", "Stool", digest, 4 * COIN,
+                         0, 5, 3 * DAY, 14 * DAY, 0, 2 * DAY, ARBITER.address, NOBODY,
+                         NOBODY, True, 5_000))
+    await m.step(lamp=c(REFERRER, "catalog", "create_listing", "Lamp \u00e9", digest,
+                        6 * COIN, 2 * COIN, 9, 3 * DAY, 14 * DAY, 7 * DAY, 2 * DAY,
+                        NOBODY, NOBODY, NOBODY, True, 0))
+    stool, lamp = (int(m.steps[k]["receipt"]["return_value"]) for k in ("stool", "lamp"))
+
+    calls = 0
+    vm_call = ChainView.call
+
+    def counted(self: ChainView, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return vm_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChainView, "call", counted)
+
+    async def both() -> list[tuple[int, dict[str, Any]]]:
+        nonlocal calls
+        calls = 0
+        page = m.check("listings", await m.client.listings(REFERRER.address))
+        assert calls == 0  # no VM run for a page
+        out = [(i["listing_id"], i["listing"]) for i in page["items"]]
+        for listing_id, listing in out:  # the view's answer (this runs the VM)
+            assert listing == (await m.client.listing(listing_id))["listing"]
+        return out
+
+    before = dict(await both())
+    assert list(before) == [lamp, stool]
+    assert (before[stool]["stock"], before[stool]["price"], before[stool]["paused"],
+            before[stool]["version"], before[stool]["return_window"]) == (
+        "5", str(4 * COIN), False, "1", "0")
+    assert before[lamp]["title"] == "Lamp \u00e9"
+    assert before[lamp]["token_price"] == str(2 * COIN)
+    assert before[lamp]["arbiter_1"] == address_to_text(NOBODY)
+    assert before[lamp]["merchant"] == text(REFERRER)
+
+    await m.step(stock=c(REFERRER, "catalog", "set_stock", stool, 2),
+                 price=c(REFERRER, "catalog", "set_price", lamp, 7 * COIN, 0),
+                 pause=c(REFERRER, "catalog", "pause", stool))
+    after = dict(await both())
+    assert (after[stool]["stock"], after[stool]["paused"], after[stool]["version"]) == (
+        "2", True, "1")
+    assert (after[lamp]["price"], after[lamp]["token_price"], after[lamp]["version"]) == (
+        str(7 * COIN), "0", "2")
+    await m.step(resume=c(REFERRER, "catalog", "resume", stool),
+                 restock=c(REFERRER, "catalog", "set_stock", lamp, 0))
+    again = dict(await both())
+    assert (again[stool]["paused"], again[lamp]["stock"]) == (False, "0")
 
 
 async def test_group_deal_and_its_members(market: Market) -> None:
@@ -516,8 +586,15 @@ async def test_events_by_contract_name_and_range(market: Market) -> None:
     assert (await m.client.events("escrow", from_height=1, to_height=10_000))["items"]
     error = await rpc_error(m.client.events("escrow", from_height=9, to_height=8))
     assert error.code == Codes.NOT_ANSWERABLE and "above to_height" in error.data
-    later = await m.client.events("escrow", from_height=placed["height"] + 1_000)
-    assert later["items"] == [] and later["next"] is None
+    # from a height not reached yet (a poller ahead of the chain): an empty page, that
+    # says how far the chain is (docstring of events)
+    for ahead in (placed["height"] + 1_000, 2**63 - 1):
+        later = m.check("events", await m.client.events("escrow", from_height=ahead))
+        assert later["items"] == [] and later["next"] is None
+        assert later["from_height"] == ahead and later["to_height"] == later["height"] < ahead
+        later = await m.client.events("escrow", from_height=ahead,
+                                      to_height=min(ahead + 5, 2**63 - 1))
+        assert later["items"] == [] and later["to_height"] == later["height"]
     error = await rpc_error(m.client.events("shop"))
     assert error.code == Codes.NOT_FOUND and "no known contract 'shop'" in error.data
     unknown = await m.client.events(BUYER_1.address, from_height=1)  # nobody's events

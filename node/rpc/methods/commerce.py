@@ -7,7 +7,7 @@ method     answers with
 listing    a listing (catalog ``listing``), its outcomes (escrow
            ``listing_record``) and its reviews' reputation (reviews
            ``listing_reviews``)
-listings   a merchant's listings, newest first, each read from the catalog
+listings   a merchant's listings, newest first, each as the catalog holds it
 order      an order (escrow ``order``), the terms it agreed to, and its
            history of transitions from the index, oldest first
 orders     a buyer's or a merchant's orders (optionally in one state), newest
@@ -29,9 +29,10 @@ methods answer ``items`` and ``next``; pass ``next`` as ``before`` for the next 
 (a cursor is opaque). Pages hold at most the node's ``rpc.max_page`` items, ``events``
 searches at most ``rpc.max_event_range`` heights.
 
-Cost: ``listings`` reads each listing of its page with the catalog's view (~0.5 ms of
-VM work each), so its pages are best kept small; the other lists are read from the
-index alone.
+Cost: the lists are read from the index, and ``listings`` reads each listing of its
+page straight from the state (a listing is one state key: the catalog's record, decoded
+as its ``listing`` view would return it, no VM run): a page of 100 costs a few
+milliseconds, most of it building the answer's JSON.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ from pydantic import Field, StrictInt, StrictStr, create_model, model_validator
 
 from chain.address import address_to_text
 from chain.block import ReceiptStatus
-from vm.compiler.abi import decode_value, encode_value
+from vm.compiler.abi import AbiError, decode_value, encode_value
+from vm.compiler.types import name_key
+from vm.world import RECORD, STORAGE, decode_record
 
 from ...chainview import KnownContract, NotFound, abi_to_json
 from ...index import (
@@ -75,21 +78,22 @@ StateName = Literal["paid", "shipped", "delivered", "completed", "declined", "ca
 assert set(StateName.__args__) == set(STATE_NUMBERS)  # type: ignore[attr-defined]
 
 
-def _id_cursor(text: str | None) -> int | None:
+def _id_cursor(text: str | None, param: str = "before") -> int | None:
     if text is None:
         return None
     value = int(text)
     if value > _ID_MAX:
-        raise cannot_answer("before: not a cursor of this list")
+        raise cannot_answer(f"{param}: not a cursor of this list")
     return value
 
 
-def _pos_cursor(text: str | None) -> tuple[int, int, int] | None:
+def _pos_cursor(text: str | None, param: str = "before") -> tuple[int, int, int] | None:
+    """A height:tx:event cursor; ``param`` names the parameter it came in."""
     if text is None:
         return None
     h, t, e = (int(x) for x in text.split(":"))
     if h >= 1 << 63 or t >= 1 << 32 or e >= 1 << 16:
-        raise cannot_answer("before: not a cursor of this list")
+        raise cannot_answer(f"{param}: not a cursor of this list")
     return (h, t, e)
 
 
@@ -295,11 +299,15 @@ class EventsView(View):
     contract: Address
     contract_name: str | None
     name: str | None
-    from_height: int
-    to_height: int = Field(description="The last height searched (at most the latest).")
+    from_height: int = Field(description="The first height searched, as asked (or the "
+                                         "default).")
+    to_height: int = Field(description=(
+        "The last height searched: the one asked (or the default), at most the latest. "
+        "Below from_height when the chain has not reached from_height yet: nothing was "
+        "searched, the page is empty."))
     items: list[IndexedEventView]
     next: str | None = Field(None, description="Pass as `before` for the next page.")
-    height: int
+    height: int = Field(description="The latest height the node has indexed.")
 
 
 # ---------------------------------------------------------------- reading helpers
@@ -336,6 +344,73 @@ def _uint(n: int) -> bytes:
 
 _NOBODY = bytes(20)
 
+_NOBODY_TEXT = address_to_text(_NOBODY)
+
+
+def _uint_json(stored: bytes) -> str:
+    if len(stored) > 32:
+        raise AbiError(f"uint of {len(stored)} bytes")
+    return str(int.from_bytes(stored, "big"))
+
+
+def _address_json(stored: bytes) -> str:
+    # what the view returns for it: a missing address reads as 20 zero bytes
+    if not stored or stored == _NOBODY:
+        return _NOBODY_TEXT
+    return abi_to_json("Address", stored)
+
+
+def _stored_json(type_name: str) -> Any:
+    """A function: a record field's stored bytes -> the JSON of the value a view that
+    returns the record gives for it (``decode_value`` then ``abi_to_json``, the common
+    types without the generic dispatch)."""
+    fast = {"uint": _uint_json, "Address": _address_json, "bytes": bytes.hex,
+            "str": lambda b: b.decode("utf-8", "replace")}
+    if type_name in fast:
+        return fast[type_name]
+    return lambda b: abi_to_json(type_name, decode_value(type_name, b))
+
+
+#: A catalog listing's fields: (the field's key in its record, its name, a function of
+#: its stored bytes -> its JSON).
+_LISTING_FIELDS = [(name_key(f["name"]), f["name"], _stored_json(f["type"]))
+                   for f in _record_fields("catalog", "Listing")]
+#: The storage key of the catalog's ``listings`` map (``listings: Map[uint, Listing]``).
+_LISTINGS_VAR = name_key("listings")
+
+
+def _stored_listings(ctx: RPCContext, ids: list[int], height: int) -> list[dict[str, Any]]:
+    """The catalog's listings ``ids`` at ``height`` as the API shows the catalog's
+    ``listing`` view of each -- read straight from the state, without running the view.
+
+    A contract's record is one state key (vm/world.py): ``s`` + the contract + 0x00 +
+    the record's storage key, which for ``self.listings[id]`` is the compiler's
+    (vm/compiler/codegen.py ``_storage_key``): the variable's length-prefixed name, then
+    the id as 32 bytes. Its value holds the fields set, each under its length-prefixed
+    name, as the bytes the contract stored (integers big-endian, empty ones left out);
+    the view reads each (a missing address as 20 zero bytes) and returns them packed,
+    so the stored bytes, decoded by the field's ABI type, are the view's value. (The
+    tests compare the two, field for field.)
+    """
+    if not ids:
+        return []
+    with answering():
+        catalog = ctx.chain.contract("catalog").address
+        prefix = STORAGE + catalog + RECORD + _LISTINGS_VAR
+        raws = [ctx.chain.state_value(prefix + listing_id.to_bytes(32, "big"), height)
+                for listing_id in ids]
+    out = []
+    for listing_id, raw in zip(ids, raws, strict=True):
+        problem, fields = decode_record(raw, strict=False) if raw is not None else ("", {})
+        try:
+            value = {name: to_json(fields.get(key, b"")) for key, name, to_json in _LISTING_FIELDS}
+        except (AbiError, ValueError) as exc:
+            problem = str(exc)
+        if problem:
+            raise cannot_answer(f"listing {listing_id} cannot be read: {problem}")
+        out.append(value)
+    return out
+
 
 # ---------------------------------------------------------------- listings
 
@@ -368,17 +443,19 @@ class ListingsParams(Params):
 @rpc_method("listings", ListingsParams, ListingsView)
 async def listings(ctx: RPCContext, p: ListingsParams) -> ListingsView:
     """A merchant's listings, newest first, a page at a time, each as the catalog holds
-    it now."""
+    it now (all read at one height, the answer's ``height``).
+
+    The ids come from the index; each listing is read from the state directly (its
+    record, decoded as the catalog's ``listing`` view would return it, with no VM run),
+    so a page costs a key read per listing."""
     merchant: bytes = p.merchant  # type: ignore[assignment]
     index = _index(ctx)
     page = index.listings(merchant, page_size(p.limit, ctx.limits.max_page),
                           _id_cursor(p.before))
-    items = []
     height = ctx.chain.height
-    for listing_id in page.items:
-        value, _, height = _read(ctx, "catalog", "listing", _uint(listing_id))
-        items.append(ListingItemView(listing_id=listing_id,
-                                     listing=_json("catalog", "Listing", value)))
+    items = [ListingItemView(listing_id=listing_id, listing=value)
+             for listing_id, value in zip(page.items, _stored_listings(ctx, page.items, height),
+                                          strict=True)]
     return ListingsView(merchant=address_to_text(merchant), total=index.listing_count(merchant),
                         items=items, next=None if page.next is None else str(page.next),
                         height=height)
@@ -411,7 +488,7 @@ async def order(ctx: RPCContext, p: OrderParams) -> OrderView:
     if ctx.index is not None:
         limit = p.history_limit if p.history_limit is not None else ctx.limits.max_page
         page = ctx.index.history(p.order_id, page_size(limit, ctx.limits.max_page),
-                                 _pos_cursor(p.history_after))
+                                 _pos_cursor(p.history_after, "history_after"))
         history = [IndexedEventView.from_index(e, ctx) for e in page.items]
         history_next = _pos_text(page.next)
     return OrderView(order_id=p.order_id, state=ORDER_STATES.get(value["state"], "unknown"),
@@ -604,8 +681,16 @@ async def events(ctx: RPCContext, p: EventsParams) -> EventsView:
 
     The range ``from_height..to_height`` may span at most the node's
     ``rpc.max_event_range`` heights (a wider one is refused, -32004: ask in narrower
-    ranges); by default it ends at the latest height and spans that many. The answer
-    says the range searched (``to_height`` at most the latest height).
+    ranges, as is one with ``from_height`` above ``to_height``); by default it ends at
+    the latest height and spans that many. The answer says the range searched
+    (``to_height`` at most the latest height) and the latest height (``height``).
+
+    A ``from_height`` the chain has not reached yet (a poller that has seen every
+    block, asking from the next) is not an error: the answer is an empty page, with
+    ``next`` null, ``to_height`` and ``height`` the latest height (below
+    ``from_height``: nothing was searched) -- as every list of this API answers what
+    there is, and, past its newest item, nothing. Ask again once ``height`` reaches
+    ``from_height``.
     """
     index = _index(ctx)
     with answering():
@@ -622,7 +707,8 @@ async def events(ctx: RPCContext, p: EventsParams) -> EventsView:
             known = None
     tip = index.height
     widest = ctx.limits.max_event_range
-    # Asked from a height not reached yet (a poller ahead of the chain): nothing yet.
+    # Asked from a height not reached yet (a poller ahead of the chain): an empty page
+    # (to_height below from_height), not an error; see the docstring.
     to_height = p.to_height if p.to_height is not None else max(tip, p.from_height or 0)
     from_height = p.from_height if p.from_height is not None else max(0, to_height - widest + 1)
     if from_height > to_height:
