@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,14 +159,16 @@ Observer = Callable[[str, str], None]
 class Dispatcher:
     def __init__(self, methods: Mapping[str, MethodSpec] | None = None, *,
                  max_batch: int = 100, max_response_bytes: int = 8 << 20,
-                 work_slots: int = 2, observer: Observer | None = None) -> None:
+                 turn_budget: float = 0.010, observer: Observer | None = None) -> None:
         self.methods: dict[str, MethodSpec] = dict(methods or {})
         self.max_batch = max_batch
-        #: Method calls that may run between two turns of the event loop, across all
-        #: requests and batch items: the node's consensus and p2p share the loop, so
-        #: however many requests arrive at once, they get a turn after at most this
-        #: many calls (each bounded in its own work). A call waits for a slot.
-        self._slots = asyncio.Semaphore(work_slots)
+        #: Seconds of method calls one turn of the event loop may run, across all
+        #: requests and batch items. The node's consensus and p2p share the loop: however
+        #: many requests arrive at once, they get their turn after this much (plus the
+        #: one call that crossed it, itself bounded). A call that finds the turn's
+        #: budget spent waits for the next turn.
+        self.turn_budget = turn_budget
+        self._spent = 0.0
         #: The most one answer (a whole batch's included) may hold: what comes after
         #: is answered with an error telling the client to ask for less.
         self.max_response_bytes = max_response_bytes
@@ -257,17 +260,20 @@ class Dispatcher:
             if method is not None and method.unthrottled:
                 result = await self._call(name, request.get("params", []), ctx, websocket)
             else:
-                async with self._slots:
-                    if full is not None and full():
-                        # The batch's answer is full: the rest is refused unworked.
-                        raise RPCError(Codes.NOT_ANSWERABLE, "Cannot answer",
-                                       f"the batch's answer reached the "
-                                       f"{self.max_response_bytes:,} bytes this node "
-                                       "sends at once: ask for less")
+                while self._spent >= self.turn_budget:
+                    await asyncio.sleep(0)  # this turn's budget is spent: the next one
+                if full is not None and full():
+                    # The batch's answer is full: the rest is refused unworked.
+                    raise RPCError(Codes.NOT_ANSWERABLE, "Cannot answer",
+                                   f"the batch's answer reached the "
+                                   f"{self.max_response_bytes:,} bytes this node "
+                                   "sends at once: ask for less")
+                started = time.perf_counter()
+                try:
                     result = await self._call(name, request.get("params", []), ctx,
                                               websocket)
-                    # Let the loop turn before the next waiting call takes the slot.
-                    await asyncio.sleep(0)
+                finally:
+                    self._spend(time.perf_counter() - started)
         except RPCError as exc:
             self._observe(name, "error")
             return None if is_notification else _error(request_id, exc)
@@ -278,6 +284,16 @@ class Dispatcher:
             return None if is_notification else _error(request_id, error)
         self._observe(name, "ok")
         return None if is_notification else {"jsonrpc": "2.0", "result": result, "id": request_id}
+
+    def _spend(self, seconds: float) -> None:
+        if self._spent == 0.0:
+            # The first work of this turn: the budget renews at the start of the next,
+            # ahead of the calls that will wait for it (they are queued after this).
+            asyncio.get_running_loop().call_soon(self._new_turn)
+        self._spent += max(seconds, 1e-9)
+
+    def _new_turn(self) -> None:
+        self._spent = 0.0
 
     def _observe(self, name: str, outcome: str) -> None:
         # Unknown names are counted under one label: a stranger cannot grow the
