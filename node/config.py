@@ -150,6 +150,12 @@ class RPCSection(_Section):
     ws_max_subscriptions: Annotated[StrictInt, Field(ge=1, le=10_000)] = 20
     ws_queue: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 1_000
     ws_ping_interval_ms: Millis = 20_000
+    #: Subscriptions of all clients together; WebSocket clients from one address
+    #: (loopback — the operator's own tools, tests and benchmarks — is not capped);
+    #: a client with no subscriptions that sends no request this long is closed.
+    ws_max_total_subscriptions: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 10_000
+    ws_max_clients_per_ip: Annotated[StrictInt, Field(ge=1, le=100_000)] = 32
+    ws_idle_timeout_ms: Millis = 60_000
 
     _listen = field_validator("listen")(_host_port)
 

@@ -220,7 +220,8 @@ class Node:
                              max_page=config.max_page, max_event_range=config.max_event_range,
                              max_broadcast_txs=config.max_broadcast_txs),
             index=self.index, _node=self)
-        hub = Hub(self.events, self.chain, max_per_connection=config.ws_max_subscriptions)
+        hub = Hub(self.events, self.chain, max_per_connection=config.ws_max_subscriptions,
+                  max_total=config.ws_max_total_subscriptions)
         stack.callback(hub.close)
         self.dispatcher = Dispatcher(method_table(), max_batch=config.max_batch,
                                      max_response_bytes=config.max_response_bytes)
@@ -230,6 +231,8 @@ class Node:
             ws_max_clients=config.ws_max_clients,
             ws_max_subscriptions=config.ws_max_subscriptions, ws_queue=config.ws_queue,
             ws_ping_interval_ms=config.ws_ping_interval_ms,
+            ws_max_clients_per_ip=config.ws_max_clients_per_ip,
+            ws_idle_timeout_ms=config.ws_idle_timeout_ms,
             max_connections=config.max_connections,
             max_connections_per_ip=config.max_connections_per_ip,
             idle_timeout_ms=config.idle_timeout_ms, write_timeout_ms=config.write_timeout_ms,

@@ -10,11 +10,20 @@ request's headers — for ``idle_timeout_ms`` is closed; request bodies
 400); batch length, answer size and the work one turn of the loop may do (the
 dispatcher); an HTTP answer the client does not take within ``write_timeout_ms`` is cut,
 and answers waiting on slow clients hold at most ``max_unsent_bytes`` node-wide;
-WebSocket clients per node (``ws_max_clients``; one more is answered 503 before the
-upgrade) and subscriptions per client.
+WebSocket clients per node and per address (``ws_max_clients``,
+``ws_max_clients_per_ip``, loopback not capped per address; one more is answered 503
+before the upgrade), subscriptions per client and node-wide (the hub's), and a client
+with no subscriptions that sends no request for ``ws_idle_timeout_ms`` is closed (1000,
+with the reason).
 
 Each WebSocket client has one writer task and an outgoing queue that nothing else ever
-waits on. Notifications are counted against ``ws_queue``: a client that still has that
+waits on. The writer yields to the loop after each message, so no client's burst holds
+the loop, and its socket's kernel send buffer is capped at ``WS_SEND_BUFFER``: with
+aiohttp's flow control (every ``WS_SEND_BUFFER`` written, the writer waits while the
+transport holds over 64 KiB), a client that stops reading has a few hundred KiB
+written for it before its writer stops, so what a crowd of non-readers costs the node
+is bounded by their number, not by the kernel's buffer autotuning (about 3 MB each on
+Linux). Notifications are counted against ``ws_queue``: a client that still has that
 many messages unsent when a new block's notifications arrive has fallen behind and is
 closed with code 1008 and the reason in the close frame (one block's notifications are
 always taken whole, so a reader that keeps up survives a block of thousands of
@@ -33,8 +42,10 @@ unless ``cors_origins`` names origins (or ``*``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -57,6 +68,10 @@ CLOSE_GRACE = 2.0
 STOP_GRACE = 1.0
 #: Bytes of unsent answers a client may have before its next request waits.
 ANSWER_BYTES_AHEAD = 1 << 20
+#: SO_SNDBUF of a WebSocket client's socket (Linux doubles it for its bookkeeping):
+#: bounds what the node writes for a client that stops reading, and a client's
+#: notifications to about this much per round trip (1.3 MB/s at 100 ms).
+WS_SEND_BUFFER = 64 << 10
 
 
 def _is_loopback(host: str) -> bool:
@@ -126,6 +141,10 @@ class ServerSettings:
     ws_max_subscriptions: int = 20
     ws_queue: int = 1_000
     ws_ping_interval_ms: int = 20_000
+    #: WebSocket clients from one address (loopback, the operator's own tools, is not
+    #: capped), and how long one with no subscriptions may go without a request.
+    ws_max_clients_per_ip: int = 32
+    ws_idle_timeout_ms: int = 60_000
     #: Connections at once (HTTP and WebSocket), and from one address (loopback, the
     #: operator's own tools, is not capped per address).
     max_connections: int = 1_000
@@ -167,6 +186,10 @@ class WSConnection:
     transport: asyncio.Transport | None
     queue_limit: int
     on_drop: Callable[[WSConnection, str], None]
+    #: The client's address ("" if unknown), and loop time of its last request.
+    ip: str = ""
+    last_request: float = 0.0
+    idle_timer: asyncio.TimerHandle | None = None
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     queue: deque[_Item] = field(default_factory=deque)
     pending: int = 0
@@ -219,6 +242,10 @@ class RPCServer:
         self.settings = settings
         self.observer = observer
         self.connections: set[WSConnection] = set()
+        #: WebSocket clients by address (loopback's too, though not capped), those
+        #: upgrading included.
+        self.ws_by_ip: dict[str, int] = {}
+        self._ws_upgrading = 0
         #: Clients dropped for falling behind (metrics read it).
         self.dropped_slow = 0
         #: HTTP answer bytes not yet taken by their clients, and clients cut for not
@@ -355,19 +382,43 @@ class RPCServer:
         s = self.settings
         if self._stopping:
             return web.Response(status=503, text="the node is stopping\n")
-        if len(self.connections) >= s.ws_max_clients:
+        if len(self.connections) + self._ws_upgrading >= s.ws_max_clients:
             return web.Response(status=503, text=f"this node serves at most "
                                                  f"{s.ws_max_clients} WebSocket clients\n")
+        ip = self._ws_client_ip(request)
+        if not _is_loopback(ip) and self.ws_by_ip.get(ip, 0) >= s.ws_max_clients_per_ip:
+            return web.Response(status=503, text=f"this node serves at most "
+                                                 f"{s.ws_max_clients_per_ip} WebSocket "
+                                                 "clients from one address\n")
+        transport = request.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, WS_SEND_BUFFER)
         # No per-message compression: every notification would be compressed once per
         # client (and each client would hold a compressor's memory).
+        # The writer checks every WS_SEND_BUFFER it writes whether the transport holds
+        # more than its 64 KiB high-water mark, and waits for it to drain if so.
         ws = web.WebSocketResponse(heartbeat=s.ws_ping_interval_ms / 1000,
-                                   max_msg_size=s.max_body_bytes, compress=False)
-        await ws.prepare(request)
-        transport = request.transport
+                                   max_msg_size=s.max_body_bytes, compress=False,
+                                   writer_limit=WS_SEND_BUFFER)
+        # Both slots are held through the upgrade, so clients arriving at once cannot
+        # all pass the checks above.
+        self.ws_by_ip[ip] = self.ws_by_ip.get(ip, 0) + 1
+        self._ws_upgrading += 1
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self._release_ip(ip)
+            raise
+        finally:
+            self._ws_upgrading -= 1
+        loop = asyncio.get_running_loop()
         conn = WSConnection(ws, transport if isinstance(transport, asyncio.Transport) else None,
-                            s.ws_queue, self._drop)
+                            s.ws_queue, self._drop, ip=ip, last_request=loop.time())
         conn.answers_drained.set()
         self.connections.add(conn)
+        conn.idle_timer = loop.call_later(s.ws_idle_timeout_ms / 1000, self._idle, conn)
         ctx = _WSContext(self.ctx, self.hub, conn)
         writer = asyncio.create_task(self._write(conn))
         self._tasks.add(writer)
@@ -375,6 +426,7 @@ class RPCServer:
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT or message.type == WSMsgType.BINARY:
+                    conn.last_request = loop.time()
                     answer = await self.dispatcher.handle_text(message.data, ctx, websocket=True)
                     if answer is not None:
                         conn.answer(answer)
@@ -415,6 +467,7 @@ class RPCServer:
                     conn.answer_bytes -= len(item)
                     if conn.answer_bytes <= ANSWER_BYTES_AHEAD:
                         conn.answers_drained.set()
+                    await asyncio.sleep(0)  # let the loop (and other writers) run
                     continue
                 sub_id, notes = item
                 head = _NOTE_HEAD + sub_id + '","result":'
@@ -424,15 +477,49 @@ class RPCServer:
                     text = note if isinstance(note, str) else note.text()
                     await ws.send_str(head + text + "}}")
                     conn.pending -= 1
+                    await asyncio.sleep(0)
         except (ConnectionError, RuntimeError):
             pass  # the client went away; the reader ends too
         except Exception:  # our bug (a result that cannot be rendered): say so, end
             log.exception("WebSocket writer failed")
             self._drop(conn, "internal error", code=WSCloseCode.INTERNAL_ERROR)
 
+    def _ws_client_ip(self, request: web.Request) -> str:
+        """The WebSocket client's address, as the socket says ("" if unknown)."""
+        transport = request.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
+    def _release_ip(self, ip: str) -> None:
+        left = self.ws_by_ip.get(ip, 0) - 1
+        if left > 0:
+            self.ws_by_ip[ip] = left
+        else:
+            self.ws_by_ip.pop(ip, None)
+
+    def _idle(self, conn: WSConnection) -> None:
+        """Close ``conn`` if it has no subscriptions and has sent no request for
+        ``ws_idle_timeout_ms``; otherwise look again when it could be."""
+        conn.idle_timer = None
+        if conn.closed:
+            return
+        idle = self.settings.ws_idle_timeout_ms / 1000
+        loop = asyncio.get_running_loop()
+        left = conn.last_request + idle - loop.time()
+        if conn.subscriptions or left > 0:
+            conn.idle_timer = loop.call_later(idle if conn.subscriptions else left,
+                                              self._idle, conn)
+            return
+        self._drop(conn, f"idle: no subscriptions and no request for {idle:g} s",
+                   code=WSCloseCode.OK)
+
     def _forget(self, conn: WSConnection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
+            self._release_ip(conn.ip)
+            if conn.idle_timer is not None:
+                conn.idle_timer.cancel()
+                conn.idle_timer = None
             self.hub.remove_all(conn)
 
     def _drop(self, conn: WSConnection, reason: str,
