@@ -183,8 +183,12 @@ class Dispatcher:
         return register
 
     async def handle_text(self, text: str | bytes, ctx: Any = None, *,
-                          websocket: bool = False) -> str | None:
-        """A request body in, the response body out (None: nothing to send back)."""
+                          websocket: bool = False,
+                          max_response_bytes: int | None = None) -> str | None:
+        """A request body in, the response body out (None: nothing to send back).
+        ``max_response_bytes`` lowers the answer limit for this request."""
+        limit = self.max_response_bytes if max_response_bytes is None else \
+            min(max_response_bytes, self.max_response_bytes)
         try:
             request = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -196,7 +200,7 @@ class Dispatcher:
             return self._refuse(RPCError(Codes.PARSE_ERROR, "Parse error", str(exc)))
         if not isinstance(request, list):
             response = await self.handle(request, ctx, websocket=websocket)
-            return None if response is None else self._sized(response, self.max_response_bytes)
+            return None if response is None else self._sized(response, limit, limit)
         if not request:
             return self._refuse(RPCError(Codes.INVALID_REQUEST, "Invalid Request",
                                          "an empty batch"))
@@ -208,7 +212,7 @@ class Dispatcher:
         # Items run concurrently (one slow broadcast_tx_commit does not hold up the
         # rest; the spec lets answers come in any order), and each answer is turned
         # into text as soon as it is ready, against the batch's byte budget.
-        budget = [self.max_response_bytes]
+        budget = [limit]
         parts: list[str] = []
 
         def full() -> bool:
@@ -217,7 +221,7 @@ class Dispatcher:
         async def one(item: Any) -> None:
             response = await self.handle(item, ctx, websocket=websocket, full=full)
             if response is not None:
-                part = self._sized(response, budget[0])
+                part = self._sized(response, budget[0], limit)
                 budget[0] -= len(part)
                 parts.append(part)
 
@@ -229,14 +233,14 @@ class Dispatcher:
                       "error")
         return _dump(_error(None, error))
 
-    def _sized(self, response: dict[str, Any], budget: int) -> str:
+    def _sized(self, response: dict[str, Any], budget: int, limit: int) -> str:
         """``response`` as text, or an error in its place if it would not fit."""
         text = _dump(response)
         if len(text) > budget:
             text = _dump(_error(response.get("id"), RPCError(
                 Codes.NOT_ANSWERABLE, "Cannot answer",
                 f"the answer would be {len(text):,} bytes, more than the "
-                f"{self.max_response_bytes:,} this node sends at once: ask for less "
+                f"{limit:,} this node sends at once: ask for less "
                 "(fewer requests in the batch, a smaller page)")))
         return text
 
@@ -265,8 +269,7 @@ class Dispatcher:
                 if full is not None and full():
                     # The batch's answer is full: the rest is refused unworked.
                     raise RPCError(Codes.NOT_ANSWERABLE, "Cannot answer",
-                                   f"the batch's answer reached the "
-                                   f"{self.max_response_bytes:,} bytes this node "
+                                   "the batch's answer reached the most this node "
                                    "sends at once: ask for less")
                 started = time.perf_counter()
                 try:

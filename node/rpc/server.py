@@ -66,6 +66,13 @@ log = logging.getLogger("agora.rpc")
 CLOSE_GRACE = 2.0
 #: How long stop waits for clients to answer their close frames before cutting them.
 STOP_GRACE = 1.0
+#: The most one answer over WebSocket may hold (a batch's included): the endpoint is for
+#: subscriptions and light queries; big reads go over HTTP, whose answers are cut when
+#: not taken. 500 clients that never read then hold at most ~0.5 GB between them.
+WS_MAX_ANSWER = 1 << 20
+#: HTTP answers up to this size are handed to aiohttp whole (they fit a socket buffer);
+#: larger ones are written under write_timeout_ms and counted in unsent_bytes.
+_SMALL_ANSWER = 64 * 1024
 #: Bytes of unsent answers a client may have before its next request waits.
 ANSWER_BYTES_AHEAD = 1 << 20
 #: SO_SNDBUF of a WebSocket client's socket (Linux doubles it for its bookkeeping):
@@ -352,6 +359,9 @@ class RPCServer:
         if answer is None:
             return web.Response(status=204)
         data = answer.encode()
+        if len(data) <= _SMALL_ANSWER:
+            # Most answers: the socket buffer takes them at once.
+            return web.Response(body=data, content_type="application/json")
         s = self.settings
         if self.unsent_bytes + len(data) > s.max_unsent_bytes:
             data = (b'{"jsonrpc":"2.0","error":{"code":-32005,"message":"Limit reached",'
@@ -366,8 +376,11 @@ class RPCServer:
         # holds these bytes for write_timeout_ms at most.
         self.unsent_bytes += len(data)
         try:
-            await asyncio.wait_for(response.write(data), s.write_timeout_ms / 1000)
-            await asyncio.wait_for(response.write_eof(), s.write_timeout_ms / 1000)
+            # In this task (no new one): the answer goes out before anything the
+            # request scheduled (a block proposal) runs.
+            async with asyncio.timeout(s.write_timeout_ms / 1000):
+                await response.write(data)
+                await response.write_eof()
         except TimeoutError:
             self.slow_http_cut += 1
             if request.transport is not None:
@@ -427,7 +440,8 @@ class RPCServer:
             async for message in ws:
                 if message.type == WSMsgType.TEXT or message.type == WSMsgType.BINARY:
                     conn.last_request = loop.time()
-                    answer = await self.dispatcher.handle_text(message.data, ctx, websocket=True)
+                    answer = await self.dispatcher.handle_text(
+                        message.data, ctx, websocket=True, max_response_bytes=WS_MAX_ANSWER)
                     if answer is not None:
                         conn.answer(answer)
                     if not conn.answers_drained.is_set():

@@ -38,6 +38,7 @@ from node.rpc.server import (
     ANSWER_BYTES_AHEAD,
     CLOSE_GRACE,
     STOP_GRACE,
+    WS_MAX_ANSWER,
     WS_SEND_BUFFER,
     WSConnection,
 )
@@ -1033,3 +1034,25 @@ async def test_event_matching_examines_only_the_groups_an_event_can_reach(
         assert len(hub._event_groups) == 2 and not hub._events_by_order
         await crowd.ws.close()
         await watcher.ws.close()
+
+
+async def test_an_answer_over_websocket_holds_at_most_a_mebibyte(tmp_path: Path) -> None:
+    """Hostile test: 100 clients that asked for batches of big answers and never read
+    them held 2.5 GB. Over WebSocket one answer is at most WS_MAX_ANSWER; the rest of a
+    batch is refused, each item under its own id, with the reason."""
+    async with running_node(tmp_path) as net:
+        ws = await net.connect(max_msg_size=4 * WS_MAX_ANSWER)
+        await ws.send([{"jsonrpc": "2.0", "method": "genesis", "id": i} for i in range(30)])
+        message = await ws.ws.receive(timeout=WAIT)
+        assert message.type == aiohttp.WSMsgType.TEXT
+        assert len(message.data) <= WS_MAX_ANSWER
+        answers = json.loads(message.data)
+        assert sorted(a["id"] for a in answers) == list(range(30))
+        refused = [a for a in answers if "error" in a]
+        assert refused and len(refused) < 30
+        assert all(a["error"]["code"] == Codes.NOT_ANSWERABLE
+                   and "ask for less" in a["error"]["data"] for a in refused)
+        # Over HTTP the same batch fits the node's larger limit.
+        async with net.session.post(f"http://127.0.0.1:{net.port}/", json=[
+                {"jsonrpc": "2.0", "method": "genesis", "id": i} for i in range(30)]) as r:
+            assert all("result" in a for a in await r.json())
