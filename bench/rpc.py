@@ -223,7 +223,8 @@ async def _http_node_runs(args: argparse.Namespace, url: str, pid: int,
 
 async def _subscriber(url: str, received: list[int], stop: asyncio.Event,
                       kinds: list[dict[str, Any]]) -> None:
-    async with aiohttp.ClientSession() as session, session.ws_connect(url + "websocket") as ws:
+    async with aiohttp.ClientSession() as session, \
+            session.ws_connect(url.rstrip("/") + "/websocket") as ws:
         for i, params in enumerate(kinds):
             await ws.send_json({"jsonrpc": "2.0", "id": i, "method": "subscribe",
                                 "params": params})
