@@ -403,3 +403,57 @@ async def test_huge_numbers_are_refused_not_crashed_on(net: Running) -> None:
     answer = json.loads(text)
     assert answer["error"]["code"] == Codes.PARSE_ERROR and answer["id"] is None
     assert (await net.client.status())["chain_id"] == CHAIN  # still serving
+
+
+# ---------------------------------------------------------------------- proofs
+
+
+async def test_proofs_verify_against_the_header_a_certificate_signed(net: Running) -> None:
+    """What a light node does with `proof`: check the header against the commit
+    certificate, then each proof against the header — and a lie fails."""
+    from chain.block import CommitCertificate, Header, Receipt
+    from chain.merkle import InclusionProof
+    from storage.proof import StateProof, verify_state_proof
+    from vm.world import account_key, encode_account
+
+    tx = pay(0, amount=777)
+    committed = await net.client.broadcast_tx_commit(tx)
+    height = committed["height"]
+    keys = [account_key(BOB.address), account_key(ALICE.address), account_key(bytes(20))]
+    answer = await net.client.proof(keys=keys, tx=tx.hash, height=height)
+    header = Header.decode(bytes.fromhex(answer["header"]["raw"]))
+    certificate = CommitCertificate.decode(bytes.fromhex(
+        (await net.client.commit(height))["raw"]))
+    assert header.height == height and certificate.block_hash == header.hash
+    certificate.verify(CHAIN, net.node.genesis.validators, height=height,
+                       block_hash=header.hash)  # raises if it does not
+    bob, alice, nobody = answer["state"]
+    assert bob["value"] == encode_account(0, 777).hex()  # type: ignore[union-attr]
+    assert nobody["value"] is None  # a proof of absence
+    for item in answer["state"]:
+        assert item["state_root"] == header.state_root.hex() and item["height"] == height
+        value = bytes.fromhex(item["value"]) if item["value"] is not None else None
+        proof = StateProof.decode(bytes.fromhex(item["proof"]))
+        assert verify_state_proof(header.state_root, bytes.fromhex(item["key"]), value, proof)
+        # The same proof does not vouch for another value.
+        assert not verify_state_proof(header.state_root, bytes.fromhex(item["key"]),
+                                      b"\x00" * 9 + b"\x01", proof)
+    proven = answer["tx"]
+    tx_header = Header.decode(bytes.fromhex(proven["header"]["raw"]))
+    assert tx_header.hash == header.hash
+    tx_proof = proven["tx_proof"]
+    inclusion = InclusionProof(tx_proof["index"], tx_proof["size"],
+                               tuple(bytes.fromhex(p) for p in tx_proof["path"]))
+    assert inclusion.size == tx_header.tx_count
+    assert inclusion.verify(bytes.fromhex(proven["tx"]), tx_header.tx_root)
+    assert not inclusion.verify(pay(1).encode(), tx_header.tx_root)
+    receipt_proof = proven["receipt_proof"]
+    receipt_inclusion = InclusionProof(receipt_proof["index"], receipt_proof["size"],
+                                       tuple(bytes.fromhex(p) for p in receipt_proof["path"]))
+    assert receipt_inclusion.verify(bytes.fromhex(proven["receipt"]), tx_header.receipts_root)
+    assert Receipt.decode(bytes.fromhex(proven["receipt"])).status == 0
+    # Asking for nothing, or for a height no longer kept, is refused with a sentence.
+    error = await rpc_error(net.client.proof())
+    assert error.code == Codes.NOT_ANSWERABLE and "keys, a tx" in error.data
+    error = await rpc_error(net.client.proof(keys=keys, height=10**12))
+    assert error.code == Codes.NOT_FOUND and "beyond the chain" in error.data
