@@ -156,17 +156,6 @@ def parse_address(text: str) -> bytes:
 # ---------------------------------------------------------------- the view
 
 
-class _TreeAt:
-    """The committed state tree as of one kept version (what WorldState reads)."""
-
-    def __init__(self, tree: Any, version: int) -> None:
-        self._tree = tree
-        self._version = version
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._tree.get_at(key, self._version)
-
-
 #: Blocks (and trees, and rendered views of them) kept decoded.
 _CACHED_BLOCKS = 8
 
@@ -328,13 +317,11 @@ class ChainView:
 
     def _world(self, height: int | None) -> tuple[WorldState, int]:
         h = self._height(height)
-        tree = self._ex.tree
-        if h == self.height:
-            return WorldState(tree, self._ex._program), h
-        if h < tree.oldest_version:
+        try:
+            return self._ex.world_at(h), h
+        except VersionNotAvailable:
             raise NotKept(f"the state of height {h} is no longer kept (this node keeps "
-                          f"heights {tree.oldest_version}..{self.height})")
-        return WorldState(_TreeAt(tree, h), self._ex._program), h  # type: ignore[arg-type]
+                          f"heights {self._ex.tree.oldest_version}..{self.height})") from None
 
     def account(self, address: bytes, height: int | None = None) -> tuple[int, int, int]:
         """(nonce, balance, height read)."""

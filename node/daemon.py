@@ -41,6 +41,7 @@ from .chainview import ChainView
 from .config import Config
 from .events import CommitWaiters, EventBus, NodeStopping
 from .home import Home, HomeError
+from .index import ChainIndex
 from .mempool import Mempool
 from .rpc.context import NodeInfo, PeerInfo, RPCLimits
 from .txrelay import TxRelay
@@ -194,11 +195,7 @@ class Node:
                  self.network.listen_address,
                  config.rpc.listen if config.rpc.enabled else "off")
 
-    def _start_index(self, stack: contextlib.AsyncExitStack) -> object:
-        try:
-            from .index import ChainIndex
-        except ImportError:  # pragma: no cover - the index lands with the commerce API
-            return None
+    def _start_index(self, stack: contextlib.AsyncExitStack) -> ChainIndex:
         index = ChainIndex(self.kv, self.chain)
         index.catch_up()
         stack.callback(index.close)

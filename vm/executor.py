@@ -58,6 +58,7 @@ from chain.hashing import ZERO_HASH, sha256
 from chain.merkle import merkle_root
 from chain.tx import Call, Deploy, Transaction, Transfer
 from storage.blockstore import BlockStore
+from storage.errors import VersionNotAvailable
 from storage.kv import KVStore
 from storage.state import StateTree, StateUpdate
 
@@ -136,6 +137,17 @@ class Execution:
     block_hash: bytes | None = field(default=None)
 
 
+class _TreeAt:
+    """The committed state tree as of one kept version (what WorldState reads)."""
+
+    def __init__(self, tree: StateTree, version: int) -> None:
+        self._tree = tree
+        self._version = version
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._tree.get_at(key, self._version)
+
+
 class Executor:
     """The state transition over one store: state tree and block store side by side."""
 
@@ -194,6 +206,17 @@ class Executor:
 
     def _world(self) -> WorldState:
         return WorldState(self.tree, self._program)
+
+    def world_at(self, version: int) -> WorldState:
+        """A scratch world over the committed state as of ``version`` (the latest or a
+        kept older one; VersionNotAvailable otherwise), for read-only queries."""
+        if version == self.height:
+            return self._world()
+        tree = self.tree
+        if not tree.oldest_version <= version < self.height:
+            raise VersionNotAvailable(f"state version {version} is not readable (kept: "
+                                      f"{tree.oldest_version}..{self.height})")
+        return WorldState(_TreeAt(tree, version), self._program)  # type: ignore[arg-type]
 
     def _program(self, address: bytes, code: bytes) -> Program | None:
         """Decoded code, cached by address and checked against the code it came from
