@@ -136,16 +136,23 @@ HOME_HELP = "The node's home directory (config.toml, genesis.json, keys/, data/)
                    "is given.")
 @click.option("--validator", is_flag=True,
               help="Make a validator key, and a genesis in which it is the only validator.")
-def init(home: str, chain_id: str, validator: bool) -> None:
+@click.option("--dev", is_flag=True,
+              help="With --validator: also a funded passphrase-free key named 'dev' in "
+                   "the home's keys/, for trying the wallet on a one-node chain.")
+def init(home: str, chain_id: str, validator: bool, dev: bool) -> None:
     """Create a node home: config, keys (mode 0600) and, with --validator, a genesis.
 
     A full node needs the chain's genesis.json copied into the home before
-    `agora start`.
+    `agora start`. For example, a one-node chain to try the wallet on:
+
+    \b
+        agora init --home ./devnet --validator --dev
+        agora start --home ./devnet
     """
     from node.home import HomeError, init_home
 
     try:
-        lines = init_home(home, chain_id=chain_id, validator=validator)
+        lines = init_home(home, chain_id=chain_id, validator=validator, dev=dev)
     except HomeError as exc:
         raise click.ClickException(str(exc)) from None
     for line in lines:
@@ -166,10 +173,11 @@ def start(home: str) -> None:
 @click.option("--validators", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--home", type=click.Path(file_okay=False), default="./localnet",
               show_default=True, help="Where the localnet lives (HOME/nodeN are node homes).")
-@click.option("--base-port", type=click.IntRange(1024, 65000), default=26600,
-              show_default=True, help="Node i listens on BASE+2i (p2p) and BASE+2i+1 (rpc).")
+@click.option("--base-port", type=click.IntRange(1024, 65000), default=None,
+              help="Node i listens on BASE+2i (p2p) and BASE+2i+1 (rpc) [default: 26600, "
+                   "or what an existing localnet was made with].")
 @click.pass_context
-def localnet(ctx: click.Context, validators: int, home: str, base_port: int) -> None:
+def localnet(ctx: click.Context, validators: int, home: str, base_port: int | None) -> None:
     """Run N validators on 127.0.0.1 until Ctrl-C (creating them on first use).
 
     Prints where each node listens, then a status line every few seconds.
@@ -191,9 +199,9 @@ def localnet(ctx: click.Context, validators: int, home: str, base_port: int) -> 
 @click.option("--validators", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--home", type=click.Path(file_okay=False), default="./localnet",
               show_default=True)
-@click.option("--base-port", type=click.IntRange(1024, 65000), default=26600,
-              show_default=True)
-def localnet_init(validators: int, home: str, base_port: int) -> None:
+@click.option("--base-port", type=click.IntRange(1024, 65000), default=None,
+              help="Node i listens on BASE+2i (p2p) and BASE+2i+1 (rpc) [default: 26600].")
+def localnet_init(validators: int, home: str, base_port: int | None) -> None:
     """Generate the localnet's keys, genesis and node homes, without starting it."""
     from pathlib import Path
 

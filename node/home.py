@@ -132,7 +132,8 @@ class Home:
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
 
-def init_home(path: Path | str, *, chain_id: str, validator: bool) -> list[str]:
+def init_home(path: Path | str, *, chain_id: str, validator: bool,
+              dev: bool = False) -> list[str]:
     """``agora init``: a home with fresh keys; a validator also gets a genesis in which
     it is the only validator. Returns lines telling the user what was made."""
     if not CHAIN_ID_RE.fullmatch(chain_id):

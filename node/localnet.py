@@ -84,7 +84,7 @@ def node_infos(home: Path) -> list[NodeInfo]:
                      n["node_id"]) for n in data["nodes"]]
 
 
-def init(home: Path, validators: int = 4, base_port: int = DEFAULT_BASE_PORT,
+def init(home: Path, validators: int = 4, base_port: int | None = DEFAULT_BASE_PORT,
          chain_id: str = CHAIN_ID, consensus: ConsensusSection | None = None,
          extra_balances: dict[bytes, int] | None = None) -> list[NodeInfo]:
     """Generate keys, genesis and N node homes under ``home`` (``consensus``: the
@@ -94,6 +94,8 @@ def init(home: Path, validators: int = 4, base_port: int = DEFAULT_BASE_PORT,
         raise HomeError("a localnet needs at least one validator")
     if (home / "localnet.json").exists():
         raise HomeError(f"{home} already holds a localnet (localnet.json exists)")
+    if base_port is None:
+        base_port = DEFAULT_BASE_PORT
     home.mkdir(parents=True, exist_ok=True)
     node_keys = [PrivateKey.generate() for _ in range(validators)]
     validator_keys = [PrivateKey.generate() for _ in range(validators)]
@@ -234,7 +236,8 @@ def stop_processes(procs: dict[int, subprocess.Popen], timeout: float = 15.0) ->
             proc.wait()
 
 
-def run(home: Path, validators: int, base_port: int, echo, status_every: float = 5.0) -> None:
+def run(home: Path, validators: int, base_port: int | None, echo,
+        status_every: float = 5.0) -> None:
     """Init if needed, start every node, print status lines until Ctrl-C, stop."""
     if not (home / "localnet.json").exists():
         init(home, validators, base_port)
