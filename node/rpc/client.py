@@ -1,6 +1,9 @@
-"""The Python client of a node's JSON-RPC API: :class:`RPCClient` (asyncio, aiohttp)
-with one typed method per API method, :class:`SyncClient` for scripts, and helpers that
-build signed transactions for it. The CLI wallet, tests and benchmarks use it.
+"""The Python client of a node's JSON-RPC API: one typed method per API method
+(:class:`RPCMethods`), over two transports — :class:`RPCClient` (asyncio, aiohttp;
+``await client.status()``) and :class:`SyncClient` (the standard library's
+http.client, one kept-alive connection; ``client.status()``) — and helpers that build
+signed transactions for them. The CLI wallet uses the synchronous client, which does
+not import aiohttp (0.4 s of a command's start); tests and benchmarks use either.
 
 A JSON-RPC error is raised as :class:`RPCFailed` carrying the node's ``code``, its
 ``message`` and ``data`` (the reason); a node that cannot be reached raises
@@ -9,15 +12,19 @@ A JSON-RPC error is raised as :class:`RPCFailed` carrying the node's ``code``, i
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
-
-import aiohttp
+import http.client
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from chain.address import address_to_text
 from chain.keys import PrivateKey
 from chain.tx import Transaction, Transfer
+
+if TYPE_CHECKING:
+    import aiohttp
 
 #: Gas for a native transfer: the intrinsic cost of a transaction up to 400 bytes
 #: (unused gas is refunded).
@@ -48,9 +55,164 @@ def _opt(**params: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
-class RPCClient:
+R = TypeVar("R")
+
+
+class RPCMethods(Generic[R]):
+    """The API's methods, typed, over an abstract :meth:`call`: ``R`` is what a call
+    gives — an awaitable for :class:`RPCClient`, the result for :class:`SyncClient`."""
+
+    def call(self, method: str, /, **params: Any) -> R:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ node
+
+    def status(self) -> R:
+        return self.call("status")
+
+    def health(self) -> R:
+        return self.call("health")
+
+    def net_info(self) -> R:
+        return self.call("net_info")
+
+    def genesis(self) -> R:
+        return self.call("genesis")
+
+    def validators(self, height: int | None = None) -> R:
+        return self.call("validators", **_opt(height=height))
+
+    def mempool_status(self) -> R:
+        return self.call("mempool_status")
+
+    def discover(self) -> R:
+        return self.call("rpc.discover")
+
+    # ------------------------------------------------------------ blocks
+
+    def block(self, height: int | None = None) -> R:
+        return self.call("block", **_opt(height=height))
+
+    def block_by_hash(self, block_hash: bytes | str) -> R:
+        return self.call("block_by_hash", hash=_hex(block_hash))
+
+    def header(self, height: int | None = None) -> R:
+        return self.call("header", **_opt(height=height))
+
+    def commit(self, height: int | None = None) -> R:
+        return self.call("commit", **_opt(height=height))
+
+    # ------------------------------------------------------------ transactions
+
+    def tx(self, tx_hash: bytes | str, *, prove: bool = False) -> R:
+        return self.call("tx", hash=_hex(tx_hash), **({"prove": True} if prove else {}))
+
+    def broadcast_tx_async(self, tx: Transaction) -> R:
+        return self.call("broadcast_tx_async", tx=tx.encode().hex())
+
+    def broadcast_tx_sync(self, tx: Transaction) -> R:
+        return self.call("broadcast_tx_sync", tx=tx.encode().hex())
+
+    def broadcast_tx_commit(self, tx: Transaction) -> R:
+        return self.call("broadcast_tx_commit", tx=tx.encode().hex())
+
+    def broadcast_txs(self, txs: Sequence[Transaction | bytes]) -> R:
+        return self.call("broadcast_txs", txs=[
+            (t if isinstance(t, bytes) else t.encode()).hex() for t in txs])
+
+    # ------------------------------------------------------------ state
+
+    def account(self, address: bytes | str, height: int | None = None) -> R:
+        return self.call("account", address=_address(address), **_opt(height=height))
+
+    def account_history(self, address: bytes | str, *, limit: int | None = None,
+                              before: str | None = None) -> R:
+        return self.call("account_history", address=_address(address),
+                               **_opt(limit=limit, before=before))
+
+    def token_balance(self, address: bytes | str,
+                            height: int | None = None) -> R:
+        return self.call("token_balance", address=_address(address),
+                               **_opt(height=height))
+
+    def call_contract(self, contract: str, method: str,
+                            args: Sequence[Any] | dict[str, Any] = (), *,
+                            sender: bytes | str | None = None,
+                            height: int | None = None) -> R:
+        """``call``: a read-only contract call (named so as not to hide :meth:`call`)."""
+        return self.call("call", contract=contract, method=method,
+                               args=args if isinstance(args, dict) else list(args),
+                               **_opt(sender=_address(sender) if sender else None,
+                                      height=height))
+
+    def contracts(self) -> R:
+        return self.call("contracts")
+
+    def proof(self, *, keys: Sequence[bytes] = (), tx: bytes | str | None = None,
+                    height: int | None = None) -> R:
+        return self.call("proof", keys=[k.hex() for k in keys],
+                               **_opt(tx=_hex(tx) if tx is not None else None, height=height))
+
+    # ------------------------------------------------------------ commerce
+
+    def listing(self, listing_id: int) -> R:
+        return self.call("listing", listing_id=listing_id)
+
+    def listings(self, merchant: bytes | str, *, limit: int | None = None,
+                       before: str | None = None) -> R:
+        return self.call("listings", merchant=_address(merchant),
+                               **_opt(limit=limit, before=before))
+
+    def order(self, order_id: int, *, history_limit: int | None = None,
+                    history_after: str | None = None) -> R:
+        return self.call("order", order_id=order_id,
+                               **_opt(history_limit=history_limit, history_after=history_after))
+
+    def orders(self, *, buyer: bytes | str | None = None,
+                     merchant: bytes | str | None = None, state: str | None = None,
+                     limit: int | None = None, before: str | None = None) -> R:
+        """A buyer's or a merchant's orders (name one), optionally in one ``state``."""
+        return self.call("orders", **_opt(
+            buyer=_address(buyer) if buyer is not None else None,
+            merchant=_address(merchant) if merchant is not None else None,
+            state=state, limit=limit, before=before))
+
+    def group(self, group_id: int, *, limit: int | None = None,
+                    before: str | None = None) -> R:
+        return self.call("group", group_id=group_id, **_opt(limit=limit, before=before))
+
+    def merchant(self, merchant: bytes | str) -> R:
+        return self.call("merchant", merchant=_address(merchant))
+
+    def arbiter(self, arbiter: bytes | str) -> R:
+        return self.call("arbiter", arbiter=_address(arbiter))
+
+    def reviews(self, *, merchant: bytes | str | None = None,
+                      listing_id: int | None = None, order_id: int | None = None,
+                      limit: int | None = None, before: str | None = None) -> R:
+        """The reviews of a merchant, a listing or an order (name one)."""
+        return self.call("reviews", **_opt(
+            merchant=_address(merchant) if merchant is not None else None,
+            listing_id=listing_id, order_id=order_id, limit=limit, before=before))
+
+    def events(self, contract: bytes | str, *, name: str | None = None,
+                     from_height: int | None = None, to_height: int | None = None,
+                     limit: int | None = None, before: str | None = None) -> R:
+        """Contract events of ``contract`` (a name such as "escrow", or an address)."""
+        return self.call("events", contract=_address(contract), **_opt(
+            name=name, from_height=from_height, to_height=to_height, limit=limit,
+            before=before))
+
+
+
+
+class RPCClient(RPCMethods[Awaitable[Any]]):
+    """The asyncio client (aiohttp), for code that runs in an event loop."""
+
     def __init__(self, url: str, session: aiohttp.ClientSession | None = None,
                  timeout: float = 60.0) -> None:
+        import aiohttp
+
         self.url = url
         self._session = session
         self._own_session = session is None
@@ -70,6 +232,8 @@ class RPCClient:
 
     async def call(self, method: str, /, **params: Any) -> Any:
         """Call ``method`` with named parameters; its result (or RPCFailed)."""
+        import aiohttp
+
         if self._session is None:
             self._session = aiohttp.ClientSession()
         self._ids += 1
@@ -83,99 +247,7 @@ class RPCClient:
                 answer = await response.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise NodeUnreachable(f"cannot reach the node at {self.url}: {exc}") from None
-        if not isinstance(answer, dict):
-            raise NodeUnreachable(f"{self.url} did not answer in JSON-RPC")
-        if "error" in answer:
-            raise RPCFailed(method, answer["error"])
-        return answer["result"]
-
-    # ------------------------------------------------------------ node
-
-    async def status(self) -> dict[str, Any]:
-        return await self.call("status")
-
-    async def health(self) -> dict[str, Any]:
-        return await self.call("health")
-
-    async def net_info(self) -> dict[str, Any]:
-        return await self.call("net_info")
-
-    async def genesis(self) -> dict[str, Any]:
-        return await self.call("genesis")
-
-    async def validators(self, height: int | None = None) -> dict[str, Any]:
-        return await self.call("validators", **_opt(height=height))
-
-    async def mempool_status(self) -> dict[str, Any]:
-        return await self.call("mempool_status")
-
-    async def discover(self) -> dict[str, Any]:
-        return await self.call("rpc.discover")
-
-    # ------------------------------------------------------------ blocks
-
-    async def block(self, height: int | None = None) -> dict[str, Any]:
-        return await self.call("block", **_opt(height=height))
-
-    async def block_by_hash(self, block_hash: bytes | str) -> dict[str, Any]:
-        return await self.call("block_by_hash", hash=_hex(block_hash))
-
-    async def header(self, height: int | None = None) -> dict[str, Any]:
-        return await self.call("header", **_opt(height=height))
-
-    async def commit(self, height: int | None = None) -> dict[str, Any]:
-        return await self.call("commit", **_opt(height=height))
-
-    # ------------------------------------------------------------ transactions
-
-    async def tx(self, tx_hash: bytes | str, *, prove: bool = False) -> dict[str, Any]:
-        return await self.call("tx", hash=_hex(tx_hash), **({"prove": True} if prove else {}))
-
-    async def broadcast_tx_async(self, tx: Transaction) -> dict[str, Any]:
-        return await self.call("broadcast_tx_async", tx=tx.encode().hex())
-
-    async def broadcast_tx_sync(self, tx: Transaction) -> dict[str, Any]:
-        return await self.call("broadcast_tx_sync", tx=tx.encode().hex())
-
-    async def broadcast_tx_commit(self, tx: Transaction) -> dict[str, Any]:
-        return await self.call("broadcast_tx_commit", tx=tx.encode().hex())
-
-    async def broadcast_txs(self, txs: Sequence[Transaction | bytes]) -> list[dict[str, Any]]:
-        return await self.call("broadcast_txs", txs=[
-            (t if isinstance(t, bytes) else t.encode()).hex() for t in txs])
-
-    # ------------------------------------------------------------ state
-
-    async def account(self, address: bytes | str, height: int | None = None) -> dict[str, Any]:
-        return await self.call("account", address=_address(address), **_opt(height=height))
-
-    async def account_history(self, address: bytes | str, *, limit: int | None = None,
-                              before: str | None = None) -> dict[str, Any]:
-        return await self.call("account_history", address=_address(address),
-                               **_opt(limit=limit, before=before))
-
-    async def token_balance(self, address: bytes | str,
-                            height: int | None = None) -> dict[str, Any]:
-        return await self.call("token_balance", address=_address(address),
-                               **_opt(height=height))
-
-    async def call_contract(self, contract: str, method: str,
-                            args: Sequence[Any] | dict[str, Any] = (), *,
-                            sender: bytes | str | None = None,
-                            height: int | None = None) -> dict[str, Any]:
-        """``call``: a read-only contract call (named so as not to hide :meth:`call`)."""
-        return await self.call("call", contract=contract, method=method,
-                               args=args if isinstance(args, dict) else list(args),
-                               **_opt(sender=_address(sender) if sender else None,
-                                      height=height))
-
-    async def contracts(self) -> list[dict[str, Any]]:
-        return await self.call("contracts")
-
-    async def proof(self, *, keys: Sequence[bytes] = (), tx: bytes | str | None = None,
-                    height: int | None = None) -> dict[str, Any]:
-        return await self.call("proof", keys=[k.hex() for k in keys],
-                               **_opt(tx=_hex(tx) if tx is not None else None, height=height))
+        return _result(self.url, method, answer)
 
     async def pages(self, method: str, key: str = "items", **params: Any
                     ) -> AsyncIterator[dict[str, Any]]:
@@ -188,77 +260,97 @@ class RPCClient:
                 return
             params["before"] = page["next"]
 
-    # ------------------------------------------------------------ commerce
 
-    async def listing(self, listing_id: int) -> dict[str, Any]:
-        return await self.call("listing", listing_id=listing_id)
+def _result(url: str, method: str, answer: Any) -> Any:
+    if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
+        raise NodeUnreachable(f"{url} did not answer in JSON-RPC")
+    if "error" in answer:
+        raise RPCFailed(method, answer["error"])
+    return answer["result"]
 
-    async def listings(self, merchant: bytes | str, *, limit: int | None = None,
-                       before: str | None = None) -> dict[str, Any]:
-        return await self.call("listings", merchant=_address(merchant),
-                               **_opt(limit=limit, before=before))
 
-    async def order(self, order_id: int, *, history_limit: int | None = None,
-                    history_after: str | None = None) -> dict[str, Any]:
-        return await self.call("order", order_id=order_id,
-                               **_opt(history_limit=history_limit, history_after=history_after))
+class SyncClient(RPCMethods[Any]):
+    """The client for scripts and the CLI: ``SyncClient(url).status()``. One HTTP/1.1
+    connection, kept alive between calls and opened again if the node closed it."""
 
-    async def orders(self, *, buyer: bytes | str | None = None,
-                     merchant: bytes | str | None = None, state: str | None = None,
-                     limit: int | None = None, before: str | None = None) -> dict[str, Any]:
-        """A buyer's or a merchant's orders (name one), optionally in one ``state``."""
-        return await self.call("orders", **_opt(
-            buyer=_address(buyer) if buyer is not None else None,
-            merchant=_address(merchant) if merchant is not None else None,
-            state=state, limit=limit, before=before))
+    def __init__(self, url: str, timeout: float = 60.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise NodeUnreachable(f"{url!r} is not a node URL: use http://HOST:PORT")
+        self.url = url
+        self.timeout = timeout
+        self._parts = parts
+        self._path = parts.path or "/"
+        self._conn: http.client.HTTPConnection | None = None
+        self._ids = 0
 
-    async def group(self, group_id: int, *, limit: int | None = None,
-                    before: str | None = None) -> dict[str, Any]:
-        return await self.call("group", group_id=group_id, **_opt(limit=limit, before=before))
+    def __enter__(self) -> SyncClient:
+        return self
 
-    async def merchant(self, merchant: bytes | str) -> dict[str, Any]:
-        return await self.call("merchant", merchant=_address(merchant))
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-    async def arbiter(self, arbiter: bytes | str) -> dict[str, Any]:
-        return await self.call("arbiter", arbiter=_address(arbiter))
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
-    async def reviews(self, *, merchant: bytes | str | None = None,
-                      listing_id: int | None = None, order_id: int | None = None,
-                      limit: int | None = None, before: str | None = None) -> dict[str, Any]:
-        """The reviews of a merchant, a listing or an order (name one)."""
-        return await self.call("reviews", **_opt(
-            merchant=_address(merchant) if merchant is not None else None,
-            listing_id=listing_id, order_id=order_id, limit=limit, before=before))
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = (http.client.HTTPSConnection if self._parts.scheme == "https"
+                   else http.client.HTTPConnection)
+            try:
+                port = self._parts.port
+            except ValueError:
+                raise NodeUnreachable(f"{self.url!r} has a bad port") from None
+            self._conn = cls(self._parts.hostname or "", port, timeout=self.timeout)
+        return self._conn
 
-    async def events(self, contract: bytes | str, *, name: str | None = None,
-                     from_height: int | None = None, to_height: int | None = None,
-                     limit: int | None = None, before: str | None = None) -> dict[str, Any]:
-        """Contract events of ``contract`` (a name such as "escrow", or an address)."""
-        return await self.call("events", contract=_address(contract), **_opt(
-            name=name, from_height=from_height, to_height=to_height, limit=limit,
-            before=before))
+    def call(self, method: str, /, **params: Any) -> Any:
+        """Call ``method`` with named parameters; its result (or RPCFailed)."""
+        self._ids += 1
+        body = json.dumps({"jsonrpc": "2.0", "id": self._ids, "method": method,
+                           "params": params}).encode()
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                conn.request("POST", self._path, body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                data = response.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError,
+                    ConnectionResetError) as exc:
+                # A kept-alive connection the node closed while idle: dial again once.
+                self.close()
+                if attempt == 2:
+                    raise NodeUnreachable(f"cannot reach the node at {self.url}: {exc}") from None
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                reason = ("timed out" if isinstance(exc, (TimeoutError, socket.timeout))
+                          else exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc))
+                raise NodeUnreachable(f"cannot reach the node at {self.url}: {reason}") from None
+        if response.status != 200:
+            raise NodeUnreachable(f"{self.url} answered HTTP {response.status}: "
+                                  f"{data[:200].decode(errors='replace')}")
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            raise NodeUnreachable(f"{self.url} did not answer in JSON-RPC") from None
+        return _result(self.url, method, answer)
+
+    def pages(self, method: str, key: str = "items", **params: Any
+              ) -> Iterator[dict[str, Any]]:
+        """Every item of a paged method, page after page (``next`` -> ``before``)."""
+        while True:
+            page = self.call(method, **params)
+            yield from page[key]
+            if not page.get("next"):
+                return
+            params["before"] = page["next"]
 
 
 def _hex(value: bytes | str) -> str:
     return value.hex() if isinstance(value, bytes) else value
-
-
-class SyncClient:
-    """The client for scripts without an event loop: ``SyncClient(url).status()``."""
-
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
-        self.url = url
-        self.timeout = timeout
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(RPCClient, name)
-
-        def run(*args: Any, **kwargs: Any) -> Any:
-            async def go() -> Any:
-                async with RPCClient(self.url, timeout=self.timeout) as client:
-                    return await method(client, *args, **kwargs)
-            return asyncio.run(go())
-        return run
 
 
 def transfer(key: PrivateKey, chain_id: str, nonce: int, to: bytes, amount: int, *,
