@@ -361,14 +361,18 @@ class ChainView:
 
     def call(self, contract: bytes, method: str, args: list[bytes], *,
              sender: bytes = bytes(20), height: int | None = None,
-             gas: int = CALL_GAS_LIMIT) -> CallOutcome:
-        """Run ``method`` against the state of ``height`` and throw the changes away."""
+             gas: int = CALL_GAS_LIMIT, value: int = 0,
+             time_ms: int | None = None) -> CallOutcome:
+        """Run ``method`` against the state of ``height`` and throw the changes away
+        (``value``: coin the sender pays in; ``time_ms``: the block time the call sees,
+        default that of ``height``'s block)."""
         world, h = self._world(height)
-        header = self._ex.blocks.header(h) if h else None
-        time_ms = header.time_ms if header is not None else self.genesis.time_ms
+        if time_ms is None:
+            header = self._ex.blocks.header(h) if h else None
+            time_ms = header.time_ms if header is not None else self.genesis.time_ms
         gas = max(0, min(gas, CALL_GAS_LIMIT))
         machine = Machine(world, BlockEnv(h, time_ms), sender)
-        out = machine.call(sender, contract, method.encode(), args, 0, gas)
+        out = machine.call(sender, contract, method.encode(), args, value, gas)
         return CallOutcome(out.status, out.data, out.reason, gas - out.gas_left,
                            list(world.events), h)
 

@@ -126,32 +126,34 @@ class RPCMethods(Generic[R]):
         return self.call("account", address=_address(address), **_opt(height=height))
 
     def account_history(self, address: bytes | str, *, limit: int | None = None,
-                              before: str | None = None) -> R:
+                        before: str | None = None) -> R:
         return self.call("account_history", address=_address(address),
-                               **_opt(limit=limit, before=before))
+                         **_opt(limit=limit, before=before))
 
     def token_balance(self, address: bytes | str,
-                            height: int | None = None) -> R:
+                      height: int | None = None) -> R:
         return self.call("token_balance", address=_address(address),
-                               **_opt(height=height))
+                         **_opt(height=height))
 
     def call_contract(self, contract: str, method: str,
-                            args: Sequence[Any] | dict[str, Any] = (), *,
-                            sender: bytes | str | None = None,
-                            height: int | None = None) -> R:
+                      args: Sequence[Any] | dict[str, Any] = (), *,
+                      sender: bytes | str | None = None,
+                      height: int | None = None, value: int = 0,
+                      time_ms: int | None = None) -> R:
         """``call``: a read-only contract call (named so as not to hide :meth:`call`)."""
         return self.call("call", contract=contract, method=method,
-                               args=args if isinstance(args, dict) else list(args),
-                               **_opt(sender=_address(sender) if sender else None,
-                                      height=height))
+                         args=args if isinstance(args, dict) else list(args),
+                         **_opt(sender=_address(sender) if sender else None,
+                                height=height, value=str(value) if value else None,
+                                time_ms=time_ms))
 
     def contracts(self) -> R:
         return self.call("contracts")
 
     def proof(self, *, keys: Sequence[bytes] = (), tx: bytes | str | None = None,
-                    height: int | None = None) -> R:
+              height: int | None = None) -> R:
         return self.call("proof", keys=[k.hex() for k in keys],
-                               **_opt(tx=_hex(tx) if tx is not None else None, height=height))
+                         **_opt(tx=_hex(tx) if tx is not None else None, height=height))
 
     # ------------------------------------------------------------ commerce
 
@@ -159,18 +161,18 @@ class RPCMethods(Generic[R]):
         return self.call("listing", listing_id=listing_id)
 
     def listings(self, merchant: bytes | str, *, limit: int | None = None,
-                       before: str | None = None) -> R:
+                 before: str | None = None) -> R:
         return self.call("listings", merchant=_address(merchant),
-                               **_opt(limit=limit, before=before))
+                         **_opt(limit=limit, before=before))
 
     def order(self, order_id: int, *, history_limit: int | None = None,
-                    history_after: str | None = None) -> R:
+              history_after: str | None = None) -> R:
         return self.call("order", order_id=order_id,
-                               **_opt(history_limit=history_limit, history_after=history_after))
+                         **_opt(history_limit=history_limit, history_after=history_after))
 
     def orders(self, *, buyer: bytes | str | None = None,
-                     merchant: bytes | str | None = None, state: str | None = None,
-                     limit: int | None = None, before: str | None = None) -> R:
+               merchant: bytes | str | None = None, state: str | None = None,
+               limit: int | None = None, before: str | None = None) -> R:
         """A buyer's or a merchant's orders (name one), optionally in one ``state``."""
         return self.call("orders", **_opt(
             buyer=_address(buyer) if buyer is not None else None,
@@ -178,7 +180,7 @@ class RPCMethods(Generic[R]):
             state=state, limit=limit, before=before))
 
     def group(self, group_id: int, *, limit: int | None = None,
-                    before: str | None = None) -> R:
+              before: str | None = None) -> R:
         return self.call("group", group_id=group_id, **_opt(limit=limit, before=before))
 
     def merchant(self, merchant: bytes | str) -> R:
@@ -188,16 +190,16 @@ class RPCMethods(Generic[R]):
         return self.call("arbiter", arbiter=_address(arbiter))
 
     def reviews(self, *, merchant: bytes | str | None = None,
-                      listing_id: int | None = None, order_id: int | None = None,
-                      limit: int | None = None, before: str | None = None) -> R:
+                listing_id: int | None = None, order_id: int | None = None,
+                limit: int | None = None, before: str | None = None) -> R:
         """The reviews of a merchant, a listing or an order (name one)."""
         return self.call("reviews", **_opt(
             merchant=_address(merchant) if merchant is not None else None,
             listing_id=listing_id, order_id=order_id, limit=limit, before=before))
 
     def events(self, contract: bytes | str, *, name: str | None = None,
-                     from_height: int | None = None, to_height: int | None = None,
-                     limit: int | None = None, before: str | None = None) -> R:
+               from_height: int | None = None, to_height: int | None = None,
+               limit: int | None = None, before: str | None = None) -> R:
         """Contract events of ``contract`` (a name such as "escrow", or an address)."""
         return self.call("events", contract=_address(contract), **_opt(
             name=name, from_height=from_height, to_height=to_height, limit=limit,

@@ -108,6 +108,14 @@ class CallParams(Params):
     sender: AddressText | None = Field(None, description="msg.sender of the call.")
     height: Height | None = None
     gas: Annotated[StrictInt, Field(ge=1, le=CALL_GAS_LIMIT)] = CALL_GAS_LIMIT
+    value: Annotated[StrictStr, Field(max_length=78, pattern="^[0-9]+$")] = Field(
+        "0", description="Coin sent with the call (base units, decimal string), paid "
+                         "from the sender's balance as a transaction would: a wallet "
+                         "tries a payable method this way before signing.")
+    time_ms: Annotated[StrictInt, Field(ge=0, lt=1 << 63)] | None = Field(
+        None, description="The block time the call sees (default: the state's block's). "
+                          "A wallet passes its clock, as the next block will carry it, "
+                          "so a deadline that has passed since the last block counts.")
 
 
 @rpc_method("call", CallParams, CallResultView)
@@ -122,7 +130,7 @@ async def call(ctx: RPCContext, p: CallParams) -> CallResultView:
         args = chain.encode_args(known, p.method, p.args)
         out = chain.call(known.address, p.method, args, height=p.height,
                          sender=p.sender if p.sender is not None else bytes(20),  # type: ignore[arg-type]
-                         gas=p.gas)
+                         gas=p.gas, value=int(p.value), time_ms=p.time_ms)
     ok = out.status == ReceiptStatus.OK
     return CallResultView(
         contract=address_to_text(known.address), contract_name=known.name, method=p.method,
