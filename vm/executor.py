@@ -28,9 +28,9 @@ A native transfer of coin to an address that holds a contract is refused (an ``E
 receipt, the fee paid, the coin not moved): a contract takes coin only through a call
 of one of its payable methods, where it can account for it.
 
-Gas: :data:`TX_GAS` per transaction plus :data:`TX_BYTE_GAS` per encoded byte, plus
-:data:`DEPLOY_BYTE_GAS` per byte of deployed code; a call's instructions use the rest
-of the gas limit.
+Gas (:mod:`vm.gas`): :data:`TX_GAS` per transaction plus :data:`TX_BYTE_GAS` per
+encoded byte, plus :data:`DEPLOY_BYTE_GAS` per byte of deployed code; a call's
+instructions use the rest of the gas limit.
 """
 
 from __future__ import annotations
@@ -63,13 +63,11 @@ from storage.kv import KVStore
 from storage.state import StateTree, StateUpdate
 
 from .errors import InvalidBlock, InvalidCode, InvalidTx, NotExecuted, WrongStore
+from .gas import encode_args, intrinsic_gas  # noqa: F401 - encode_args: callers import it here
 from .interpreter import BlockEnv, Machine, Status, fit_reason
 from .program import Program, load_program
 from .world import RECORD, STORAGE, WorldState, decode_record
 
-TX_GAS = 2_000
-TX_BYTE_GAS = 10
-DEPLOY_BYTE_GAS = 200
 MAX_ARGS = 64
 _PROGRAM_CACHE_BYTES = 4 * 1024 * 1024  # of code; decoded, ~130 times as much memory
 _GENESIS_KEY = b"G"  # beside the state (b"s...") and block (b"b...") namespaces
@@ -81,19 +79,6 @@ TRANSFER_TO_CONTRACT = ("coin cannot be sent to a contract by a transfer: call o
 def contract_address(sender: bytes, nonce: int) -> bytes:
     """Where a deploy by ``sender`` with ``nonce`` puts its contract."""
     return hashlib.sha256(b"agora/contract/v1" + sender + nonce.to_bytes(8, "big")).digest()[:20]
-
-
-def intrinsic_gas(tx: Transaction) -> int:
-    """Gas a transaction costs before its action runs."""
-    gas = TX_GAS + TX_BYTE_GAS * len(tx.encode())
-    if type(tx.action) is Deploy:
-        gas += DEPLOY_BYTE_GAS * len(tx.action.code)
-    return gas
-
-
-def encode_args(args: list[bytes]) -> bytes:
-    """The ``args`` bytes of a call or deploy: a msgpack array of byte strings."""
-    return msgpack.packb(list(args), use_bin_type=True)
 
 
 def decode_args(data: bytes) -> list[bytes]:

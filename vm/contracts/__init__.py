@@ -24,7 +24,7 @@ from chain.system import CATALOG_ADDRESS, ESCROW_ADDRESS, REVIEWS_ADDRESS, TOKEN
 
 from ..compiler import Compiled, compile_file
 from ..compiler.abi import decode_value
-from ..executor import encode_args
+from ..gas import encode_args
 from ..testing import Contract, Env, encode_inputs
 
 HERE = Path(__file__).resolve().parent
