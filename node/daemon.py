@@ -14,14 +14,25 @@ was committed.
 
 The daemon only wires: RPC methods reach the node through :class:`NodeServices` (the
 ``RPCContext`` surface), never through this class.
+
+One node to a home: the node holds ``data/node.lock`` (:meth:`Home.lock`) while it runs.
+A node started with ``AGORA_EXIT_WITH_PARENT=<pid>`` in its environment (``agora
+localnet``'s nodes) stops, cleanly, once the process with that pid is no longer its
+parent — however the parent died.
+
+``agora start`` (:func:`run_node`) ends with one line on stderr and exit code 1 for an
+operator's mistake — a home that is missing something or is in use, a data directory
+of another genesis, a port taken — never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +43,10 @@ from consensus.core import Core, Timeouts
 from consensus.driver import ConsensusDriver
 from consensus.signlog import FileStorage, SignLog
 from p2p.peers import P2PSettings, PeerManager
+from storage.blockstore import BlockStore
+from storage.errors import StorageError
 from storage.kv import LevelDBKV
-from vm.errors import InvalidTx
+from vm.errors import InvalidTx, WrongStore
 from vm.executor import Executor
 
 from .app import ChainApp
@@ -52,7 +65,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agora.node")
 
-__all__ = ["Node", "NodeServices", "NodeStopping", "run_node"]
+__all__ = ["EXIT_WITH_PARENT", "Node", "NodeServices", "NodeStopping", "run_node"]
+
+#: The environment variable naming the pid a node must not outlive (its parent's).
+EXIT_WITH_PARENT = "AGORA_EXIT_WITH_PARENT"
+#: How often such a node checks its parent is still there (seconds).
+PARENT_CHECK_INTERVAL = 0.5
 
 
 def p2p_settings(config: Config) -> P2PSettings:
@@ -116,10 +134,6 @@ class Node:
         self.node_key = home.node_key()
         self.validator_key = (home.validator_key() if self.config.node.mode == "validator"
                               else None)
-        if self.validator_key is not None and \
-                self.genesis.validators.get(self.validator_key.address) is None:
-            log.warning("the validator key %s is not in the genesis validator set: running "
-                        "as a full node", self.validator_key.address.hex())
         self.events = EventBus()
         self._txs_pending = False
         self._stack: contextlib.AsyncExitStack | None = None
@@ -142,9 +156,13 @@ class Node:
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         config = self.config
         self.home.data_dir.mkdir(parents=True, exist_ok=True)
+        stack.callback(self.home.lock())  # first: one node to a home (HomeInUse)
         self.kv = LevelDBKV(str(self.home.data_dir / "chain"))
         stack.callback(self.kv.close)
-        self.executor = Executor(self.kv, self.genesis, history=config.storage.history)
+        try:
+            self.executor = Executor(self.kv, self.genesis, history=config.storage.history)
+        except WrongStore as exc:
+            raise WrongStore(self._wrong_store(exc)) from None
         self.chain = ChainView(self.executor)
         m = config.mempool
         self.mempool = Mempool(self.executor, invalid_tx=InvalidTx, max_txs=m.max_txs,
@@ -154,6 +172,9 @@ class Node:
         validator_address = (self.validator_key.address
                              if self.validator_key is not None
                              and vset.get(self.validator_key.address) is not None else b"")
+        if self.validator_key is not None and not validator_address:
+            log.warning("the validator key %s is not in the genesis validator set: running "
+                        "as a full node", self.validator_key.address.hex())
         self.network = PeerManager(self.node_key, self.genesis.chain_id, p2p_settings(config),
                                    height=lambda: self.executor.height,
                                    validator=validator_address)
@@ -194,6 +215,22 @@ class Node:
                  f"validator {validator_address.hex()}" if validator_address else "full node",
                  self.network.listen_address,
                  config.rpc.listen if config.rpc.enabled else "off")
+
+    def _wrong_store(self, exc: WrongStore) -> str:
+        """What to do about a data directory that is not this genesis's: the chain it
+        was made by is read from its first block (whose parent is its genesis)."""
+        data = self.home.data_dir
+        blocks = BlockStore(self.kv)
+        first = blocks.header(1)
+        if first is None or first.prev_hash == self.genesis.hash:
+            return f"{data}: {exc}"
+        theirs = (f"chain {first.chain_id!r}" if first.chain_id != self.genesis.chain_id
+                  else f"another genesis of chain {first.chain_id!r}")
+        return (f"the data directory {data} was made by {theirs} (genesis "
+                f"{first.prev_hash.hex()[:16]}..., at height {blocks.height}), not by this "
+                f"genesis.json (chain {self.genesis.chain_id!r}, genesis "
+                f"{self.genesis.hash.hex()[:16]}...): point the node at its own genesis, "
+                f"or move {data} away to start over")
 
     def _start_index(self, stack: contextlib.AsyncExitStack) -> ChainIndex:
         index = ChainIndex(self.kv, self.chain)
@@ -255,18 +292,51 @@ class Node:
         log.info("stopped at height %d", self.executor.height)
 
     async def run(self) -> None:
-        """Start, then run until SIGINT or SIGTERM, then stop cleanly."""
-        await self.start()
+        """Start, then run until SIGINT or SIGTERM (or, told to outlive no parent, until
+        the parent is gone), then stop cleanly. A signal while starting cancels the
+        start, which closes what it opened."""
+        parent = parent_to_outlive()
+        if parent is not None and os.getppid() != parent:
+            log.warning("the process that started this node (pid %d) is gone: not starting",
+                        parent)
+            return
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        watcher = (asyncio.create_task(watch_parent(parent, stop), name="parent-watch")
+                   if parent is not None else None)
         try:
-            await stop.wait()
+            if await self._start_unless(stop):
+                await stop.wait()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await self.stop()
+
+    async def _start_unless(self, stop: asyncio.Event) -> bool:
+        """Start, unless ``stop`` is set first; whether the node started."""
+        starting = asyncio.create_task(self.start(), name="node-start")
+        stopping = asyncio.create_task(stop.wait(), name="node-start-stop")
+        try:
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopping
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                log.info("stopped while starting")
+        if starting.cancelled():
+            return False
+        await starting  # raises what the start failed with
+        return True
 
     # ------------------------------------------------------------------ services
 
@@ -289,6 +359,30 @@ class Node:
     def submit(self, tx: Transaction) -> None:
         """Admit a client's transaction and gossip it (raises TxRejected)."""
         self.relay.submit(tx)
+
+
+def parent_to_outlive() -> int | None:
+    """The pid in ``AGORA_EXIT_WITH_PARENT``, if set: the node stops once its parent is
+    no longer that process."""
+    text = os.environ.get(EXIT_WITH_PARENT, "")
+    if not text:
+        return None
+    if not text.isdigit():
+        log.warning("%s=%r is not a pid: ignored", EXIT_WITH_PARENT, text)
+        return None
+    return int(text)
+
+
+async def watch_parent(parent: int, stop: asyncio.Event) -> None:
+    """Set ``stop`` once ``parent`` is no longer this process's parent. A dead
+    parent's children are handed to init or a subreaper, so ``getppid()`` changing is
+    the portable sign (Linux's PR_SET_PDEATHSIG, which ``agora localnet`` also sets,
+    is only faster), and asking about one's own parent cannot be fooled by a reused
+    pid."""
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_CHECK_INTERVAL)
+    log.warning("the process that started this node (pid %d) is gone: stopping", parent)
+    stop.set()
 
 
 class RateLimitedLog(logging.Filter):
@@ -337,12 +431,30 @@ def raise_open_file_limit() -> None:
 
 
 def run_node(home_path: Path | str) -> None:
-    """``agora start``: run the node in ``home_path`` until a signal stops it."""
+    """``agora start``: run the node in ``home_path`` until a signal stops it. An
+    operator's mistake ends it with ``error: ...`` (one line saying what to do) on
+    stderr and exit code 1."""
     home = Home(home_path)
     try:
-        node = Node(home)
-    except HomeError as exc:
+        _run_node(home)
+    except (HomeError, WrongStore) as exc:
         raise SystemExit(f"error: {exc}") from None
+    except StorageError as exc:
+        if re.search(r"\block\b", str(exc), re.IGNORECASE):  # not by an Agora node
+            raise SystemExit(f"error: another process holds the LevelDB lock on "
+                             f"{home.data_dir} (another node on this home?): stop it "
+                             f"first ({exc})") from None
+        raise SystemExit(f"error: {exc}") from None
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise SystemExit(f"error: {exc.strerror or exc}: another program (another "
+                         f"node?) listens there; stop it or change the port in "
+                         f"{home.config_path}") from None
+
+
+def _run_node(home: Home) -> None:
+    node = Node(home)
     logging.basicConfig(
         level=node.config.log.level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

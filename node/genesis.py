@@ -21,6 +21,12 @@ from vm.contracts import Demo, genesis_contracts
 #: 2026-01-01T00:00:00Z: the start time of fixed (reproducible) chains.
 FIXED_TIME_MS = 1_767_225_600_000
 
+#: What each demo account of a try-it-out chain starts with (``agora localnet``'s
+#: buyer, merchant, arbiter and referrer; ``agora init --validator --dev``'s dev keys):
+#: a million coins and a thousand reward tokens (18 decimals each).
+DEMO_COINS = 10**24
+DEMO_TOKENS = 1_000 * 10**18
+
 
 @dataclass(frozen=True)
 class GenesisValidator:

@@ -3,7 +3,8 @@
     config.toml     the config (node/config.py)
     genesis.json    the chain's genesis
     keys/           node_key.json, validator_key.json — mode 0600
-    data/           LevelDB (state, blocks, indexes) and the consensus sign log
+    data/           LevelDB (state, blocks, indexes) and the consensus sign log;
+                    node.lock, held (flock) by the node running on the home, its pid inside
 
 Key files are JSON ``{"type": "ed25519", "public_key": hex, "seed": hex}``, written
 atomically with mode 0600 from the first byte; a key file others can read is refused,
@@ -13,20 +14,97 @@ as ssh does.
 from __future__ import annotations
 
 import json
+import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
+from chain.address import address_to_text
 from chain.errors import InvalidGenesis, LocalError
 from chain.genesis import CHAIN_ID_RE, Genesis
 from chain.keys import PrivateKey
 from storage.files import write_atomic
+from vm.contracts import Demo
 
 from .config import Config, ConfigError, NodeSection, render
-from .genesis import GenesisValidator, genesis_document, now_ms
+from .genesis import DEMO_COINS, DEMO_TOKENS, GenesisValidator, genesis_document, now_ms
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: LevelDB's own lock still keeps a second node out
+    fcntl = None  # type: ignore[assignment]
+
+#: ``agora init --validator --dev``: the funded keys it writes (``dev`` to try the
+#: wallet with; the demo merchant, with two listings, and the demo arbiter).
+DEV_ACCOUNTS = ("dev", "dev-merchant", "dev-arbiter")
 
 
 class HomeError(Exception):
     """The home directory is missing something, or something in it is wrong."""
+
+
+class HomeInUse(HomeError):
+    """Another node is running on this home (it holds ``data/node.lock``)."""
+
+
+class LockHeld(Exception):
+    """Another process holds the lock file at ``path`` (``pid``: its pid, 0 if it has
+    not written it yet)."""
+
+    def __init__(self, path: Path, pid: int) -> None:
+        super().__init__(f"{path} is held by pid {pid or '?'}")
+        self.path = path
+        self.pid = pid
+
+
+def take_lock(path: Path) -> Callable[[], None]:
+    """Hold ``path`` for this process: an exclusive ``flock`` with our pid written
+    inside. Returns the function that lets it go (closing the file; the kernel also
+    lets go when the process dies, however it dies). Raises :class:`LockHeld`."""
+    if fcntl is None:
+        return lambda: None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise HomeError(f"cannot open {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LockHeld(path, lock_holder(path) or 0) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return lambda: os.close(fd)
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid of the process holding ``path`` (:func:`take_lock`): 0 if it holds it
+    but has not written its pid yet, None if nobody holds it."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 32).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> HomeError:
+    return HomeError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}): "
+                     "write it again as UTF-8, or copy the original back")
 
 
 def write_key(path: Path, key: PrivateKey) -> None:
@@ -79,6 +157,31 @@ class Home:
     def signlog_path(self) -> Path:
         return self.data_dir / "signlog"
 
+    @property
+    def lock_path(self) -> Path:
+        return self.data_dir / "node.lock"
+
+    def lock(self) -> Callable[[], None]:
+        """Take this home for the running node (:func:`take_lock` on
+        ``data/node.lock``); returns the function that lets it go. Raises
+        :class:`HomeInUse` naming the node that holds it."""
+        try:
+            return take_lock(self.lock_path)
+        except LockHeld as held:
+            raise HomeInUse(self._in_use_message(held.pid)) from None
+
+    def running_pid(self) -> int | None:
+        """The pid of the node running on this home: 0 if one runs but its pid is not
+        written yet, None if none runs."""
+        return lock_holder(self.lock_path)
+
+    def _in_use_message(self, pid: int | None) -> str:
+        who = f"pid {pid}" if pid else "its pid not known yet"
+        stop = f"`kill {pid}`" if pid else "Ctrl-C or kill"
+        return (f"another node is already running on this home ({self.path}, {who}; it "
+                f"holds {self.lock_path}): stop it first ({stop}), or start this one on "
+                "a home of its own")
+
     def exists(self) -> bool:
         return self.config_path.exists()
 
@@ -90,12 +193,16 @@ class Home:
             return Config.load(self.config_path)
         except ConfigError as exc:
             raise HomeError(str(exc)) from None
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(self.config_path, exc) from None
 
     def genesis(self) -> Genesis:
         try:
-            data = json.loads(self.genesis_path.read_text())
+            data = json.loads(self.genesis_path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise HomeError(f"cannot read {self.genesis_path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(self.genesis_path, exc) from None
         except json.JSONDecodeError as exc:
             raise HomeError(f"{self.genesis_path} is not JSON: {exc}") from None
         try:
@@ -135,7 +242,14 @@ class Home:
 def init_home(path: Path | str, *, chain_id: str, validator: bool,
               dev: bool = False) -> list[str]:
     """``agora init``: a home with fresh keys; a validator also gets a genesis in which
-    it is the only validator. Returns lines telling the user what was made."""
+    it is the only validator. With ``dev`` (a validator's only) that genesis also funds
+    passphrase-free keys in the home's ``keys/``: ``dev`` to try the wallet with, and
+    the demo merchant (two listings) and arbiter. Returns lines telling the user what
+    was made."""
+    if dev and not validator:
+        raise HomeError("--dev needs --validator: the dev key is funded in the genesis a "
+                        "validator's home is made with (a full node copies its chain's "
+                        "genesis instead)")
     if not CHAIN_ID_RE.fullmatch(chain_id):
         raise HomeError(f"chain id {chain_id!r}: use 1-64 characters of a-z, 0-9, '.', '_', '-'")
     home = Home(path)
@@ -145,12 +259,31 @@ def init_home(path: Path | str, *, chain_id: str, validator: bool,
     node_key = home.node_key()
     if validator:
         key = home.validator_key()
+        dev_keys = {name: PrivateKey.generate() for name in DEV_ACCOUNTS} if dev else {}
+        for name, dev_key in dev_keys.items():
+            write_key(home.path / "keys" / f"{name}.json", dev_key)
+        funded = [k.address for k in dev_keys.values()]
         home.write_genesis(genesis_document(
             chain_id, [GenesisValidator(key.public_key, 10, "validator-0")],
-            time_ms=now_ms(), commerce=True))
-        lines.append(f"validator address {key.address.hex()}; genesis.json for chain "
-                     f"{chain_id!r} with it as the only validator and the commerce "
-                     "contracts")
+            time_ms=now_ms(), commerce=True,
+            balances={a: DEMO_COINS for a in funded},
+            token_balances={a: DEMO_TOKENS for a in funded},
+            demo=(Demo(merchant=dev_keys["dev-merchant"].address,
+                       arbiter=dev_keys["dev-arbiter"].address) if dev else None)))
+        lines.append(f"validator {address_to_text(key.address)} (key address "
+                     f"{key.address.hex()}); genesis.json for chain {chain_id!r} with it as "
+                     "the only validator and the commerce contracts")
+        if dev:
+            coins, tokens = DEMO_COINS // 10**18, DEMO_TOKENS // 10**18  # 18 decimals
+            lines.append(
+                f"dev key {address_to_text(dev_keys['dev'].address)} in "
+                f"{home.path / 'keys' / 'dev.json'} (no passphrase: for trying things "
+                f"only), funded with {coins:,} coins and {tokens:,} reward tokens")
+            lines.append(
+                f"demo merchant {address_to_text(dev_keys['dev-merchant'].address)} "
+                "(keys/dev-merchant.json, two listings) and arbiter "
+                f"{address_to_text(dev_keys['dev-arbiter'].address)} "
+                "(keys/dev-arbiter.json), funded the same")
     else:
         lines.append("copy the chain's genesis.json into the home before `agora start`")
     lines.append(f"node id {node_key.address.hex()} (peers dial "

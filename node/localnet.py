@@ -4,12 +4,21 @@
 one node by itself); ``HOME/keys/`` holds the demo accounts' keys (localnet keys need
 no passphrase); ``HOME/genesis.json`` is the shared genesis; ``HOME/localnet.json``
 says where everything is. Ports: node i listens for peers on ``base + 2i`` and for
-RPC on ``base + 2i + 1``.
+RPC on ``base + 2i + 1`` (``--base-port`` on an existing localnet moves it there).
+
+The nodes die with the localnet, however it dies: each is started with
+``AGORA_EXIT_WITH_PARENT=<our pid>`` and stops cleanly once we are no longer its parent
+(node/daemon.py; portable, checked twice a second), and on Linux the kernel also sends
+it SIGTERM the moment we die (PR_SET_PDEATHSIG). A running localnet holds
+``HOME/localnet.lock``; a second ``agora localnet`` on the same home refuses, and so
+does one that finds any of its nodes still running (each running node holds its home's
+``data/node.lock``), naming them and how to stop them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import random
@@ -17,8 +26,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +41,15 @@ from chain.system import COMMERCE_CONTRACTS
 from vm.contracts import Demo
 
 from .config import Config, ConsensusSection, NodeSection, P2PSection, RPCSection
-from .genesis import GenesisValidator, genesis_document, now_ms
-from .home import Home, HomeError, read_key, write_key
+from .genesis import DEMO_COINS, DEMO_TOKENS, GenesisValidator, genesis_document, now_ms
+from .home import Home, HomeError, LockHeld, read_key, take_lock, write_key
 from .rpc.client import NodeUnreachable, RPCClient, RPCFailed
 
 DEMO_ACCOUNTS = ("buyer", "merchant", "arbiter", "referrer")
-DEMO_COINS = 10**24
-DEMO_TOKENS = 1_000 * 10**18
 DEFAULT_BASE_PORT = 26600
 CHAIN_ID = "agora-localnet"
+#: Linux prctl(2): have the kernel send a signal to this process when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -166,26 +177,117 @@ def account_key(home: Path, name: str) -> PrivateKey:
     return read_key(home / "keys" / f"{name}.json")
 
 
+def move_ports(home: Path, base_port: int) -> list[NodeInfo] | None:
+    """Move an existing localnet to ``base_port``: each node's p2p and RPC listen
+    addresses and its persistent peers (in its config.toml) and localnet.json. Returns
+    the new infos, or None if it already listens there. Its nodes must not be running."""
+    infos = node_infos(home)
+    moved = [replace(info, p2p=f"127.0.0.1:{base_port + 2 * info.index}",
+                     rpc=f"http://127.0.0.1:{base_port + 2 * info.index + 1}")
+             for info in infos]
+    if moved == infos:
+        return None
+    p2p_of = {info.node_id.lower(): info.p2p for info in moved}
+    for info in moved:
+        node_home = Home(info.home)
+        config = node_home.config()
+        peers = []
+        for peer in config.p2p.persistent_peers:
+            node_id, at, _address = peer.partition("@")
+            ours = p2p_of.get(node_id.lower().removeprefix("0x")) if at else None
+            peers.append(f"{node_id}@{ours}" if ours is not None else peer)
+        node_home.write_config(config.model_copy(update={
+            "p2p": config.p2p.model_copy(update={"listen": info.p2p,
+                                                 "persistent_peers": peers}),
+            "rpc": config.rpc.model_copy(update={"listen": info.rpc.removeprefix("http://")}),
+        }))
+    write_manifest(home, moved, pids={})
+    return moved
+
+
+def still_running(infos: list[NodeInfo]) -> list[tuple[NodeInfo, int]]:
+    """The nodes of ``infos`` running now (each running node holds its home's
+    data/node.lock), with their pids (0: not written yet)."""
+    found = []
+    for info in infos:
+        pid = Home(info.home).running_pid()
+        if pid is not None:
+            found.append((info, pid))
+    return found
+
+
+def refuse_if_running(home: Path, infos: list[NodeInfo]) -> None:
+    running = still_running(infos)
+    if not running:
+        return
+    named = ", ".join(f"node{info.index} (pid {pid or '?'}, home {info.home})"
+                      for info, pid in running)
+    pids = " ".join(str(pid) for _, pid in running if pid)
+    raise HomeError(f"nodes of the localnet in {home} are still running: {named}; stop "
+                    f"them first ({f'kill {pids}' if pids else 'kill them'}), then run "
+                    "`agora localnet` again")
+
+
 # ---------------------------------------------------------------------- running
 
 
+def _die_with_us() -> Callable[[], None] | None:
+    """Linux: a ``preexec_fn`` that has the kernel send the child SIGTERM when we die
+    (PR_SET_PDEATHSIG). Only from the main thread: the signal comes when the *thread*
+    that forked the child ends, and a worker thread ending is not our death.
+    Elsewhere None: the node's own parent check (AGORA_EXIT_WITH_PARENT) does it."""
+    if not sys.platform.startswith("linux") \
+            or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded here, not after fork
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        # The classic race: if we died between fork and prctl, no signal will come.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+    return preexec
+
+
 def start_node(node_home: Path, log_path: Path) -> subprocess.Popen:
-    """``agora start --home node_home`` as a child process, its log in ``log_path``."""
+    """``agora start --home node_home`` as a child process, its log in ``log_path``.
+    The node dies with this process (see the module's docstring)."""
+    from .daemon import EXIT_WITH_PARENT  # the node's side of it; imported when used
+
     log = open(log_path, "ab")  # noqa: SIM115 - the child process owns it
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "cli", "start", "--home", str(node_home)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, EXIT_WITH_PARENT: str(os.getpid())},
             start_new_session=True,  # Ctrl-C goes to us; we stop the nodes in order
+            preexec_fn=_die_with_us(),  # only prctl and getppid between fork and exec
         )
     finally:
         log.close()
 
 
-async def _status_lines(infos: list[NodeInfo], every: float, stop: asyncio.Event,
-                        echo) -> None:
+def last_line(path: Path) -> str:
+    """The last line of a node's log (``agora start`` says why it stopped there)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            lines = f.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+async def _status_lines(infos: list[NodeInfo], procs: dict[int, subprocess.Popen],
+                        every: float, stop: asyncio.Event, echo) -> None:
     """Every ``every`` seconds: each node's height and peers, and the transactions
-    committed since the localnet started (read from the most advanced node)."""
+    committed since the localnet started (read from the most advanced node). Only the
+    nodes this run started are asked: one whose process exited is reported as exited
+    (whatever might answer on its port is not it)."""
     async with aiohttp.ClientSession() as session:
         clients = [RPCClient(info.rpc, session, timeout=2.0) for info in infos]
         counted: int | None = None  # blocks up to here are counted
@@ -194,6 +296,10 @@ async def _status_lines(infos: list[NodeInfo], every: float, stop: asyncio.Event
             parts = []
             best: tuple[int, RPCClient] | None = None
             for info, client in zip(infos, clients, strict=True):
+                code = procs[info.index].poll()
+                if code is not None:
+                    parts.append(f"node{info.index} exited ({code})")
+                    continue
                 try:
                     status = await client.status()
                 except (NodeUnreachable, TimeoutError, RPCFailed):
@@ -238,11 +344,30 @@ def stop_processes(procs: dict[int, subprocess.Popen], timeout: float = 15.0) ->
 
 def run(home: Path, validators: int, base_port: int | None, echo,
         status_every: float = 5.0) -> None:
-    """Init if needed, start every node, print status lines until Ctrl-C, stop."""
-    if not (home / "localnet.json").exists():
-        init(home, validators, base_port)
-        echo(f"created a {validators}-validator localnet in {home}")
-    infos = node_infos(home)
+    """Init if needed, start every node, print status lines until Ctrl-C, stop.
+    ``base_port`` None: an existing localnet's own ports (a new one's: 26600)."""
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        release = take_lock(home / "localnet.lock")
+    except LockHeld as held:
+        pid = held.pid or "?"
+        raise HomeError(f"another `agora localnet` (pid {pid}) is running in {home}: stop "
+                        f"it first (Ctrl-C in its terminal, or `kill {pid}`)") from None
+    try:
+        if not (home / "localnet.json").exists():
+            init(home, validators, base_port)
+            echo(f"created a {validators}-validator localnet in {home}")
+        else:
+            refuse_if_running(home, node_infos(home))
+            if base_port is not None and (moved := move_ports(home, base_port)):
+                echo(f"moved the localnet in {home} to ports {base_port}-"
+                     f"{base_port + 2 * len(moved) - 1} (p2p and rpc of each node)")
+        _run(home, node_infos(home), echo, status_every)
+    finally:
+        release()
+
+
+def _run(home: Path, infos: list[NodeInfo], echo, status_every: float) -> None:
     procs: dict[int, subprocess.Popen] = {}
     try:
         for info in infos:
@@ -259,11 +384,13 @@ def run(home: Path, validators: int, base_port: int | None, echo,
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            watcher = asyncio.create_task(_watch(procs, stop, echo))
-            await _status_lines(infos, status_every, stop, echo)
+            watcher = asyncio.create_task(_watch(infos, procs, stop, echo))
+            await _status_lines(infos, procs, status_every, stop, echo)
             watcher.cancel()
 
         asyncio.run(main())
+        if all(proc.poll() is not None for proc in procs.values()):
+            raise HomeError("every node exited; see their node.log")
     finally:
         echo("stopping every node ...")
         stop_processes(procs)
@@ -271,15 +398,24 @@ def run(home: Path, validators: int, base_port: int | None, echo,
         echo("stopped")
 
 
-async def _watch(procs: dict[int, subprocess.Popen], stop: asyncio.Event, echo) -> None:
-    """Report a node that exits on its own (the others keep running)."""
+async def _watch(infos: list[NodeInfo], procs: dict[int, subprocess.Popen],
+                 stop: asyncio.Event, echo) -> None:
+    """Report a node that exits on its own, with the last line of its log (the others
+    keep running); once every node has exited, stop."""
     reported: set[int] = set()
     while not stop.is_set():
-        for index, proc in procs.items():
-            code = proc.poll()
-            if code is not None and index not in reported:
-                reported.add(index)
-                echo(f"node{index} exited with code {code}; see its node.log")
+        for info in infos:
+            code = procs[info.index].poll()
+            if code is not None and info.index not in reported:
+                reported.add(info.index)
+                log = info.home / "node.log"
+                said = last_line(log)
+                echo(f"node{info.index} exited with code {code}"
+                     + (f": {said}" if said else "") + f" (see {log})")
+        if len(reported) == len(procs):
+            echo("every node has exited")
+            stop.set()
+            return
         try:
             async with asyncio.timeout(1.0):
                 await stop.wait()
