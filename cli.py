@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from importlib import metadata
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 _FALLBACK_VERSION = "0.1.0"
 
 
+def _print_version(ctx: click.Context) -> None:
+    click.echo(f"agora {_version()}")
+    ctx.exit()
+
+
 def _version() -> str:
     """The installed distribution's version; the fallback covers running from a source tree."""
+    from importlib import metadata
+
     try:
         return metadata.version("agora")
     except metadata.PackageNotFoundError:
@@ -20,7 +29,10 @@ def _version() -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), "--version", prog_name="agora", message="%(prog)s %(version)s")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              help="Show the version and exit.",
+              # read only when asked: importlib.metadata costs a wallet command 50 ms
+              callback=lambda ctx, _, on: _print_version(ctx) if on else None)
 def main() -> None:
     """Agora: a peer-to-peer blockchain node for community e-commerce.
 
@@ -232,6 +244,783 @@ def bench(validators: int, txs: int, senders: int, finality_txs: int,
     argv = ["--validators", str(validators), "--txs", str(txs), "--senders", str(senders),
             "--finality-txs", str(finality_txs)]
     sys.exit(bench_main(argv + (["--profile"] if profile else [])))
+
+
+# ---------------------------------------------------------------------- wallet
+#
+# Every command below parses its arguments and names the node.wallet function that
+# does the work (node/wallet/actions.py, query.py); node/wallet/runner.py runs it.
+
+_WALLET_EPILOG = ("The node is --node URL, else $AGORA_NODE, else the localnet in (or in "
+                  "./localnet under) the current directory, else the --home node's RPC "
+                  "listener, else http://127.0.0.1:26657. Exit codes: 0 done, 1 refused "
+                  "or reverted, 2 usage.")
+
+
+def _wallet_command(group: click.Group, name: str, *, signing: bool = False,
+                    amounts: bool = False) -> Callable[[Callable[..., Any]], click.Command]:
+    """A wallet command: the shared options, and a body that returns the Invocation
+    to run (``node.wallet.runner.invoke``)."""
+
+    def decorate(body: Callable[..., Any]) -> click.Command:
+        @functools.wraps(body)
+        def command(**kw: Any) -> None:
+            from node.wallet.runner import run
+
+            shared = {k: kw.pop(k) for k in ("node", "home", "keystore", "as_json",
+                                            "passphrase_file") if k in kw}
+            code = run(body(**kw), prompt=_hidden_prompt,
+                       echo=click.echo, err=lambda t: click.echo(t, err=True), **shared)
+            sys.exit(code)
+
+        f: Any = command
+        f = click.option("--json", "as_json", is_flag=True,
+                         help="Print one JSON object instead of sentences.")(f)
+        f = click.option("--keystore", type=click.Path(file_okay=False),
+                         help="The keystore directory [default: HOME/keys].")(f)
+        f = click.option("--home", type=click.Path(file_okay=False),
+                         help="Home whose keys/ is the keystore [default: $AGORA_HOME, "
+                              "else ~/.agora].")(f)
+        f = click.option("--node", metavar="URL", help="The node's JSON-RPC URL.")(f)
+        if amounts:
+            f = click.option("--raw", is_flag=True,
+                             help="Amounts are whole base units, not decimals.")(f)
+        if signing:
+            f = click.option("--passphrase-file", type=click.Path(dir_okay=False),
+                             help="Read the key's passphrase from this file's first line "
+                                  "[default: $AGORA_PASSPHRASE, else a prompt].")(f)
+            f = click.option("--from", "sender", required=True, metavar="KEY",
+                             help="The name of the key that signs (and pays).")(f)
+        return group.command(name, epilog=_WALLET_EPILOG)(f)
+
+    return decorate
+
+
+def _hidden_prompt(text: str) -> str:
+    return str(click.prompt(text, hide_input=True))
+
+
+def _invoke(function: str, *args: Any, **kwargs: Any) -> Any:
+    from node.wallet.runner import invoke
+
+    return invoke(function, *args, **kwargs)
+
+
+@_wallet_command(main, "balance")
+@click.argument("who", metavar="ADDRESS|NAME")
+def balance(who: str) -> Any:
+    """Coin and reward-token balances of an address or a key.
+
+    \b
+        agora balance buyer
+        agora balance agora1jhxx03dcuzgyhu796y9cqglaa33ca4jfyktdmx --json
+    """
+    return _invoke("balance", who)
+
+
+@_wallet_command(main, "transfer", signing=True, amounts=True)
+@click.option("--to", "to", required=True, metavar="ADDRESS|NAME", help="Who receives.")
+@click.option("--amount", required=True, help="How much, in decimals (12.5).")
+@click.option("--token", is_flag=True, help="Send reward tokens instead of coin.")
+@click.option("--memo", default="", help="A note carried by the transaction.")
+def transfer_cmd(sender: str, to: str, amount: str, token: bool, memo: str, raw: bool) -> Any:
+    """Send coin (or reward tokens with --token) and wait until it is committed.
+
+    \b
+        agora transfer --from buyer --to merchant --amount 12.5
+        agora transfer --from buyer --to referrer --amount 3 --token
+    """
+    return _invoke("transfer", sender, to, amount, token=token, raw=raw, memo=memo)
+
+
+@main.group()
+def token() -> None:
+    """The reward token: backed one to one by coin, redeemable at any time."""
+
+
+@_wallet_command(token, "redeem", signing=True, amounts=True)
+@click.option("--amount", required=True, help="Tokens to redeem for coin (or 'all').")
+def token_redeem(sender: str, amount: str, raw: bool) -> Any:
+    """Turn reward tokens back into the coin that backs them.
+
+    \b
+        agora token redeem --from buyer --amount 2.5
+    """
+    return _invoke("token_redeem", sender, amount, raw=raw)
+
+
+@main.group()
+def listing() -> None:
+    """The catalog: merchants publish, edit and pause listings; anyone reads them."""
+
+
+def _terms_options(f: Any) -> Any:
+    for opt in reversed([
+        click.option("--ship-window", metavar="DURATION",
+                     help="Time to ship after an order (3d, 36h, 90m) [default: 3d]."),
+        click.option("--confirm-window", metavar="DURATION",
+                     help="Time for the buyer to confirm delivery [default: 14d]."),
+        click.option("--return-window", metavar="DURATION",
+                     help="No-reason return window, at least 7d [default: 7d]."),
+        click.option("--answer-window", metavar="DURATION",
+                     help="Time to answer a return [default: 2d]."),
+        click.option("--final-sale", is_flag=True,
+                     help="No returns (perishables and the like); shown plainly."),
+        click.option("--arbiter", "arbiters", multiple=True, metavar="ADDRESS|NAME",
+                     help="An arbiter buyers may pick (repeat, up to 3)."),
+        click.option("--no-arbiter-ok/--arbiter-required", default=None,
+                     help="Whether an order may name no arbiter."),
+        click.option("--default-refund", metavar="PERCENT",
+                     help="What a silent arbiter's case gives back to the buyer [50%]."),
+        click.option("--referral", metavar="PERCENT", help="Commission to referrers."),
+        click.option("--cashback", metavar="PERCENT", help="Cashback to buyers."),
+        click.option("--bounty", metavar="PERCENT", help="Review bounty to reviewers."),
+        click.option("--group-price", help="Per-unit price of a group deal."),
+        click.option("--group-size", type=click.IntRange(min=1), help="Buyers it needs."),
+        click.option("--group-window", metavar="DURATION", help="Time the group has to fill."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _terms(kw: dict[str, Any]) -> Any:
+    from node.wallet.actions import Terms
+
+    return Terms(ship=kw.pop("ship_window"), confirm=kw.pop("confirm_window"),
+                 return_window=kw.pop("return_window"), answer=kw.pop("answer_window"),
+                 final_sale=kw.pop("final_sale"), arbiters=kw.pop("arbiters"),
+                 no_arbiter_ok=kw.pop("no_arbiter_ok"),
+                 default_refund=kw.pop("default_refund"))
+
+
+@_wallet_command(listing, "create", signing=True, amounts=True)
+@click.option("--title", required=True, help="A short title (at most 120 bytes).")
+@click.option("--price", help="Price per unit in coin.")
+@click.option("--token-price", help="Price per unit in reward tokens.")
+@click.option("--stock", type=click.IntRange(min=0), required=True, help="Units for sale.")
+@click.option("--description", default="", help="The full description; its SHA-256 goes "
+              "on chain, the text stays with you.")
+@_terms_options
+def listing_create(sender: str, title: str, price: str | None, token_price: str | None,
+                   stock: int, description: str, raw: bool, **kw: Any) -> Any:
+    """Publish a listing with its price, stock and terms.
+
+    \b
+        agora listing create --from merchant --title "Linen apron" --price 18 \\
+            --stock 30 --arbiter arbiter --referral 2% --bounty 1%
+    """
+    terms = _terms(kw)
+    return _invoke("listing_create", sender, title=title, price=price,
+                   token_price=token_price, stock=stock, description=description,
+                   terms=terms, raw=raw, **kw)
+
+
+@_wallet_command(listing, "edit", signing=True, amounts=True)
+@click.argument("listing_id", type=click.IntRange(min=1), metavar="LISTING")
+@click.option("--price", help="New price per unit in coin.")
+@click.option("--token-price", help="New price per unit in reward tokens.")
+@click.option("--stock", type=click.IntRange(min=0), help="New stock.")
+@click.option("--resume", is_flag=True, help="Take orders again after a pause.")
+@_terms_options
+def listing_edit(sender: str, listing_id: int, price: str | None, token_price: str | None,
+                 stock: int | None, resume: bool, raw: bool, **kw: Any) -> Any:
+    """Change a listing's price, stock, terms, commissions or group deal; orders
+    already placed keep theirs.
+
+    \b
+        agora listing edit 3 --from merchant --price 20 --stock 25
+    """
+    terms = _terms(kw)
+    return _invoke("listing_edit", sender, listing_id, price=price, token_price=token_price,
+                   stock=stock, terms=terms, resume=resume, raw=raw, **kw)
+
+
+@_wallet_command(listing, "pause", signing=True)
+@click.argument("listing_id", type=click.IntRange(min=1), metavar="LISTING")
+def listing_pause(sender: str, listing_id: int) -> Any:
+    """Stop taking orders (`listing edit --resume` takes them again).
+
+    \b
+        agora listing pause 3 --from merchant
+    """
+    return _invoke("listing_pause", sender, listing_id)
+
+
+@_wallet_command(listing, "show")
+@click.argument("listing_id", type=click.IntRange(min=1), metavar="LISTING")
+def listing_show(listing_id: int) -> Any:
+    """A listing: price, stock, terms, commissions and its record.
+
+    \b
+        agora listing show 1
+    """
+    return _invoke("listing_show", listing_id)
+
+
+@_wallet_command(listing, "list")
+@click.option("--merchant", required=True, metavar="ADDRESS|NAME")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def listing_list(merchant: str, limit: int) -> Any:
+    """A merchant's listings, newest first.
+
+    \b
+        agora listing list --merchant merchant
+    """
+    return _invoke("listing_list", merchant, limit)
+
+
+@main.group()
+def arbiter() -> None:
+    """Arbiters rule disputes for a fee; merchants name the ones they accept."""
+
+
+@_wallet_command(arbiter, "register", signing=True)
+@click.option("--name", "arbiter_name", required=True, help="The name buyers see.")
+@click.option("--fee", required=True, metavar="PERCENT", help="Fee of a disputed order.")
+@click.option("--ruling-window", default="3d", show_default=True, metavar="DURATION",
+              help="Time to rule once a case opens.")
+def arbiter_register(sender: str, arbiter_name: str, fee: str, ruling_window: str) -> Any:
+    """Register the --from key as an arbiter.
+
+    \b
+        agora arbiter register --from arbiter --name "Fair Hands" --fee 2%
+    """
+    return _invoke("arbiter_register", sender, arbiter_name, fee, ruling_window)
+
+
+@_wallet_command(arbiter, "show")
+@click.argument("who", metavar="ADDRESS|NAME")
+def arbiter_show(who: str) -> Any:
+    """An arbiter's registration and record.
+
+    \b
+        agora arbiter show arbiter
+    """
+    return _invoke("arbiter_show", who)
+
+
+@main.group()
+def order() -> None:
+    """Escrow orders, from payment to payout: every step of the order lifecycle.
+
+    \b
+    paid -> shipped -> delivered -> completed, with declined, cancelled,
+    return_requested, return_shipped, refunded, disputed and resolved.
+    `agora order show ID` says what each party can do next.
+    """
+
+
+@_wallet_command(order, "place", signing=True, amounts=True)
+@click.argument("listing_id", type=click.IntRange(min=1), metavar="LISTING")
+@click.option("--quantity", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--arbiter", metavar="ADDRESS|NAME",
+              help="One of the listing's arbiters [default: its first].")
+@click.option("--no-arbiter", is_flag=True, help="No arbiter (where the listing allows).")
+@click.option("--referrer", metavar="ADDRESS|NAME", help="Who referred you.")
+@click.option("--max-total", help="Refuse if the order would cost more than this.")
+@click.option("--tokens", is_flag=True, help="Pay in reward tokens.")
+def order_place(sender: str, listing_id: int, quantity: int, arbiter: str | None,
+                no_arbiter: bool, referrer: str | None, max_total: str | None, tokens: bool,
+                raw: bool) -> Any:
+    """Order from a listing: the payment is held in escrow until the order ends.
+
+    \b
+        agora order place 1 --from buyer --quantity 2 --referrer referrer
+    """
+    return _invoke("order_place", sender, listing_id, quantity=quantity, arbiter=arbiter,
+                   no_arbiter=no_arbiter, referrer=referrer, max_total=max_total,
+                   tokens=tokens, raw=raw)
+
+
+#: order transitions: (command, help, example options, extra options)
+_ORDER_STEPS: list[tuple[str, str, str, list[Any]]] = [
+    ("ship", "Merchant: ship the order (with a tracking reference).",
+     "--from merchant --tracking 'POST 123'",
+     [click.option("--tracking", default="", help="Tracking reference (128 bytes max).")]),
+    ("decline", "Merchant: decline the order; the buyer is refunded in full.",
+     "--from merchant", []),
+    ("cancel", "Buyer: cancel before shipping (or after the ship deadline): full refund.",
+     "--from buyer", []),
+    ("confirm", "Buyer: confirm delivery; --waive-return pays the merchant at once.",
+     "--from buyer --waive-return",
+     [click.option("--waive-return", is_flag=True, help="Give up the return window.")]),
+    ("release", "Merchant: take back an unclaimed review bounty after the review window.",
+     "--from merchant", []),
+    ("claim", "Anyone: end a step whose deadline passed, as the silence decides.",
+     "--from buyer", []),
+    ("return", "Buyer: ask to return the goods within the return window (no reason).",
+     "--from buyer", []),
+    ("accept-return", "Merchant: accept a return.", "--from merchant", []),
+    ("ship-back", "Buyer: ship the goods back once the return is accepted.",
+     "--from buyer --tracking 'POST 456'",
+     [click.option("--tracking", default="", help="Tracking reference (128 bytes max).")]),
+    ("confirm-receipt", "Merchant: confirm the goods came back; the buyer is refunded.",
+     "--from merchant", []),
+    ("contest", "Merchant: contest a return before the order's arbiter (deposits its fee).",
+     "--from merchant", []),
+    ("refund", "Merchant: refund part (--amount) or all (--amount all) before the end.",
+     "--from merchant --amount 5",
+     [click.option("--amount", required=True, help="Amount, 'all' or a share like 50%.")]),
+    ("settle", "Buyer or merchant: offer a settlement; it holds once both name the same.",
+     "--from buyer --to-buyer 10",
+     [click.option("--to-buyer", "amount", required=True,
+                   help="What goes back to the buyer: amount, 'all' or 40%.")]),
+    ("dispute", "Buyer: open a dispute before the arbiter (deposits its fee).",
+     "--from buyer", []),
+    ("resolve", "Arbiter: rule how the held amount is split.",
+     "--from arbiter --to-buyer 60%",
+     [click.option("--to-buyer", "amount", required=True,
+                   help="What goes back to the buyer: amount, 'all' or 60%.")]),
+]
+
+
+def _order_step(step: str, help_text: str, example: str, extra: list[Any]) -> None:
+    def body(sender: str, order_id: int, raw: bool, **kw: Any) -> Any:
+        return _invoke("order_act", step, sender, order_id, raw=raw, **kw)
+
+    body.__name__ = f"order_{step.replace('-', '_')}"
+    body.__doc__ = f"{help_text}\n\n    \b\n        agora order {step} 7 {example}\n    "
+    f: Any = click.argument("order_id", type=click.IntRange(min=1), metavar="ORDER")(body)
+    for opt in extra:
+        f = opt(f)
+    _wallet_command(order, step, signing=True, amounts=True)(f)
+
+
+for _step in _ORDER_STEPS:
+    _order_step(*_step)
+
+
+@_wallet_command(order, "show")
+@click.argument("order_id", type=click.IntRange(min=1), metavar="ORDER")
+def order_show(order_id: int) -> Any:
+    """An order: its state, terms, parties, history and what each can do next.
+
+    \b
+        agora order show 7
+    """
+    return _invoke("order_show", order_id)
+
+
+@_wallet_command(order, "list")
+@click.option("--buyer", metavar="ADDRESS|NAME")
+@click.option("--merchant", metavar="ADDRESS|NAME")
+@click.option("--state", help="Only orders in this state (paid, shipped, ...).")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def order_list(buyer: str | None, merchant: str | None, state: str | None,
+               limit: int) -> Any:
+    """A buyer's or a merchant's orders, newest first.
+
+    \b
+        agora order list --buyer buyer --state shipped
+    """
+    return _invoke("order_list", buyer=buyer, merchant=merchant, state=state, limit=limit)
+
+
+@main.group()
+def group() -> None:
+    """Group deals: a lower price once enough buyers join before a deadline."""
+
+
+@_wallet_command(group, "join", signing=True)
+@click.argument("group_id", type=click.IntRange(min=1), metavar="[GROUP]", required=False)
+@click.option("--listing", "listing_id", type=click.IntRange(min=1),
+              help="Start a new group of this listing instead.")
+@click.option("--quantity", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--arbiter", metavar="ADDRESS|NAME",
+              help="One of the listing's arbiters [default: its first].")
+@click.option("--no-arbiter", is_flag=True, help="No arbiter (where the listing allows).")
+@click.option("--referrer", metavar="ADDRESS|NAME", help="Who referred you [default: the "
+              "group's leader].")
+def group_join(sender: str, group_id: int | None, listing_id: int | None, quantity: int,
+               arbiter: str | None, no_arbiter: bool, referrer: str | None) -> Any:
+    """Join a group (paying the group price into escrow), or start one with --listing.
+
+    \b
+        agora group join --listing 2 --from buyer
+        agora group join 1 --from referrer
+    """
+    return _invoke("group_join", sender, group_id=group_id, listing_id=listing_id,
+                   quantity=quantity, arbiter=arbiter, no_arbiter=no_arbiter,
+                   referrer=referrer)
+
+
+@_wallet_command(group, "leave", signing=True)
+@click.argument("group_id", type=click.IntRange(min=1), metavar="GROUP")
+def group_leave(sender: str, group_id: int) -> Any:
+    """Leave an open group: your payment comes back.
+
+    \b
+        agora group leave 1 --from buyer
+    """
+    return _invoke("group_leave", sender, group_id)
+
+
+@_wallet_command(group, "close", signing=True)
+@click.argument("group_id", type=click.IntRange(min=1), metavar="GROUP")
+@click.option("--no-refunds", is_flag=True, help="Only close; members claim their refunds.")
+def group_close(sender: str, group_id: int, no_refunds: bool) -> Any:
+    """Close a group that did not fill by its deadline and refund every member.
+
+    \b
+        agora group close 1 --from buyer
+    """
+    return _invoke("group_close", sender, group_id, refunds=not no_refunds, progress=True)
+
+
+@_wallet_command(group, "show")
+@click.argument("group_id", type=click.IntRange(min=1), metavar="GROUP")
+def group_show(group_id: int) -> Any:
+    """A group deal: its members, price and deadline.
+
+    \b
+        agora group show 1
+    """
+    return _invoke("group_show", group_id)
+
+
+@main.group()
+def review() -> None:
+    """Reviews: only the buyer of an ended order, once; one reply from the merchant."""
+
+
+@_wallet_command(review, "post", signing=True)
+@click.argument("order_id", type=click.IntRange(min=1), metavar="ORDER")
+@click.option("--rating", type=click.IntRange(1, 5), required=True, help="1 to 5 stars.")
+@click.option("--text", default="", help="What you thought (a few hundred bytes).")
+def review_post(sender: str, order_id: int, rating: int, text: str) -> Any:
+    """Review an order that has ended (its bounty, if any, is paid to you).
+
+    \b
+        agora review post 7 --from buyer --rating 5 --text "Lovely mug"
+    """
+    return _invoke("review_post", sender, order_id, rating, text)
+
+
+@_wallet_command(review, "reply", signing=True)
+@click.argument("order_id", type=click.IntRange(min=1), metavar="ORDER")
+@click.option("--text", required=True, help="The merchant's one reply.")
+def review_reply(sender: str, order_id: int, text: str) -> Any:
+    """Merchant: reply once to the review of an order.
+
+    \b
+        agora review reply 7 --from merchant --text "Thank you!"
+    """
+    return _invoke("review_reply", sender, order_id, text)
+
+
+@_wallet_command(review, "list")
+@click.option("--merchant", metavar="ADDRESS|NAME")
+@click.option("--listing", "listing_id", type=click.IntRange(min=1))
+@click.option("--order", "order_id", type=click.IntRange(min=1))
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def review_list(merchant: str | None, listing_id: int | None, order_id: int | None,
+                limit: int) -> Any:
+    """Reviews of a merchant (with its reputation), a listing or an order.
+
+    \b
+        agora review list --merchant merchant
+    """
+    return _invoke("review_list", merchant=merchant, listing_id=listing_id,
+                   order_id=order_id, limit=limit)
+
+
+@main.group()
+def query() -> None:
+    """Read the chain: status, blocks, transactions, accounts, merchants, events."""
+
+
+def _query(function: str, *args: Any, **kwargs: Any) -> Any:
+    return _invoke(function, *args, module="query", **kwargs)
+
+
+@_wallet_command(query, "status")
+def query_status() -> Any:
+    """The node, its chain and height, and the commerce contracts' addresses.
+
+    \b
+        agora query status
+    """
+    return _query("status")
+
+
+@_wallet_command(query, "block")
+@click.argument("height", type=click.IntRange(min=1), required=False)
+def query_block(height: int | None) -> Any:
+    """A block (the latest without HEIGHT).
+
+    \b
+        agora query block 12
+    """
+    return _query("block", height)
+
+
+@_wallet_command(query, "tx")
+@click.argument("tx_hash", metavar="HASH")
+def query_tx(tx_hash: str) -> Any:
+    """A committed transaction, its receipt and decoded events.
+
+    \b
+        agora query tx 5f3a...
+    """
+    return _query("tx", tx_hash)
+
+
+@_wallet_command(query, "account")
+@click.argument("who", metavar="ADDRESS|NAME")
+def query_account(who: str) -> Any:
+    """An account: balances and nonce.
+
+    \b
+        agora query account merchant
+    """
+    return _query("account", who)
+
+
+@_wallet_command(query, "history")
+@click.argument("who", metavar="ADDRESS|NAME")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+def query_history(who: str, limit: int) -> Any:
+    """An account's latest transactions.
+
+    \b
+        agora query history buyer
+    """
+    return _query("history", who, limit)
+
+
+@_wallet_command(query, "merchant")
+@click.argument("who", metavar="ADDRESS|NAME")
+def query_merchant(who: str) -> Any:
+    """A merchant's reputation and order record.
+
+    \b
+        agora query merchant merchant
+    """
+    return _query("merchant", who)
+
+
+@_wallet_command(query, "events")
+@click.argument("contract", metavar="CONTRACT")
+@click.option("--name", help="Only events of this name (OrderPlaced, Payout, ...).")
+@click.option("--from-height", type=click.IntRange(min=0))
+@click.option("--to-height", type=click.IntRange(min=0))
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def query_events(contract: str, name: str | None, from_height: int | None,
+                 to_height: int | None, limit: int) -> Any:
+    """Contract events (token, catalog, escrow, reviews or an address), newest first.
+
+    \b
+        agora query events escrow --name Payout
+    """
+    return _query("events", contract, name=name, from_height=from_height,
+                  to_height=to_height, limit=limit)
+
+
+# ---------------------------------------------------------------------- keys
+
+def _keys_options(f: click.decorators.FC) -> click.decorators.FC:
+    """--keystore, --home and --json, shared by every `agora keys` command."""
+    f = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(f)
+    f = click.option("--home", type=click.Path(file_okay=False),
+                     help="A node home; its keys/ is the keystore [default: $AGORA_HOME, "
+                          "else ~/.agora].")(f)
+    return click.option("--keystore", type=click.Path(file_okay=False),
+                        help="The keystore directory [default: HOME/keys].")(f)
+
+
+_PASSPHRASE_FILE_HELP = ("the passphrase is this file's first line [default: "
+                         "$AGORA_PASSPHRASE, else a hidden prompt].")
+
+
+def _keys_prompt(text: str) -> str:
+    return str(click.prompt(text, hide_input=True))
+
+
+def _keys_warn(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _keys_yes(question: str) -> bool:
+    return True
+
+
+def _keys_ask(question: str) -> bool:
+    return click.confirm(question, default=False)
+
+
+def _keys_error(exc: Exception) -> click.ClickException:
+    """A name that cannot be used is a usage error (exit 2); a refusal exits 1."""
+    from node.wallet.keystore import KeystoreUsageError
+
+    if isinstance(exc, KeystoreUsageError):
+        return click.UsageError(str(exc))
+    return click.ClickException(str(exc))
+
+
+def _keys_echo(text: str, warnings: tuple[str, ...]) -> None:
+    for warning in warnings:
+        click.echo(warning, err=True)
+    click.echo(text)
+
+
+@main.group()
+def keys() -> None:
+    """Wallet keys: one passphrase-encrypted file (mode 0600) per key.
+
+    Scripts give the passphrase with AGORA_PASSPHRASE or --passphrase-file.
+    """
+
+
+@keys.command("new")
+@click.argument("name")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False),
+              help="The new key's passphrase is this file's first line [default: "
+                   "$AGORA_PASSPHRASE, else a hidden prompt, asked twice].")
+@_keys_options
+def keys_new(name: str, passphrase_file: str | None, keystore: str | None, home: str | None,
+             as_json: bool) -> None:
+    """Create a key NAME, encrypted with a passphrase (asked twice).
+
+    \b
+        agora keys new alice
+        AGORA_PASSPHRASE=... agora keys new alice --home ./devnet --json
+    """
+    from node.wallet import keys as k
+    from node.wallet.keystore import KeystoreError
+
+    source = k.passphrase_source(passphrase_file, warn=_keys_warn,
+                                 prompt=_keys_prompt if sys.stdin.isatty() else None)
+    try:
+        report = k.new_key(k.open_keystore(keystore, home), name, source)
+    except KeystoreError as exc:
+        raise _keys_error(exc) from None
+    _keys_echo(report.render(as_json), report.warnings)
+
+
+@keys.command("list")
+@_keys_options
+def keys_list(keystore: str | None, home: str | None, as_json: bool) -> None:
+    """List the keys: name, address, encrypted or not.
+
+    \b
+        agora keys list --home ./localnet
+    """
+    from node.wallet import keys as k
+
+    report = k.list_keys(k.open_keystore(keystore, home))
+    _keys_echo(report.render(as_json), report.warnings)
+
+
+@keys.command("show")
+@click.argument("name")
+@_keys_options
+def keys_show(name: str, keystore: str | None, home: str | None, as_json: bool) -> None:
+    """Show key NAME: address, public key, encryption and KDF parameters, file.
+
+    \b
+        agora keys show alice --json
+    """
+    from node.wallet import keys as k
+    from node.wallet.keystore import KeystoreError
+
+    try:
+        report = k.show_key(k.open_keystore(keystore, home), name)
+    except KeystoreError as exc:
+        raise _keys_error(exc) from None
+    _keys_echo(report.render(as_json), report.warnings)
+
+
+@keys.command("import")
+@click.argument("name")
+@click.option("--file", "key_file", type=click.Path(dir_okay=False), metavar="EXPORTED.json",
+              help="A key file from `agora keys export` (it stays encrypted as it is).")
+@click.option("--seed-file", type=click.Path(dir_okay=False),
+              help="A file whose first line is the 32-byte seed in hex [default: a hidden "
+                   "prompt].")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False),
+              help="With a seed: " + _PASSPHRASE_FILE_HELP)
+@_keys_options
+def keys_import(name: str, key_file: str | None, seed_file: str | None,
+                passphrase_file: str | None, keystore: str | None, home: str | None,
+                as_json: bool) -> None:
+    """Import a key as NAME: an exported key file, or a seed to encrypt.
+
+    \b
+        agora keys export alice > alice.json   # on the old machine
+        agora keys import alice --file alice.json
+        agora keys import bob --seed-file bob.seed --passphrase-file pass.txt
+    """
+    from node.wallet import keys as k
+    from node.wallet.keystore import KeystoreError
+
+    if key_file is not None and seed_file is not None:
+        raise click.UsageError("give either --file EXPORTED.json or --seed-file FILE")
+    interactive = sys.stdin.isatty()
+    source = k.passphrase_source(passphrase_file, warn=_keys_warn,
+                                 prompt=_keys_prompt if interactive else None)
+    try:
+        report = k.import_key(k.open_keystore(keystore, home), name, file=key_file,
+                              seed_file=seed_file, passphrase=source,
+                              seed_prompt=_keys_prompt if interactive else None)
+    except KeystoreError as exc:
+        raise _keys_error(exc) from None
+    _keys_echo(report.render(as_json), report.warnings)
+
+
+@keys.command("export")
+@click.argument("name")
+@click.option("--unsafe-plaintext", is_flag=True,
+              help="Print the seed in hex, in clear, instead of the encrypted file.")
+@click.option("--yes", is_flag=True, help="With --unsafe-plaintext: do not ask to confirm.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False),
+              help="With --unsafe-plaintext: " + _PASSPHRASE_FILE_HELP)
+@_keys_options
+def keys_export(name: str, unsafe_plaintext: bool, yes: bool, passphrase_file: str | None,
+                keystore: str | None, home: str | None, as_json: bool) -> None:
+    """Print key NAME's encrypted file (or, on request, its seed in clear).
+
+    \b
+        agora keys export alice > alice.json
+        agora keys export alice --unsafe-plaintext --yes --passphrase-file pass.txt
+    """
+    from node.wallet import keys as k
+    from node.wallet.keystore import KeystoreError
+
+    interactive = sys.stdin.isatty()
+    store = k.open_keystore(keystore, home)
+    try:
+        if unsafe_plaintext:
+            source = k.passphrase_source(passphrase_file, warn=_keys_warn,
+                                         prompt=_keys_prompt if interactive else None)
+            confirm = _keys_yes if yes else (_keys_ask if interactive else None)
+            report = k.export_seed(store, name, source, confirm)
+        else:
+            report = k.export_key(store, name)
+    except KeystoreError as exc:
+        raise _keys_error(exc) from None
+    _keys_echo(report.render(as_json), report.warnings)
+
+
+@keys.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask to confirm.")
+@_keys_options
+def keys_delete(name: str, yes: bool, keystore: str | None, home: str | None,
+                as_json: bool) -> None:
+    """Delete key NAME (asks first; back it up with `agora keys export`).
+
+    \b
+        agora keys delete alice --yes
+    """
+    from node.wallet import keys as k
+    from node.wallet.keystore import KeystoreError
+
+    confirm = _keys_yes if yes else (_keys_ask if sys.stdin.isatty() else None)
+    try:
+        report = k.delete_key(k.open_keystore(keystore, home), name, confirm)
+    except KeystoreError as exc:
+        raise _keys_error(exc) from None
+    _keys_echo(report.render(as_json), report.warnings)
 
 
 if __name__ == "__main__":

@@ -32,3 +32,8 @@ COMMERCE_CONTRACTS = {
     "escrow": ESCROW_ADDRESS,
     "reviews": REVIEWS_ADDRESS,
 }
+
+#: How people read the native coin: amounts on chain are base units, and one coin is
+#: 10**COIN_DECIMALS of them (like the reward token's 18 decimals).
+COIN_SYMBOL = "AGO"
+COIN_DECIMALS = 18

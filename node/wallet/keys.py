@@ -43,7 +43,9 @@ class Report:
     warnings: tuple[str, ...] = ()
 
     def render(self, as_json: bool) -> str:
-        return json.dumps(self.data, indent=2) if as_json else "\n".join(self.lines)
+        # "ok" first, as every wallet command's JSON has it
+        return (json.dumps({"ok": True, **self.data}, indent=2) if as_json
+                else "\n".join(self.lines))
 
 
 def info_json(info: KeyInfo) -> dict[str, Any]:

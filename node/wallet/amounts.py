@@ -1,0 +1,92 @@
+"""Amounts as people write them: ``12.5`` of a unit with ``decimals`` decimals, never
+raw base units unless asked (``--raw``); printed the same way, with thousands
+separators in sentences."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from .errors import BadInput
+
+_AMOUNT = re.compile(r"^[0-9][0-9_,]*(\.[0-9]+)?$|^\.[0-9]+$")
+#: The largest amount anything on chain holds (a uint256).
+MAX_AMOUNT = (1 << 256) - 1
+
+
+def parse_amount(text: str, decimals: int, *, raw: bool = False, what: str = "amount",
+                 symbol: str = "") -> int:
+    """``text`` in base units: ``12.5`` with 18 decimals is 12_500_000_000_000_000_000.
+    With ``raw`` the text is base units already (an integer)."""
+    cleaned = text.strip().replace("_", "").replace(",", "")
+    unit = f" {symbol}" if symbol else ""
+    if raw:
+        if not cleaned.isdigit():
+            raise BadInput(f"{what} {text!r}: with --raw give whole base units (an integer)")
+        value = int(cleaned)
+    else:
+        if not _AMOUNT.match(text.strip()):
+            raise BadInput(f"{what} {text!r} is not a number: write it like 12.5")
+        try:
+            exact = Decimal(cleaned).scaleb(decimals)
+        except InvalidOperation:
+            raise BadInput(f"{what} {text!r} is not a number: write it like 12.5") from None
+        if exact != exact.to_integral_value():
+            raise BadInput(f"{what} {text!r} has more than {decimals} decimals{unit}")
+        value = int(exact)
+    if value > MAX_AMOUNT:
+        raise BadInput(f"{what} {text!r} is larger than any balance can be")
+    return value
+
+
+def format_amount(value: int, decimals: int, *, grouped: bool = True) -> str:
+    """Base units as a decimal: 12_500_000_000_000_000_000 -> ``12.5`` (``grouped``:
+    with thousands separators, ``1,250``)."""
+    whole, frac = divmod(value, 10**decimals) if decimals else (value, 0)
+    text = f"{whole:,}" if grouped else str(whole)
+    if frac:
+        text += "." + str(frac).rjust(decimals, "0").rstrip("0")
+    return text
+
+
+def parse_percent(text: str, what: str = "rate") -> int:
+    """``2.5%`` or ``2.5`` as basis points (250)."""
+    body = text.strip().removesuffix("%").strip()
+    try:
+        bps = Decimal(body) * 100
+    except InvalidOperation:
+        raise BadInput(f"{what} {text!r} is not a percentage: write it like 2.5%") from None
+    if bps != bps.to_integral_value() or not 0 <= bps <= 10_000:
+        raise BadInput(f"{what} {text!r}: a percentage from 0 to 100 with at most two "
+                       "decimals")
+    return int(bps)
+
+
+def format_percent(bps: int) -> str:
+    return f"{Decimal(bps) / 100:f}".rstrip("0").rstrip(".") + "%"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(w|d|h|m|min|s)?\s*$")
+_UNIT_MS = {"w": 7 * 86_400_000, "d": 86_400_000, "h": 3_600_000, "m": 60_000,
+            "min": 60_000, "s": 1_000, None: 86_400_000}
+
+
+def parse_duration(text: str, what: str = "window") -> int:
+    """``3d``, ``36h``, ``90m``, ``2w`` (a bare number is days) in milliseconds."""
+    match = _DURATION.match(text.lower())
+    if not match:
+        raise BadInput(f"{what} {text!r} is not a duration: write it like 3d, 36h or 90m")
+    ms = Decimal(match.group(1)) * _UNIT_MS[match.group(2)]
+    return int(ms)
+
+
+def format_duration(ms: int) -> str:
+    """Milliseconds the way people say them: ``3 days``, ``36 hours``, ``90 minutes``."""
+    for unit, size in (("day", 86_400_000), ("hour", 3_600_000), ("minute", 60_000),
+                       ("second", 1_000)):
+        if ms >= size and ms % size == 0:
+            n = ms // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    if ms >= 3_600_000:
+        return f"{ms / 3_600_000:.1f} hours"
+    return f"{ms / 1000:g} seconds"

@@ -1,0 +1,138 @@
+"""What an order's state means and what each party can do next, in sentences: the
+wallet's answer when a transition is refused (the escrow's lifecycle, escrow.agc)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .amounts import format_duration
+
+#: state -> (what it means, [(who, command, until/after, what it does)])
+#: ``when``: "by" (until the deadline), "after" (once it has passed) or "" (any time).
+STEPS: dict[str, tuple[str, list[tuple[str, str, str, str]]]] = {
+    "joined": ("a member of an open group deal, waiting for the group to fill", [
+        ("buyer", "group leave", "by", "leave the group (full refund)"),
+        ("merchant", "order decline", "by", "decline it (full refund)"),
+        ("anyone", "group close", "after", "close the unfilled group (refunds)"),
+    ]),
+    "paid": ("paid into escrow, waiting for the merchant to ship", [
+        ("merchant", "order ship", "by", "ship it (with a tracking reference)"),
+        ("merchant", "order decline", "by", "decline it (full refund)"),
+        ("buyer", "order cancel", "", "cancel it (full refund)"),
+        ("anyone", "order claim", "after", "refund the buyer: the merchant did not ship"),
+    ]),
+    "shipped": ("shipped, waiting for the buyer to confirm delivery", [
+        ("buyer", "order confirm", "", "confirm delivery (add --waive-return to pay the "
+                                        "merchant at once)"),
+        ("buyer", "order dispute", "by", "open a dispute before the arbiter"),
+        ("anyone", "order claim", "after", "count it as delivered at the deadline"),
+        ("merchant", "order refund", "", "refund the buyer in part or in full"),
+        ("buyer and merchant", "order settle", "", "settle on a partial refund"),
+    ]),
+    "delivered": ("delivered; the return window is open", [
+        ("buyer", "order return", "by", "ask to return it (no reason needed)"),
+        ("buyer", "order dispute", "by", "open a dispute before the arbiter"),
+        ("anyone", "order claim", "after", "pay the merchant once the window has closed"),
+        ("merchant", "order refund", "", "refund the buyer in part or in full"),
+    ]),
+    "return_requested": ("the buyer asked to return it", [
+        ("merchant", "order accept-return", "by", "accept the return"),
+        ("merchant", "order contest", "by", "contest the return before the arbiter"),
+        ("buyer", "order ship-back", "by", "ship it back once the return is accepted"),
+        ("anyone", "order claim", "after", "end it as the silence decides"),
+    ]),
+    "return_shipped": ("the buyer shipped it back", [
+        ("merchant", "order confirm-receipt", "", "confirm receipt (full refund)"),
+        ("merchant", "order contest", "by", "contest the return before the arbiter"),
+        ("anyone", "order claim", "after", "refund the buyer: the merchant was silent"),
+    ]),
+    "disputed": ("before the arbiter", [
+        ("arbiter", "order resolve", "by", "rule how the held amount is split"),
+        ("buyer and merchant", "order settle", "", "settle on a partial refund"),
+        ("anyone", "order claim", "after", "end it by the listing's default split (the "
+                                           "arbiter earns no fee)"),
+    ]),
+}
+ENDED = {"completed": "completed: the merchant was paid",
+         "declined": "declined by the merchant: the buyer was refunded",
+         "cancelled": "cancelled: the buyer was refunded",
+         "refunded": "refunded",
+         "resolved": "resolved: the held amount was split"}
+
+
+def when(ms: int) -> str:
+    """A time for a sentence: ``2026-12-05 21:03 UTC``."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ms // 1000))
+
+
+def until(ms: int, now_ms: int) -> str:
+    """``in 2 days`` / ``3 hours ago``, roughly."""
+    delta = ms - now_ms
+    span = abs(delta)
+    for unit, size in (("day", 86_400_000), ("hour", 3_600_000), ("minute", 60_000)):
+        if span >= size:
+            n = span // size
+            text = f"{n} {unit}{'s' if n != 1 else ''}"
+            break
+    else:
+        text = f"{span // 1000} seconds"
+    return f"in {text}" if delta >= 0 else f"{text} ago"
+
+
+def state_sentence(order_id: int, view: dict[str, Any], now_ms: int) -> str:
+    state = view["state"]
+    if state in ENDED:
+        return f"Order {order_id} has ended: {ENDED[state]}."
+    meaning = STEPS.get(state, (state, []))[0]
+    deadline = int(view["order"]["deadline"])
+    return (f"Order {order_id} is {state.replace('_', ' ')} ({meaning}); its current deadline "
+            f"is {when(deadline)} ({until(deadline, now_ms)}).")
+
+
+def next_steps(order_id: int, view: dict[str, Any], now_ms: int) -> list[str]:
+    """What each party can do now, as commands."""
+    state = view["state"]
+    if state in ENDED:
+        order = view["order"]
+        steps = []
+        if int(order.get("bounty", 0)):
+            steps.append(f"the buyer can review it (agora review post {order_id}); the "
+                         f"merchant takes back the review bounty once the review window "
+                         f"ends (agora order release {order_id})")
+        else:
+            steps.append(f"the buyer can review it once (agora review post {order_id})")
+        return steps
+    deadline = int(view["order"]["deadline"])
+    passed = now_ms > deadline
+    out = []
+    for who, command, time_rule, does in STEPS.get(state, ("", []))[1]:
+        if time_rule == "by" and passed:
+            continue
+        if time_rule == "after" and not passed:
+            out.append(f"{who}: {does} after {when(deadline)} (agora {command} {order_id})")
+            continue
+        out.append(f"{who}: {does} (agora {command} {order_id})")
+    return out
+
+
+def refused_transition(action: str, order_id: int, reason: str, view: dict[str, Any] | None,
+                       now_ms: int) -> str:
+    """Why ``action`` on an order was refused, what state it is in, and what can be
+    done now."""
+    head = f"Cannot {action} order {order_id}: {reason.rstrip('.')}."
+    if view is None:
+        return head
+    lines = [head, state_sentence(order_id, view, now_ms)]
+    if "deadline has not passed" in reason or "not passed" in reason:
+        deadline = int(view["order"]["deadline"])
+        lines.append(f"The deadline passes at {when(deadline)} ({until(deadline, now_ms)}); "
+                     "try again after that.")
+    steps = next_steps(order_id, view, now_ms)
+    if steps:
+        lines.append("What can be done now: " + "; ".join(steps) + ".")
+    return "\n".join(lines)
+
+
+def window(ms: int) -> str:
+    return format_duration(ms) if ms else "none"
