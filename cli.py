@@ -182,14 +182,17 @@ def start(home: str) -> None:
 
 
 @main.group(invoke_without_command=True)
-@click.option("--validators", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--validators", type=click.IntRange(1, 64), default=None,
+              help="Validators of a new localnet [default: 4; an existing one keeps its "
+                   "own].")
 @click.option("--home", type=click.Path(file_okay=False), default="./localnet",
               show_default=True, help="Where the localnet lives (HOME/nodeN are node homes).")
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=None,
               help="Node i listens on BASE+2i (p2p) and BASE+2i+1 (rpc) [default: 26600, "
                    "or what an existing localnet was made with].")
 @click.pass_context
-def localnet(ctx: click.Context, validators: int, home: str, base_port: int | None) -> None:
+def localnet(ctx: click.Context, validators: int | None, home: str,
+             base_port: int | None) -> None:
     """Run N validators on 127.0.0.1 until Ctrl-C (creating them on first use).
 
     Prints where each node listens, then a status line every few seconds.

@@ -47,6 +47,7 @@ from .rpc.client import NodeUnreachable, RPCClient, RPCFailed
 
 DEMO_ACCOUNTS = ("buyer", "merchant", "arbiter", "referrer")
 DEFAULT_BASE_PORT = 26600
+DEFAULT_VALIDATORS = 4
 CHAIN_ID = "agora-localnet"
 #: Linux prctl(2): have the kernel send a signal to this process when its parent dies.
 PR_SET_PDEATHSIG = 1
@@ -342,10 +343,11 @@ def stop_processes(procs: dict[int, subprocess.Popen], timeout: float = 15.0) ->
             proc.wait()
 
 
-def run(home: Path, validators: int, base_port: int | None, echo,
+def run(home: Path, validators: int | None, base_port: int | None, echo,
         status_every: float = 5.0) -> None:
     """Init if needed, start every node, print status lines until Ctrl-C, stop.
-    ``base_port`` None: an existing localnet's own ports (a new one's: 26600)."""
+    ``base_port`` None: an existing localnet's own ports (a new one's: 26600);
+    ``validators`` None: an existing localnet's own count (a new one's: 4)."""
     home.mkdir(parents=True, exist_ok=True)
     try:
         release = take_lock(home / "localnet.lock")
@@ -355,10 +357,16 @@ def run(home: Path, validators: int, base_port: int | None, echo,
                         f"it first (Ctrl-C in its terminal, or `kill {pid}`)") from None
     try:
         if not (home / "localnet.json").exists():
+            validators = validators or DEFAULT_VALIDATORS
             init(home, validators, base_port)
             echo(f"created a {validators}-validator localnet in {home}")
         else:
-            refuse_if_running(home, node_infos(home))
+            infos = node_infos(home)
+            if validators is not None and validators != len(infos):
+                raise HomeError(f"the localnet in {home} has {len(infos)} validators, not "
+                                f"{validators}: run it without --validators, or make a new "
+                                f"one with another --home")
+            refuse_if_running(home, infos)
             if base_port is not None and (moved := move_ports(home, base_port)):
                 echo(f"moved the localnet in {home} to ports {base_port}-"
                      f"{base_port + 2 * len(moved) - 1} (p2p and rpc of each node)")

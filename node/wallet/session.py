@@ -144,10 +144,19 @@ class Session:
         return self._cache["contracts"]
 
     def contract(self, name: str) -> dict[str, Any]:
+        """A commerce contract as the node describes it. Its address is Agora's fixed
+        one (chain.system): a node that names another is not believed, so no node can
+        make the wallet sign a payment to a contract of its choosing."""
         known = self.contracts()
         if name not in known:
             raise Refused(f"the node at {self.node_url} has no {name} contract: is it an "
                           "Agora chain with the commerce contracts?")
+        fixed = COMMERCE_CONTRACTS.get(name)
+        if fixed is not None and known[name]["address"] != address_to_text(fixed):
+            raise Refused(f"the node at {self.node_url} says the {name} contract is at "
+                          f"{known[name]['address']}, but Agora's {name} contract is at "
+                          f"{address_to_text(fixed)}: refusing to sign anything through "
+                          "this node.")
         return known[name]
 
     def token_unit(self) -> tuple[str, int]:

@@ -310,3 +310,13 @@ def test_a_localnet_whose_nodes_all_exit_says_why_and_fails(
     assert "node0 exited with code 1: error: " in out
     assert "genesis.json is not UTF-8 text" in out
     assert "every node exited" in err
+
+
+def test_validators_on_an_existing_localnet_of_another_size_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "ln"
+    localnet.init(home, 1, localnet.free_base_port(2))
+    before = (home / "localnet.json").read_text()
+    with pytest.raises(localnet.HomeError, match=r"has 1 validators, not 3: run it without "
+                                                  r"--validators"):
+        localnet.run(home, 3, None, lambda _: None)
+    assert (home / "localnet.json").read_text() == before  # nothing touched
