@@ -20,20 +20,21 @@ def parse_amount(text: str, decimals: int, *, raw: bool = False, what: str = "am
     With ``raw`` the text is base units already (an integer)."""
     cleaned = text.strip().replace("_", "").replace(",", "")
     unit = f" {symbol}" if symbol else ""
+    if len(cleaned) > 200:  # a uint256 has 78 digits; int() refuses past 4,300
+        raise BadInput(f"{what} {text[:20]!r}... is larger than any balance can be")
     if raw:
-        if not cleaned.isdigit():
+        if not (cleaned.isascii() and cleaned.isdigit()):
             raise BadInput(f"{what} {text!r}: with --raw give whole base units (an integer)")
         value = int(cleaned)
     else:
         if not _AMOUNT.match(text.strip()):
             raise BadInput(f"{what} {text!r} is not a number: write it like 12.5")
-        try:
-            exact = Decimal(cleaned).scaleb(decimals)
-        except InvalidOperation:
-            raise BadInput(f"{what} {text!r} is not a number: write it like 12.5") from None
-        if exact != exact.to_integral_value():
+        # Exact integer arithmetic: a Decimal rounds past 28 digits.
+        whole, _, frac = cleaned.partition(".")
+        if len(frac.rstrip("0")) > decimals:
             raise BadInput(f"{what} {text!r} has more than {decimals} decimals{unit}")
-        value = int(exact)
+        frac = frac.rstrip("0")
+        value = int(whole or "0") * 10**decimals + int(frac.ljust(decimals, "0") or "0")
     if value > MAX_AMOUNT:
         raise BadInput(f"{what} {text!r} is larger than any balance can be")
     return value
