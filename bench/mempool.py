@@ -34,7 +34,7 @@ from node.genesis import genesis_document
 from node.mempool import Mempool
 from storage.kv import LevelDBKV
 from vm.errors import InvalidTx
-from vm.executor import TX_BYTE_GAS, TX_GAS
+from vm.gas import TX_BYTE_GAS, TX_GAS
 
 CHAIN = "agora-bench-mempool"
 

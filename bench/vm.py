@@ -32,7 +32,7 @@ from node.genesis import genesis_document
 from storage.kv import LevelDBKV, MemoryKV
 from storage.state import StateTree
 from vm.asm import assemble
-from vm.executor import TX_BYTE_GAS, TX_GAS
+from vm.gas import TX_BYTE_GAS, TX_GAS
 from vm.interpreter import BlockEnv, Machine, Status
 from vm.program import load_program
 from vm.world import WorldState

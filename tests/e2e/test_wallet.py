@@ -9,6 +9,7 @@ what it was paid (the Payout events the escrow emitted).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -113,10 +114,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agora]:
         if manifest.exists():
             for node in json.loads(manifest.read_text())["nodes"]:
                 if node.get("pid"):
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(node["pid"], signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
         log.close()
 
 
