@@ -28,7 +28,37 @@ def _version() -> str:
         return _FALLBACK_VERSION
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Agora(click.Group):
+    """The top command. With ``--json`` anywhere in the arguments, every failure is one
+    JSON object on stdout too (``{"ok": false, "error": ..., "exit_code": ...}``) —
+    also those found while parsing (a missing argument, a bad option) and the keys
+    commands' refusals — so a script reads one format whatever happened."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if "--json" not in argv or not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            _json_failure(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _json_failure("aborted", 1)
+        sys.exit(0)
+
+
+#: An id (a listing, an order, a group) or a height: what the API takes, 1 to 2**64 - 1.
+_ID = click.IntRange(1, 2**64 - 1)
+
+
+def _json_failure(message: str, code: int) -> None:
+    click.echo(json.dumps({"ok": False, "error": message, "exit_code": code}, indent=2))
+    sys.exit(code)
+
+
+@click.group(cls=_Agora, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               help="Show the version and exit.",
               # read only when asked: importlib.metadata costs a wallet command 50 ms
@@ -271,7 +301,7 @@ def _wallet_command(group: click.Group, name: str, *, signing: bool = False,
             from node.wallet.runner import run
 
             shared = {k: kw.pop(k) for k in ("node", "home", "keystore", "as_json",
-                                            "passphrase_file") if k in kw}
+                                            "passphrase_file", "timeout") if k in kw}
             code = run(body(**kw), prompt=_hidden_prompt,
                        echo=click.echo, err=lambda t: click.echo(t, err=True), **shared)
             sys.exit(code)
@@ -285,6 +315,11 @@ def _wallet_command(group: click.Group, name: str, *, signing: bool = False,
                          help="Home whose keys/ is the keystore [default: $AGORA_HOME, "
                               "else ~/.agora].")(f)
         f = click.option("--node", metavar="URL", help="The node's JSON-RPC URL.")(f)
+        f = click.option("--timeout", type=click.FloatRange(1, 3600), default=60,
+                         show_default=True, metavar="SECONDS",
+                         help="The most any one request to the node may take, its "
+                              "whole answer included (a commit is waited for up to the "
+                              "node's own limit, 30 s by default).")(f)
         if amounts:
             f = click.option("--raw", is_flag=True,
                              help="Amounts are whole base units, not decimals.")(f)
@@ -419,7 +454,7 @@ def listing_create(sender: str, title: str, price: str | None, token_price: str 
 
 
 @_wallet_command(listing, "edit", signing=True, amounts=True)
-@click.argument("listing_id", type=click.IntRange(min=1), metavar="LISTING")
+@click.argument("listing_id", type=_ID, metavar="LISTING")
 @click.option("--price", help="New price per unit in coin.")
 @click.option("--token-price", help="New price per unit in reward tokens.")
 @click.option("--stock", type=click.IntRange(min=0), help="New stock.")
@@ -439,7 +474,7 @@ def listing_edit(sender: str, listing_id: int, price: str | None, token_price: s
 
 
 @_wallet_command(listing, "pause", signing=True)
-@click.argument("listing_id", type=click.IntRange(min=1), metavar="LISTING")
+@click.argument("listing_id", type=_ID, metavar="LISTING")
 def listing_pause(sender: str, listing_id: int) -> Any:
     """Stop taking orders (`listing edit --resume` takes them again).
 
@@ -450,7 +485,7 @@ def listing_pause(sender: str, listing_id: int) -> Any:
 
 
 @_wallet_command(listing, "show")
-@click.argument("listing_id", type=click.IntRange(min=1), metavar="LISTING")
+@click.argument("listing_id", type=_ID, metavar="LISTING")
 def listing_show(listing_id: int) -> Any:
     """A listing: price, stock, terms, commissions and its record.
 
@@ -514,7 +549,7 @@ def order() -> None:
 
 
 @_wallet_command(order, "place", signing=True, amounts=True)
-@click.argument("listing_id", type=click.IntRange(min=1), metavar="LISTING")
+@click.argument("listing_id", type=_ID, metavar="LISTING")
 @click.option("--quantity", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--arbiter", metavar="ADDRESS|NAME",
               help="One of the listing's arbiters [default: its first].")
@@ -583,7 +618,7 @@ def _order_step(step: str, help_text: str, example: str, extra: list[Any]) -> No
 
     body.__name__ = f"order_{step.replace('-', '_')}"
     body.__doc__ = f"{help_text}\n\n    \b\n        agora order {step} 7 {example}\n    "
-    f: Any = click.argument("order_id", type=click.IntRange(min=1), metavar="ORDER")(body)
+    f: Any = click.argument("order_id", type=_ID, metavar="ORDER")(body)
     for opt in extra:
         f = opt(f)
     _wallet_command(order, step, signing=True, amounts=True)(f)
@@ -594,7 +629,7 @@ for _step in _ORDER_STEPS:
 
 
 @_wallet_command(order, "show")
-@click.argument("order_id", type=click.IntRange(min=1), metavar="ORDER")
+@click.argument("order_id", type=_ID, metavar="ORDER")
 def order_show(order_id: int) -> Any:
     """An order: its state, terms, parties, history and what each can do next.
 
@@ -625,8 +660,8 @@ def group() -> None:
 
 
 @_wallet_command(group, "join", signing=True)
-@click.argument("group_id", type=click.IntRange(min=1), metavar="[GROUP]", required=False)
-@click.option("--listing", "listing_id", type=click.IntRange(min=1),
+@click.argument("group_id", type=_ID, metavar="[GROUP]", required=False)
+@click.option("--listing", "listing_id", type=_ID,
               help="Start a new group of this listing instead.")
 @click.option("--quantity", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--arbiter", metavar="ADDRESS|NAME",
@@ -648,7 +683,7 @@ def group_join(sender: str, group_id: int | None, listing_id: int | None, quanti
 
 
 @_wallet_command(group, "leave", signing=True)
-@click.argument("group_id", type=click.IntRange(min=1), metavar="GROUP")
+@click.argument("group_id", type=_ID, metavar="GROUP")
 def group_leave(sender: str, group_id: int) -> Any:
     """Leave an open group: your payment comes back.
 
@@ -659,7 +694,7 @@ def group_leave(sender: str, group_id: int) -> Any:
 
 
 @_wallet_command(group, "close", signing=True)
-@click.argument("group_id", type=click.IntRange(min=1), metavar="GROUP")
+@click.argument("group_id", type=_ID, metavar="GROUP")
 @click.option("--no-refunds", is_flag=True, help="Only close; members claim their refunds.")
 def group_close(sender: str, group_id: int, no_refunds: bool) -> Any:
     """Close a group that did not fill by its deadline and refund every member.
@@ -671,7 +706,7 @@ def group_close(sender: str, group_id: int, no_refunds: bool) -> Any:
 
 
 @_wallet_command(group, "show")
-@click.argument("group_id", type=click.IntRange(min=1), metavar="GROUP")
+@click.argument("group_id", type=_ID, metavar="GROUP")
 def group_show(group_id: int) -> Any:
     """A group deal: its members, price and deadline.
 
@@ -687,7 +722,7 @@ def review() -> None:
 
 
 @_wallet_command(review, "post", signing=True)
-@click.argument("order_id", type=click.IntRange(min=1), metavar="ORDER")
+@click.argument("order_id", type=_ID, metavar="ORDER")
 @click.option("--rating", type=click.IntRange(1, 5), required=True, help="1 to 5 stars.")
 @click.option("--text", default="", help="What you thought (a few hundred bytes).")
 def review_post(sender: str, order_id: int, rating: int, text: str) -> Any:
@@ -700,7 +735,7 @@ def review_post(sender: str, order_id: int, rating: int, text: str) -> Any:
 
 
 @_wallet_command(review, "reply", signing=True)
-@click.argument("order_id", type=click.IntRange(min=1), metavar="ORDER")
+@click.argument("order_id", type=_ID, metavar="ORDER")
 @click.option("--text", required=True, help="The merchant's one reply.")
 def review_reply(sender: str, order_id: int, text: str) -> Any:
     """Merchant: reply once to the review of an order.
@@ -713,8 +748,8 @@ def review_reply(sender: str, order_id: int, text: str) -> Any:
 
 @_wallet_command(review, "list")
 @click.option("--merchant", metavar="ADDRESS|NAME")
-@click.option("--listing", "listing_id", type=click.IntRange(min=1))
-@click.option("--order", "order_id", type=click.IntRange(min=1))
+@click.option("--listing", "listing_id", type=_ID)
+@click.option("--order", "order_id", type=_ID)
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
 def review_list(merchant: str | None, listing_id: int | None, order_id: int | None,
                 limit: int) -> Any:
@@ -747,7 +782,7 @@ def query_status() -> Any:
 
 
 @_wallet_command(query, "block")
-@click.argument("height", type=click.IntRange(min=1), required=False)
+@click.argument("height", type=_ID, required=False)
 def query_block(height: int | None) -> Any:
     """A block (the latest without HEIGHT).
 

@@ -13,8 +13,12 @@ A JSON-RPC error is raised as :class:`RPCFailed` carrying the node's ``code``, i
 from __future__ import annotations
 
 import http.client
+import io
 import json
+import math
+import re
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -267,23 +271,125 @@ def _result(url: str, method: str, answer: Any) -> Any:
     if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
         raise NodeUnreachable(f"{url} did not answer in JSON-RPC")
     if "error" in answer:
-        raise RPCFailed(method, answer["error"])
+        error = answer["error"]
+        if not isinstance(error, dict):
+            raise NodeUnreachable(f"{url} did not answer in JSON-RPC (its error is not an "
+                                  "object)")
+        raise RPCFailed(method, error)
     return answer["result"]
+
+
+#: The most a synchronous call reads of an answer: a node that sends more (or never
+#: stops) is cut off rather than filling the caller's memory. The largest honest answer
+#: is a page of blocks or a contract's ABI, well under this.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+_LABEL = re.compile(r"^[A-Za-z0-9-]{1,63}$")
+_IP6 = re.compile(r"^[0-9a-fA-F:.]{2,45}$")
+
+
+def _good_host(host: str) -> bool:
+    """A DNS name, an IPv4 address, or an IPv6 address (what urlsplit left of it)."""
+    if len(host) > 253:
+        return False
+    if ":" in host:
+        return bool(_IP6.match(host))
+    return all(_LABEL.match(label) for label in host.removesuffix(".").split("."))
+
+
+class _Deadline:
+    """When the call in flight must be over (monotonic seconds)."""
+
+    at = math.inf
+
+    def left(self) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        return left
+
+
+class _DeadlineSocket:
+    """A connected socket whose every read and write must finish by one deadline. A
+    plain socket timeout is per read, so a node that trickles its answer a byte at a
+    time restarts it with every byte and holds the caller forever; this one sets each
+    read's timeout to what is left of the call's."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.settimeout(self._deadline.left())
+        self._sock.sendall(data)
+
+    def recv_into(self, buffer: Any) -> int:
+        self._sock.settimeout(self._deadline.left())
+        return self._sock.recv_into(buffer)
+
+    def makefile(self, *_args: Any, **_kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, sock: _DeadlineSocket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._sock.recv_into(buffer)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    deadline: _Deadline
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, self.deadline)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    deadline: _Deadline
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket(self.sock, self.deadline)
 
 
 class SyncClient(RPCMethods[Any]):
     """The client for scripts and the CLI: ``SyncClient(url).status()``. One HTTP/1.1
-    connection, kept alive between calls and opened again if the node closed it."""
+    connection, kept alive between calls and opened again if the node closed it.
 
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise NodeUnreachable(f"{url!r} is not a node URL: use http://HOST:PORT")
+    Every call ends within ``timeout`` seconds, all of it (connecting, sending, the
+    node's work and its whole answer), and reads at most ``max_answer`` bytes: a node
+    that hangs, trickles or floods raises :class:`NodeUnreachable` instead."""
+
+    def __init__(self, url: str, timeout: float = 60.0,
+                 max_answer: int = MAX_ANSWER_BYTES) -> None:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise NodeUnreachable(f"{url[:100]!r} is not a node URL ({exc}): use "
+                                  "http://HOST:PORT") from None
+        host = parts.hostname or ""
+        if parts.scheme not in ("http", "https") or not host or not _good_host(host):
+            raise NodeUnreachable(f"{url[:100]!r} is not a node URL: use http://HOST:PORT")
         self.url = url
         self.timeout = timeout
+        self.max_answer = max_answer
         self._parts = parts
+        self._host, self._port = host, port
         self._path = parts.path or "/"
-        self._conn: http.client.HTTPConnection | None = None
+        self._conn: _HTTPConnection | _HTTPSConnection | None = None
+        self._deadline = _Deadline()
         self._ids = 0
 
     def __enter__(self) -> SyncClient:
@@ -297,15 +403,11 @@ class SyncClient(RPCMethods[Any]):
             self._conn.close()
             self._conn = None
 
-    def _connection(self) -> http.client.HTTPConnection:
+    def _connection(self) -> _HTTPConnection | _HTTPSConnection:
         if self._conn is None:
-            cls = (http.client.HTTPSConnection if self._parts.scheme == "https"
-                   else http.client.HTTPConnection)
-            try:
-                port = self._parts.port
-            except ValueError:
-                raise NodeUnreachable(f"{self.url!r} has a bad port") from None
-            self._conn = cls(self._parts.hostname or "", port, timeout=self.timeout)
+            cls = _HTTPSConnection if self._parts.scheme == "https" else _HTTPConnection
+            self._conn = cls(self._host, self._port, timeout=self.timeout)
+            self._conn.deadline = self._deadline
         return self._conn
 
     def call(self, method: str, /, **params: Any) -> Any:
@@ -313,24 +415,30 @@ class SyncClient(RPCMethods[Any]):
         self._ids += 1
         body = json.dumps({"jsonrpc": "2.0", "id": self._ids, "method": method,
                            "params": params}).encode()
-        for attempt in (1, 2):
-            conn = self._connection()
-            try:
-                conn.request("POST", self._path, body, {"Content-Type": "application/json"})
-                response = conn.getresponse()
-                data = response.read()
-                break
-            except (http.client.RemoteDisconnected, BrokenPipeError,
-                    ConnectionResetError) as exc:
-                # A kept-alive connection the node closed while idle: dial again once.
-                self.close()
-                if attempt == 2:
-                    raise NodeUnreachable(f"cannot reach the node at {self.url}: {exc}") from None
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                reason = ("timed out" if isinstance(exc, (TimeoutError, socket.timeout))
-                          else exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc))
-                raise NodeUnreachable(f"cannot reach the node at {self.url}: {reason}") from None
+        self._deadline.at = time.monotonic() + self.timeout
+        try:
+            for attempt in (1, 2):
+                conn = self._connection()
+                try:
+                    conn.request("POST", self._path, body,
+                                 {"Content-Type": "application/json"})
+                    response = conn.getresponse()
+                    data = self._read(response)
+                    break
+                except (http.client.RemoteDisconnected, BrokenPipeError,
+                        ConnectionResetError) as exc:
+                    # A kept-alive connection the node closed while idle: dial again once.
+                    self.close()
+                    if attempt == 2:
+                        raise NodeUnreachable(f"cannot reach the node at {self.url}: "
+                                              f"{exc or 'the connection was closed'}"
+                                              ) from None
+                except (OSError, http.client.HTTPException, UnicodeError) as exc:
+                    self.close()
+                    raise NodeUnreachable(f"cannot reach the node at {self.url}: "
+                                          f"{_reason(exc, self.timeout)}") from None
+        finally:
+            self._deadline.at = math.inf
         if response.status != 200:
             raise NodeUnreachable(f"{self.url} answered HTTP {response.status}: "
                                   f"{data[:200].decode(errors='replace')}")
@@ -339,6 +447,21 @@ class SyncClient(RPCMethods[Any]):
         except ValueError:
             raise NodeUnreachable(f"{self.url} did not answer in JSON-RPC") from None
         return _result(self.url, method, answer)
+
+    def _read(self, response: http.client.HTTPResponse) -> bytes:
+        length = response.getheader("Content-Length")
+        if length is not None and length.strip().isdigit() and int(length) > self.max_answer:
+            self.close()
+            raise NodeUnreachable(f"{self.url} sent an answer of {int(length):,} bytes, "
+                                  f"more than the {self.max_answer:,} a call reads")
+        data = response.read(self.max_answer + 1)
+        if len(data) > self.max_answer:
+            self.close()
+            raise NodeUnreachable(f"{self.url} sent an answer of more than "
+                                  f"{self.max_answer:,} bytes, the most a call reads")
+        if not response.isclosed():  # an answer longer than its own Content-Length
+            self.close()
+        return data
 
     def pages(self, method: str, key: str = "items", **params: Any
               ) -> Iterator[dict[str, Any]]:
@@ -349,6 +472,14 @@ class SyncClient(RPCMethods[Any]):
             if not page.get("next"):
                 return
             params["before"] = page["next"]
+
+
+def _reason(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no complete answer within {timeout:g} s"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def _hex(value: bytes | str) -> str:

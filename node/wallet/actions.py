@@ -21,8 +21,9 @@ from .amounts import (
     parse_percent,
 )
 from .errors import BadInput, Refused
-from .explain import next_steps, refused_transition, state_sentence, until, when, window
+from .explain import ENDED, next_steps, refused_transition, state_sentence, until, when, window
 from .session import Sent, Session, now_ms
+from .text import one_line
 
 NOBODY = bytes(20)
 
@@ -77,6 +78,9 @@ def balance(s: Session, who: str) -> Report:
 def transfer(s: Session, sender: str, to: str, amount: str, *, token: bool = False,
              raw: bool = False, memo: str = "") -> Report:
     receiver = s.address(to, "recipient")
+    if receiver == NOBODY:
+        raise BadInput("the recipient is the zero address, which belongs to nobody: what is "
+                       "sent there is lost for good")
     if token:
         symbol, decimals = s.token_unit()
         value = parse_amount(amount, decimals, raw=raw, symbol=symbol)
@@ -172,49 +176,119 @@ def _listing_explain(what: str) -> Callable[[str], str]:
     return lambda reason: f"Cannot {what}: {reason.rstrip('.')}."
 
 
+def _limits(s: Session) -> dict[str, Any]:
+    """The catalog's deploy limits (it publishes them for wallets to check against)."""
+    if "limits" not in s._cache:
+        s._cache["limits"] = s.view("catalog", "limits") or {}
+    return s._cache["limits"]
+
+
+def _check_rates(s: Session, rates: list[int]) -> None:
+    most = int(_limits(s).get("max_commission_bps", 10_000))
+    if sum(rates) > most:
+        raise BadInput(f"the commissions add up to {format_percent(sum(rates))}; together "
+                       f"they may be at most {format_percent(most)} of a sale")
+
+
+def _check_group(s: Session, size: int, window_ms: int) -> None:
+    limits = _limits(s)
+    most = int(limits.get("max_group_size", size))
+    if not 2 <= size <= most:
+        raise BadInput(f"a group is 2 to {most:,} buyers, not {size:,}")
+    shortest = int(limits.get("min_window", window_ms))
+    longest = int(limits.get("max_window", window_ms))
+    if not shortest <= window_ms <= longest:
+        raise BadInput(f"the group window is {window(window_ms)}; it may be "
+                       f"{window(shortest)} to {window(longest)}")
+
+
+def _group_args(s: Session, group_price: str | None, group_size: int | None,
+                group_window: str | None, raw: bool) -> list[Any] | None:
+    if not (group_price or group_size or group_window):
+        return None
+    if not (group_price and group_size and group_window):
+        raise BadInput("a group deal needs --group-price, --group-size and --group-window")
+    gp = parse_amount(group_price, COIN_DECIMALS, raw=raw, what="group price")
+    gw = parse_duration(group_window, "the group window")
+    _check_group(s, group_size, gw)
+    return [gp, group_size, gw]
+
+
+class _Steps:
+    """Transactions sent one after another for one command: when a later one is
+    refused, the refusal says which went through before it (they are committed, and
+    final), so nobody believes a half-done command did nothing."""
+
+    def __init__(self, s: Session, key: Any, listing_id: int | None = None) -> None:
+        self.s, self.key, self.listing_id = s, key, listing_id
+        self.txs: list[Sent] = []
+        self.done: list[str] = []
+
+    def send(self, done: str, method: str, args: list[Any],
+             explain: Callable[[str], str]) -> Sent:
+        try:
+            sent = self.s.send(self.key, "catalog", method, args, explain=explain)
+        except Refused as exc:
+            if not self.done:
+                raise
+            done = "; ".join(self.done)
+            raise Refused(f"{done[0].upper()}{done[1:]} (committed); then: {exc}",
+                          listing_id=self.listing_id, txs=[t.json() for t in self.txs],
+                          **exc.details) from None
+        self.txs.append(sent)
+        self.done.append(done)
+        return sent
+
+
 def listing_create(s: Session, sender: str, *, title: str, price: str | None,
                    token_price: str | None, stock: int, description: str,
                    terms: Terms, referral: str | None = None, cashback: str | None = None,
                    bounty: str | None = None, group_price: str | None = None,
                    group_size: int | None = None, group_window: str | None = None,
                    raw: bool = False) -> Report:
+    # Everything typed is read and checked before the first transaction: a listing is
+    # created, then its commissions and its group deal are set, each a transaction.
     symbol, decimals = s.token_unit()
     coin_price = parse_amount(price, COIN_DECIMALS, raw=raw, what="price") if price else 0
     tok_price = (parse_amount(token_price, decimals, raw=raw, what="token price")
                  if token_price else 0)
     if not coin_price and not tok_price:
         raise BadInput("give a --price (coin) or a --token-price (reward tokens), or both")
-    key = s.key(sender)
-    digest = hashlib.sha256(description.encode()).digest()
-    args = [title, digest, coin_price, tok_price, stock, *_terms_args(s, terms, None)]
-    sent = s.send(key, "catalog", "create_listing", args,
-                  explain=_listing_explain("create the listing"))
-    listing_id = int(sent.return_value)
-    txs = [sent]
-    lines = [f"Listing {listing_id} created: {title!r}, "
-             f"{_price_text(s, coin_price, tok_price)}, {stock} in stock."]
+    rates = None
     if referral or cashback or bounty:
         rates = [parse_percent(r or "0", n) for r, n in ((referral, "referral"),
                                                          (cashback, "cashback"),
                                                          (bounty, "review bounty"))]
-        txs.append(s.send(key, "catalog", "set_commissions", [listing_id, *rates],
-                          explain=_listing_explain("set the commissions")))
+        _check_rates(s, rates)
+    group = _group_args(s, group_price, group_size, group_window, raw)
+    terms_args = _terms_args(s, terms, None)
+    key = s.key(sender)
+    digest = hashlib.sha256(description.encode()).digest()
+    steps = _Steps(s, key)
+    sent = steps.send("", "create_listing",
+                      [title, digest, coin_price, tok_price, stock, *terms_args],
+                      _listing_explain("create the listing"))
+    listing_id = steps.listing_id = int(sent.return_value)
+    steps.done[-1] = f"Listing {listing_id} was created"
+    lines = [f"Listing {listing_id} created: {title!r}, "
+             f"{_price_text(s, coin_price, tok_price)}, {stock} in stock."]
+    fix = f"; set them with `agora listing edit {listing_id} ...`"
+    if rates is not None:
+        steps.send("its commissions were set", "set_commissions", [listing_id, *rates],
+                   lambda r: _listing_explain("set the commissions")(r).rstrip(".") + fix)
         lines.append(f"Commissions: referral {format_percent(rates[0])}, cashback "
                      f"{format_percent(rates[1])}, review bounty {format_percent(rates[2])} "
                      "(paid in reward tokens out of your proceeds).")
-    if group_price or group_size:
-        if not (group_price and group_size and group_window):
-            raise BadInput("a group deal needs --group-price, --group-size and --group-window")
-        gp = parse_amount(group_price, COIN_DECIMALS, raw=raw, what="group price")
-        gw = parse_duration(group_window, "the group window")
-        txs.append(s.send(key, "catalog", "set_group_deal", [listing_id, gp, group_size, gw],
-                          explain=_listing_explain("set the group deal")))
-        lines.append(f"Group deal: {s.coin(gp)} each once {group_size} buyers join within "
+    if group is not None:
+        gp, size, gw = group
+        steps.send("its group deal was set", "set_group_deal", [listing_id, *group],
+                   lambda r: _listing_explain("set the group deal")(r).rstrip(".") + fix)
+        lines.append(f"Group deal: {s.coin(gp)} each once {size} buyers join within "
                      f"{window(gw)}.")
-    lines += [_tx_line(s, t) for t in txs]
+    lines += [_tx_line(s, t) for t in steps.txs]
     view = _listing(s, listing_id)
     return Report({"action": "listing.create", "listing_id": listing_id,
-                   "listing": view["listing"], "txs": [t.json() for t in txs]},
+                   "listing": view["listing"], "txs": [t.json() for t in steps.txs]},
                   lines + _listing_lines(s, listing_id, view, brief=True))
 
 
@@ -234,55 +308,65 @@ def listing_edit(s: Session, sender: str, listing_id: int, *, price: str | None 
                  group_price: str | None = None, group_size: int | None = None,
                  group_window: str | None = None, resume: bool = False,
                  raw: bool = False) -> Report:
-    key = s.key(sender)
     current = _listing(s, listing_id)["listing"]
     _, decimals = s.token_unit()
-    txs: list[Sent] = []
-    lines: list[str] = []
-    explain = _listing_explain(f"edit listing {listing_id}")
+    # Every change is read and checked first; then each is its own transaction.
+    planned: list[tuple[str, str, list[Any], str]] = []  # (done, method, args, line)
     if price is not None or token_price is not None:
         cp = (parse_amount(price, COIN_DECIMALS, raw=raw, what="price") if price is not None
               else int(current["price"]))
         tp = (parse_amount(token_price, decimals, raw=raw, what="token price")
               if token_price is not None else int(current["token_price"]))
-        txs.append(s.send(key, "catalog", "set_price", [listing_id, cp, tp], explain=explain))
-        lines.append(f"Price now {_price_text(s, cp, tp)} (orders already placed keep theirs).")
+        planned.append(("the price was changed", "set_price", [listing_id, cp, tp],
+                        f"Price now {_price_text(s, cp, tp)} (orders already placed keep "
+                        "theirs)."))
     if stock is not None:
-        txs.append(s.send(key, "catalog", "set_stock", [listing_id, stock], explain=explain))
-        lines.append(f"Stock now {stock}.")
+        planned.append(("the stock was changed", "set_stock", [listing_id, stock],
+                        f"Stock now {stock}."))
     if terms is not None and terms != Terms():
-        txs.append(s.send(key, "catalog", "set_terms",
-                          [listing_id, *_terms_args(s, terms, current)], explain=explain))
-        lines.append("Terms changed (orders already placed keep theirs).")
+        planned.append(("the terms were changed", "set_terms",
+                        [listing_id, *_terms_args(s, terms, current)],
+                        "Terms changed (orders already placed keep theirs)."))
     if referral is not None or cashback is not None or bounty is not None:
         rates = [parse_percent(r, n) if r is not None else int(current[f"{n}_bps"])
                  for r, n in ((referral, "referral"), (cashback, "cashback"),
                               (bounty, "bounty"))]
-        txs.append(s.send(key, "catalog", "set_commissions", [listing_id, *rates],
-                          explain=explain))
-        lines.append("Commissions changed.")
+        _check_rates(s, rates)
+        planned.append(("the commissions were changed", "set_commissions",
+                        [listing_id, *rates], "Commissions changed."))
     if group_price is not None or group_size is not None or group_window is not None:
         gp = (parse_amount(group_price, COIN_DECIMALS, raw=raw, what="group price")
               if group_price is not None else int(current["group_price"]))
         gs = group_size if group_size is not None else int(current["group_size"])
         gw = (parse_duration(group_window, "the group window") if group_window is not None
               else int(current["group_window"]))
-        txs.append(s.send(key, "catalog", "set_group_deal", [listing_id, gp, gs, gw],
-                          explain=explain))
-        lines.append("Group deal changed.")
+        if gp:
+            _check_group(s, gs, gw)
+        planned.append(("the group deal was changed", "set_group_deal",
+                        [listing_id, gp, gs, gw], "Group deal changed."))
     if resume:
-        txs.append(s.send(key, "catalog", "resume", [listing_id], explain=explain))
-        lines.append(f"Listing {listing_id} takes orders again.")
-    if not txs:
+        if not current["paused"]:
+            raise Refused(f"Listing {listing_id} is not paused: it already takes orders.")
+        planned.append((f"listing {listing_id} was resumed", "resume", [listing_id],
+                        f"Listing {listing_id} takes orders again."))
+    if not planned:
         raise BadInput("nothing to change: give --price, --stock, a term, a commission, "
                        "a group deal option or --resume")
+    steps = _Steps(s, s.key(sender), listing_id)
+    explain = _listing_explain(f"edit listing {listing_id}")
+    for done, method, args, _line in planned:
+        steps.send(done, method, args, explain)
     view = _listing(s, listing_id)
     return Report({"action": "listing.edit", "listing_id": listing_id,
-                   "listing": view["listing"], "txs": [t.json() for t in txs]},
-                  lines + [_tx_line(s, t) for t in txs])
+                   "listing": view["listing"], "txs": [t.json() for t in steps.txs]},
+                  [line for *_, line in planned] + [_tx_line(s, t) for t in steps.txs])
 
 
 def listing_pause(s: Session, sender: str, listing_id: int) -> Report:
+    current = _listing(s, listing_id)["listing"]
+    if current["paused"]:
+        raise Refused(f"Listing {listing_id} is already paused. Resume it with "
+                      f"`agora listing edit {listing_id} --resume`.")
     key = s.key(sender)
     sent = s.send(key, "catalog", "pause", [listing_id],
                   explain=_listing_explain(f"pause listing {listing_id}"))
@@ -406,6 +490,14 @@ def _order_explain(s: Session, action: str, order_id: int) -> Callable[[str], st
     return explain
 
 
+def _reviewed(s: Session, order_id: int, view: dict[str, Any]) -> bool | None:
+    """Whether an ended order has its review (None while it has not ended)."""
+    if view["state"] not in ENDED:
+        return None
+    review = s.view("reviews", "review", order_id)
+    return isinstance(review, dict) and int(review.get("rating", 0)) > 0
+
+
 def _unit(s: Session, in_tokens: bool) -> tuple[str, int]:
     return s.token_unit() if in_tokens else (COIN_SYMBOL, COIN_DECIMALS)
 
@@ -420,7 +512,7 @@ def _payout_lines(s: Session, sent: Sent) -> tuple[list[str], list[dict[str, Any
         receiver = address_from_text(p["receiver"])
         amount = int(p["amount"])
         lines.append(f"  {_money(s, amount, bool(p['in_tokens']))} to {s.who(receiver)} "
-                     f"({p['reason']})")
+                     f"({one_line(str(p['reason']))})")
         data.append(p)
         who.append(receiver)
     return (["Paid out:"] + lines if lines else []), data, who
@@ -566,7 +658,7 @@ def order_act(s: Session, action: str, sender: str, order_id: int, *,
     pay_lines, payouts, paid = _payout_lines(s, sent)
     lines += pay_lines
     lines.append(state_sentence(order_id, after, now))
-    steps = next_steps(order_id, after, now)
+    steps = next_steps(order_id, after, now, _reviewed(s, order_id, after))
     if steps:
         lines.append("Next: " + "; ".join(steps) + ".")
     lines.append(_tx_line(s, sent))
@@ -592,14 +684,14 @@ def order_show(s: Session, order_id: int) -> Report:
              f"  placed {when(int(o['placed_at']))}"
              + (f"; tracking {o['tracking']!r}" if o["tracking"] else "")
              + (f"; return tracking {o['return_tracking']!r}" if o["return_tracking"] else "")]
-    steps = next_steps(order_id, view, now)
+    steps = next_steps(order_id, view, now, _reviewed(s, order_id, view))
     if steps:
         lines.append("  now: " + "; ".join(steps))
     if view["history"]:
         lines.append("  history:")
         for e in view["history"]:
             f = e.get("fields") or {}
-            note = f.get("note") or f.get("reason") or ""
+            note = one_line(str(f.get("note") or f.get("reason") or ""))
             lines.append(f"    {when(e['time_ms'])}  block {e['height']}  {e['name']}"
                          + (f": {note}" if note else ""))
     return Report({k: v for k, v in view.items() if k != "raw"}, lines)

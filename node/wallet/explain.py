@@ -90,18 +90,26 @@ def state_sentence(order_id: int, view: dict[str, Any], now_ms: int) -> str:
             f"is {when(deadline)} ({until(deadline, now_ms)}).")
 
 
-def next_steps(order_id: int, view: dict[str, Any], now_ms: int) -> list[str]:
-    """What each party can do now, as commands."""
+def next_steps(order_id: int, view: dict[str, Any], now_ms: int,
+               reviewed: bool | None = None) -> list[str]:
+    """What each party can do now, as commands (``reviewed``: whether the order has its
+    review, when the caller knows)."""
     state = view["state"]
     if state in ENDED:
         order = view["order"]
+        # Only an order that was shipped (or that its merchant failed to ship) earns a
+        # review, once.
+        reviewable = (int(order.get("shipped_at", 0)) > 0 or bool(order.get("not_shipped"))
+                      ) and not reviewed
+        bounty = int(order.get("bounty", 0))
         steps = []
-        if int(order.get("bounty", 0)):
-            steps.append(f"the buyer can review it (agora review post {order_id}); the "
-                         f"merchant takes back the review bounty once the review window "
-                         f"ends (agora order release {order_id})")
-        else:
-            steps.append(f"the buyer can review it once (agora review post {order_id})")
+        if reviewable:
+            steps.append(f"the buyer can review it once (agora review post {order_id})"
+                         + ("; a review within the review window earns the bounty" if bounty
+                            else ""))
+        if bounty:
+            steps.append("once the review window has ended, anyone can return the unearned "
+                         f"review bounty to the merchant (agora order release {order_id})")
         return steps
     deadline = int(view["order"]["deadline"])
     passed = now_ms > deadline

@@ -55,6 +55,12 @@ class PassphraseSource:
             if not value:
                 raise PassphraseError(f"{ENV_VAR} is set but empty; an empty passphrase is "
                                       "refused")
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise PassphraseError(f"{ENV_VAR} holds bytes that are not UTF-8 text; set "
+                                      "it again from a UTF-8 terminal, or use "
+                                      "--passphrase-file") from None
             return value
         if self.prompt is None:
             raise PassphraseError(

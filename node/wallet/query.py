@@ -11,6 +11,7 @@ from .amounts import format_amount
 from .errors import BadInput
 from .explain import when
 from .session import Session
+from .text import one_line
 
 
 def status(s: Session) -> Report:
@@ -54,9 +55,10 @@ def tx(s: Session, tx_hash: str) -> Report:
              f"  from {t['tx']['sender']}, nonce {t['tx']['nonce']}, gas used {r['gas_used']:,}",
              f"  action: {_action_text(act)}"]
     if r["reason"]:
-        lines.append(f"  reason: {r['reason']}")
+        lines.append(f"  reason: {one_line(str(r['reason']))}")
     for e in r["events"]:
-        fields = ", ".join(f"{k}={v}" for k, v in (e.get("fields") or {}).items())
+        fields = one_line(", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+                                     for k, v in (e.get("fields") or {}).items()), 1_000)
         lines.append(f"  event {e.get('contract_name') or e['contract']}.{e['name']}({fields})")
     return Report(t, lines)
 
@@ -119,6 +121,7 @@ def events(s: Session, contract: str, *, name: str | None, from_height: int | No
              + (f" named {name}" if name else "")
              + (" (more: raise --limit)" if page.get("next") else "") + ":"]
     for e in page["items"]:
-        fields = ", ".join(f"{k}={v}" for k, v in (e.get("fields") or {}).items())
+        fields = one_line(", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+                                     for k, v in (e.get("fields") or {}).items()), 1_000)
         lines.append(f"  block {e['height']}  {e['name']}({fields})")
     return Report(page, lines)

@@ -15,10 +15,11 @@ and waited for until it is committed, which is final.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from .keystore import (
     UnknownKey,
     keystore_dir,
 )
+from .text import one_line
 
 DEFAULT_NODE = "http://127.0.0.1:26657"
 #: Gas a call may use beyond what its read-only run used (state it writes may differ
@@ -109,10 +111,15 @@ class Session:
     passphrase: Callable[[str], str | None] = lambda name: None  # noqa: E731
     _names: dict[bytes, str] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
+    #: Hashes of the transactions this session handed to the node.
+    submitted: list[str] = field(default_factory=list)
 
     @property
     def node_url(self) -> str:
         return self.client.url
+
+    def close(self) -> None:
+        self.client.close()
 
     # ------------------------------------------------------------ talking to the node
 
@@ -124,9 +131,11 @@ class Session:
             raise Refused(unreachable_message(self.node_url, str(exc)),
                           node=self.node_url) from None
         except RPCFailed as exc:
-            reason = f": {exc.data}" if exc.data not in (None, "") else ""
-            raise Refused(f"The node refused {method}: {exc.message}{reason}",
-                          code=exc.code, data=exc.data) from None
+            reason = _reason(exc)
+            message = one_line(str(exc.message))
+            said = message if reason in ("", message) else f"{message}: {reason}"
+            raise Refused(f"The node refused {method}: {said}", code=exc.code,
+                          data=_bounded(exc.data)) from None
 
     def status(self) -> dict[str, Any]:
         if "status" not in self._cache:
@@ -315,7 +324,7 @@ class Session:
         self.check_funds(sender, value, 0)
         tried = self.try_call(sender, contract, method, args, value)
         if tried["status"] != "ok":
-            reason = tried["reason"] or tried["status"]
+            reason = one_line(str(tried.get("reason") or tried["status"]))
             raise Refused(explain(reason) if explain else _sentence(reason),
                           reason=reason, status=tried["status"])
         action = Call(address_from_text(known["address"]), method, encode_args(encoded), value)
@@ -336,10 +345,32 @@ class Session:
 
     def _submit(self, key: PrivateKey, action: Call | Transfer, call_gas: int, value: int,
                 explain: Callable[[str], str] | None, memo: str) -> Sent:
+        """Sign with the sender's next nonce, submit, wait for the commit.
+
+        Two agora commands from one key at once would read the same nonce: a lock per
+        sender (a file in the user's runtime directory) makes them take turns, from the
+        nonce read to the commit. A nonce another wallet took meanwhile is read again
+        (a few times) rather than reported."""
+        _check_memo(memo)
+        with sender_lock(key.address):
+            for attempt in range(1, _NONCE_TRIES + 1):
+                try:
+                    return self._submit_once(key, action, call_gas, value, explain, memo)
+                except _NonceTaken as exc:
+                    if attempt == _NONCE_TRIES:
+                        raise Refused(f"The node refused the transaction: {exc.reason}. "
+                                      "Another wallet is sending from this key at the same "
+                                      "time; try again when it is done.",
+                                      code=exc.code) from None
+        raise AssertionError("unreachable")
+
+    def _submit_once(self, key: PrivateKey, action: Call | Transfer, call_gas: int,
+                     value: int, explain: Callable[[str], str] | None, memo: str) -> Sent:
         from vm.gas import intrinsic_gas
 
         sender = key.address
-        nonce = int(self.rpc("account", address=address_to_text(sender))["pending_nonce"])
+        nonce = _uint(self.rpc("account", address=address_to_text(sender))["pending_nonce"],
+                      "pending_nonce")
 
         def build(limit: int) -> Transaction:
             return Transaction.create(key, self.chain_id, nonce, action, gas_limit=limit,
@@ -351,32 +382,121 @@ class Session:
             limit = call_gas + intrinsic_gas(build(call_gas + 100_000))
             tx = build(limit)
         self.check_funds(sender, value, tx.gas_limit)
+        tx_hash = tx.hash.hex()
+        check = f"check it with `agora query tx {tx_hash}`"
+        self.submitted.append(tx_hash)
         try:
             result = self.client.broadcast_tx_commit(tx)
         except NodeUnreachable as exc:
             raise Refused(unreachable_message(self.node_url, str(exc)) + " The transaction "
-                          f"{tx.hash.hex()} may still commit: check with `agora query tx "
-                          f"{tx.hash.hex()}`.", hash=tx.hash.hex()) from None
+                          f"{tx_hash} may still commit: {check}.", hash=tx_hash) from None
         except RPCFailed as exc:
             if exc.code == -32002:  # timed out waiting for the commit
-                raise Refused(f"The transaction {tx.hash.hex()} was accepted but not committed "
-                              f"within the node's wait; it may still commit: check with "
-                              f"`agora query tx {tx.hash.hex()}`.", hash=tx.hash.hex()) from None
-            reason = exc.data if isinstance(exc.data, str) else exc.message
+                raise Refused(f"The transaction {tx_hash} was accepted but not committed "
+                              f"within the node's wait; it may still commit: {check}.",
+                              hash=tx_hash) from None
+            self.submitted.remove(tx_hash)  # refused: it is not in any pool
+            code = exc.data.get("code") if isinstance(exc.data, dict) else None
+            reason = _reason(exc) or one_line(str(exc.message))
+            if code in _NONCE_CODES:
+                raise _NonceTaken(reason, code) from None
             raise Refused(f"The node refused the transaction: {reason}", code=exc.code,
-                          data=exc.data) from None
-        receipt = result["receipt"]
-        sent = Sent(result["hash"], result["height"], receipt["gas_used"] * tx.gas_price,
-                    receipt["gas_used"], receipt["status"], receipt.get("return_value"),
-                    receipt["events"])
+                          data=_bounded(exc.data)) from None
+        sent = _sent(result, tx_hash, tx.gas_price, self.node_url)
         if sent.status != "ok":
-            reason = receipt["reason"] or sent.status
+            reason = one_line(str(result["receipt"].get("reason") or sent.status))
             raise Refused((explain(reason) if explain else _sentence(reason)) +
                           f" (transaction {sent.hash} in block {sent.height} {sent.status}; "
                           f"the fee of {self.coin(sent.fee)} was paid)",
                           hash=sent.hash, height=sent.height, reason=reason)
         self._cache.pop("status", None)
         return sent
+
+
+#: How often a nonce taken by another wallet is read again before giving up.
+_NONCE_TRIES = 3
+_NONCE_CODES = frozenset({"nonce_too_low", "underpriced_replacement", "already_known"})
+
+
+class _NonceTaken(Exception):
+    def __init__(self, reason: str, code: str) -> None:
+        super().__init__(reason)
+        self.reason, self.code = reason, code
+
+
+def _uint(value: Any, what: str) -> int:
+    """A non-negative integer from a node's answer (a string or a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{what} is not a number")
+    number = int(value)
+    if not 0 <= number < 1 << 256:
+        raise ValueError(f"{what} is out of range")
+    return number
+
+
+def _sent(result: Any, tx_hash: str, gas_price: int, url: str) -> Sent:
+    """The node's word that our transaction committed, checked for what we can check:
+    that it speaks of our transaction, and that every field is what it should be. (Whether
+    it really committed, only a light client verifying the block can tell.)"""
+    check = f"check it with `agora query tx {tx_hash}` (or ask another node)"
+    try:
+        if result["hash"] != tx_hash:
+            raise Refused(f"The node at {url} answered about transaction "
+                          f"{one_line(str(result['hash']), 80)} when asked about {tx_hash}: "
+                          f"it is not to be trusted; {check}.", hash=tx_hash)
+        receipt = result["receipt"]
+        gas_used = _uint(receipt["gas_used"], "gas_used")
+        height = _uint(result["height"], "height")
+        status = receipt["status"]
+        events = receipt["events"]
+        if not isinstance(status, str) or not isinstance(events, list) or height == 0:
+            raise ValueError("malformed receipt")
+        if not all(isinstance(e, dict) and isinstance(e.get("name"), str) for e in events):
+            raise ValueError("malformed event")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise Refused(f"The transaction {tx_hash} was submitted, but the node's answer about "
+                      f"it cannot be read ({exc}); {check}.", hash=tx_hash) from None
+    return Sent(tx_hash, height, gas_used * gas_price, gas_used, status,
+                receipt.get("return_value"), events)
+
+
+def _check_memo(memo: str) -> None:
+    from chain.tx import MAX_MEMO
+
+    try:
+        size = len(memo.encode())
+    except UnicodeEncodeError:
+        raise BadInput("the memo holds bytes that are not UTF-8 text") from None
+    if size > MAX_MEMO:
+        raise BadInput(f"the memo is {size} bytes; it may be at most {MAX_MEMO}")
+
+
+@contextlib.contextmanager
+def sender_lock(address: bytes, wait: float = 120.0) -> Iterator[None]:
+    """Hold the lock of ``address``'s nonce for this user (one agora command at a time
+    sends from one key on this machine); refuse after ``wait`` seconds."""
+    import fcntl
+    import tempfile
+
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+    folder = base / f"agora-wallet-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(folder / f"{address.hex()}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        until = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > until:
+                    raise Refused(f"Another agora command has been sending from "
+                                  f"{address_to_text(address)} for {wait:g} s; try again "
+                                  "when it is done.") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _safe_list(store: Keystore) -> list[Any]:
@@ -397,8 +517,23 @@ def _json(value: Any) -> Any:
     return value
 
 
+def _reason(exc: RPCFailed) -> str:
+    """The reason a node gave with an error, as one line: the API puts it in ``data``
+    (a string, or an object with a ``reason``)."""
+    data = exc.data
+    if isinstance(data, dict):
+        data = data.get("reason") or data.get("message") or ""
+    return one_line(data) if isinstance(data, str) else ""
+
+
+def _bounded(data: Any) -> Any:
+    """A node's error data for --json output, cut short if it is large."""
+    text = json.dumps(data, default=str)
+    return data if len(text) <= 2_000 else text[:2_000] + "..."
+
+
 def _sentence(reason: str) -> str:
-    text = reason.strip() or "the contract refused"
+    text = one_line(str(reason)).strip() or "the contract refused"
     return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
@@ -421,6 +556,8 @@ def open_session(*, node: str | None, home: str | None, keystore: str | None,
         try:
             nodes = json.loads((localnet / "localnet.json").read_text())["nodes"]
             url = nodes[0]["rpc"]
+            if not isinstance(url, str):
+                raise TypeError("rpc is not a URL")
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             raise Refused(f"{localnet / 'localnet.json'} cannot be read; give --node URL"
                           ) from None

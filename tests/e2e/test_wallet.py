@@ -300,3 +300,78 @@ def test_wallet_errors_are_sentences_with_exit_codes(net: Agora, tmp_path: Path)
     assert proc.returncode == 1
     out = json.loads(proc.stdout)
     assert out["ok"] is False and "deadline has not passed" in out["error"]
+
+
+def test_hostile_input_is_refused_before_anything_is_signed(net: Agora) -> None:
+    """Regressions from the hostile test: each refusal below once came after a
+    transaction had been committed (or let one through that should not have been)."""
+    a = net
+    nonce = {n: a.ok("balance", n)["nonce"] for n in ("merchant", "buyer")}
+    # A bad option of a listing's later steps: the listing was created, then "usage".
+    msg = a.fails(2, "listing", "create", "--from", "merchant", "--title", "T1", "--price",
+                  "1", "--stock", "1", "--referral", "abc")
+    assert "not a percentage" in msg
+    # Commissions over the catalog's limit: checked against its published limits first.
+    msg = a.fails(2, "listing", "create", "--from", "merchant", "--title", "T2", "--price",
+                  "1", "--stock", "1", "--referral", "40%", "--cashback", "20%")
+    assert "add up to 60%" in msg and "at most 30%" in msg  # the localnet's deploy limit
+    # A group deal with a missing part, and a group of one.
+    msg = a.fails(2, "listing", "create", "--from", "merchant", "--title", "T3", "--price",
+                  "1", "--stock", "1", "--group-price", "1", "--group-size", "2")
+    assert "--group-window" in msg
+    msg = a.fails(2, "listing", "create", "--from", "merchant", "--title", "T4", "--price",
+                  "1", "--stock", "1", "--group-price", "1", "--group-size", "1",
+                  "--group-window", "1h")
+    assert "a group is 2 to" in msg
+    # An edit whose second change is bad: the first (the price) is not sent either.
+    msg = a.fails(2, "listing", "edit", "1", "--from", "merchant", "--price", "7",
+                  "--referral", "xyz")
+    assert a.ok("listing", "show", "1")["listing"]["price"] != str(7 * COIN)
+    # A decimal comma is not a thousands separator ("0,5" sent 5).
+    msg = a.fails(2, "transfer", "--from", "buyer", "--to", "merchant", "--amount", "0,5")
+    assert "use a point for decimals" in msg
+    # The zero address belongs to nobody.
+    msg = a.fails(2, "transfer", "--from", "buyer", "--to",
+                  "agora1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqry2cu5", "--amount", "1")
+    assert "zero address" in msg
+    # A memo too long to sign.
+    msg = a.fails(2, "transfer", "--from", "buyer", "--to", "merchant", "--amount", "1",
+                  "--memo", "m" * 300)
+    assert "at most 256" in msg
+    assert {n: a.ok("balance", n)["nonce"] for n in nonce} == nonce  # nothing was sent
+
+    # Pausing a paused listing is refused, not paid for.
+    made = a.ok("listing", "create", "--from", "merchant", "--title", "Pausable", "--price",
+                "1", "--stock", "3")
+    listing = str(made["listing_id"])
+    a.ok("listing", "pause", listing, "--from", "merchant")
+    assert "already paused" in a.fails(1, "listing", "pause", listing, "--from", "merchant")
+    a.ok("listing", "edit", listing, "--from", "merchant", "--resume")
+    assert "not paused" in a.fails(1, "listing", "edit", listing, "--from", "merchant",
+                                   "--resume")
+
+    # A merchant's tracking note reaches the buyer's screen escaped, never as a command.
+    order = str(a.ok("order", "place", listing, "--from", "buyer")["order_id"])
+    a.ok("order", "ship", order, "--from", "merchant", "--tracking",
+         "\x1b]0;HACKED\x07\x1b[2J\nRefunded!")
+    shown = a.text("order", "show", order)
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "\\x1b[2J\\nRefunded!" in shown
+
+
+def test_commands_from_one_key_at_once_all_go_through(net: Agora) -> None:
+    """Five transfers from one key started together: they take turns with the key's
+    nonce, and each is committed (they once collided: "Transaction rejected")."""
+    a = net
+    before = a.balances("referrer")[0]
+    procs = [subprocess.Popen([sys.executable, "-m", "cli", "transfer", "--from", "buyer",
+                               "--to", "referrer", "--amount", "0.25", "--json"],
+                              cwd=a.cwd, env=a.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(5)]
+    outs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=WAIT)
+        assert proc.returncode == 0, stderr + stdout
+        outs.append(json.loads(stdout))
+    assert len({o["tx"]["hash"] for o in outs}) == 5  # five payments, none merged
+    assert a.balances("referrer")[0] == before + 5 * COIN // 4

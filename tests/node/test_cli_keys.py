@@ -259,3 +259,41 @@ def test_new_asks_twice_on_a_terminal_and_refuses_a_mismatch(tmp_path: Path) -> 
     assert b"Error: the two passphrases do not match; nothing was written" in seen
     assert b"first" not in seen and b"second" not in seen  # never echoed
     assert not (tmp_path / "keys" / "alice.json").exists()
+
+
+def _cli(*args: str, env: dict[bytes, bytes] | None = None
+         ) -> subprocess.CompletedProcess[bytes]:
+    base = {k: v for k, v in os.environb.items() if k != b"AGORA_PASSPHRASE"}
+    result = subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO,
+                            env={**base, **(env or {})}, stdin=subprocess.DEVNULL,
+                            capture_output=True, timeout=30)
+    assert b"Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_with_json_every_failure_is_one_json_object(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cheap_key(home, "alice")
+    # A keys command's refusal (wrong passphrase: 1) and usage (no such key: 2) ...
+    for args, code, words in ((("export", "alice", "--unsafe-plaintext", "--yes"), 1,
+                               "wrong passphrase"),
+                              (("show", "nobody"), 2, "no key named")):
+        failed = agora(*args, "--json", home=home, passphrase="not it")
+        assert failed.returncode == code, failed
+        out = json.loads(failed.stdout)
+        assert out["ok"] is False and out["exit_code"] == code
+        assert words in out["error"].lower()
+    # ... and an argument refused while parsing (an order id of 0), before anything runs.
+    parsed = _cli("order", "show", "0", "--json")
+    assert parsed.returncode == 2
+    out = json.loads(parsed.stdout)
+    assert out["ok"] is False and out["exit_code"] == 2 and "0" in out["error"]
+
+
+def test_a_passphrase_variable_that_is_not_utf8_is_a_sentence(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cheap_key(home, "alice")
+    failed = _cli("keys", "export", "alice", "--unsafe-plaintext", "--yes",
+                  env={b"AGORA_HOME": str(home).encode(), b"AGORA_PASSPHRASE": b"pw\xff"})
+    assert failed.returncode == 1
+    assert b"AGORA_PASSPHRASE holds bytes that are not UTF-8" in failed.stderr

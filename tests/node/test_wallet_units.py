@@ -20,6 +20,7 @@ from chain.tx import Call, Transaction
 from node.wallet.amounts import (
     format_amount,
     format_duration,
+    format_percent,
     parse_amount,
     parse_duration,
     parse_percent,
@@ -75,16 +76,36 @@ def test_durations_and_rates() -> None:
         parse_duration("soon")
     assert parse_percent("2.5%") == 250
     assert parse_percent("100") == 10_000
-    for bad in ("101%", "0.001%", "x"):
+    for bad in ("101%", "0.001%", "x", "1e999999999", "1e-99999999999", "-1", "\u0663",
+                "NaN", "inf"):
         with pytest.raises(BadInput):
             parse_percent(bad)
+    # Whole percentages keep their zeros (50% was printed "5%").
+    assert [format_percent(b) for b in (5_000, 1_000, 10_000, 0, 250, 5)] == [
+        "50%", "10%", "100%", "0%", "2.5%", "0.05%"]
+    for bad in ("9" * 5_000, "1e3d", "\u0663d", "-1d"):
+        with pytest.raises(BadInput, match="not a duration"):
+            parse_duration(bad)
+
+
+def test_a_decimal_comma_is_never_read_as_a_thousands_separator() -> None:
+    # "0,5" sent 5 AGO: a comma counts only between groups of three digits.
+    for bad in ("0,5", "12,50", "1,,,0", "1,0000", ",5", "1_0", "1__000", "1,000_000"):
+        with pytest.raises(BadInput, match="not a number"):
+            parse_amount(bad, 18)
+    assert parse_amount("1,250.5", 2) == 125_050
+    assert parse_amount("1_000_000", 0) == 1_000_000
+    assert parse_amount("12,345,678", 0) == 12_345_678
+    with pytest.raises(BadInput, match="--raw"):
+        parse_amount("1,000", 0, raw=True)
 
 
 # ---------------------------------------------------------------------- next steps
 
 
-def _order(state: str, deadline: int, bounty: int = 0) -> dict[str, Any]:
-    return {"state": state, "order": {"deadline": str(deadline), "bounty": str(bounty)}}
+def _order(state: str, deadline: int, bounty: int = 0, shipped_at: int = 0) -> dict[str, Any]:
+    return {"state": state, "order": {"deadline": str(deadline), "bounty": str(bounty),
+                                      "shipped_at": str(shipped_at), "not_shipped": False}}
 
 
 def test_what_each_party_can_do_follows_the_deadline() -> None:
@@ -96,8 +117,16 @@ def test_what_each_party_can_do_follows_the_deadline() -> None:
     after = next_steps(7, _order("paid", 10 * DAY), now_ms=11 * DAY)
     assert not any("order ship" in s or "order decline" in s for s in after)
     assert any("agora order claim 7" in s and "after" not in s for s in after)
-    ended = next_steps(7, _order("completed", 0, bounty=5), now_ms=DAY)
+    ended = next_steps(7, _order("completed", 0, bounty=5, shipped_at=DAY), now_ms=DAY)
     assert any("agora review post 7" in s for s in ended)
+    assert any("agora order release 7" in s for s in ended)
+    # Reviewed already: no review offered again; the bounty is still to be returned.
+    done = next_steps(7, _order("completed", 0, bounty=5, shipped_at=DAY), now_ms=DAY,
+                      reviewed=True)
+    assert not any("review post" in s for s in done)
+    assert any("agora order release 7" in s for s in done)
+    # Cancelled before shipping: it cost the buyer nothing, so it earns no review.
+    assert next_steps(7, _order("cancelled", 0), now_ms=DAY) == []
     text = refused_transition("ship", 7, "the deadline has not passed",
                               _order("paid", 3 * DAY), now_ms=DAY)
     assert "Order 7 is paid" in text and "The deadline passes at" in text
@@ -174,3 +203,123 @@ def test_a_node_that_moves_a_commerce_contract_is_not_believed(tmp_path: Path) -
     with pytest.raises(Refused, match="refusing to sign"):
         _session(node, tmp_path).send(PrivateKey.generate(), "escrow", "ship", [1, "T"])
     assert node.sent == []
+
+
+# ---------------------------------------------------------------------- a node's word
+
+
+class LyingNode(FakeNode):
+    """A node whose answer to the commit is scripted by ``answer(tx)``; ``refuse``: the
+    JSON-RPC errors it raises first, one per submission."""
+
+    def __init__(self, answer: Any = None, refuse: list[dict[str, Any]] | None = None) -> None:
+        super().__init__()
+        self.answer = answer
+        self.refuse = list(refuse or [])
+        self.nonce = 3
+
+    def call(self, method: str, /, **params: Any) -> Any:
+        if method == "account":
+            return {"balance": str(10**24), "pending_nonce": self.nonce, "nonce": self.nonce}
+        return super().call(method, **params)
+
+    def broadcast_tx_commit(self, tx: Transaction) -> dict[str, Any]:
+        from node.rpc.client import RPCFailed
+
+        if self.refuse:
+            self.sent.append(tx)
+            self.nonce += 1  # another wallet's transaction took the nonce meanwhile
+            raise RPCFailed("broadcast_tx_commit", self.refuse.pop(0))
+        if self.answer is not None:
+            self.sent.append(tx)
+            return self.answer(tx)
+        return super().broadcast_tx_commit(tx)
+
+
+@pytest.fixture(autouse=True)
+def _private_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+
+
+def _place(node: FakeNode, tmp_path: Path, key: PrivateKey | None = None) -> Any:
+    return _session(node, tmp_path).send(key or PrivateKey.generate(), "escrow", "place_order",
+                                         [1, 2, 3, bytes(20), bytes(20)], value=75)
+
+
+def test_a_commit_answer_about_another_transaction_is_not_believed(tmp_path: Path) -> None:
+    node = LyingNode(answer=lambda tx: {
+        "hash": "ab" * 32, "height": 999_999,
+        "receipt": {"status": "ok", "gas_used": 1, "events": [], "reason": ""}})
+    with pytest.raises(Refused, match="not to be trusted") as caught:
+        _place(node, tmp_path)
+    assert caught.value.details["hash"] == node.sent[0].hash.hex()
+
+
+@pytest.mark.parametrize("receipt", [None, {"status": "ok"}, {"status": "ok", "gas_used": -1,
+                                                                "events": []},
+                                     {"status": 7, "gas_used": 1, "events": []},
+                                     {"status": "ok", "gas_used": "x" * 5_000, "events": []}])
+def test_an_unreadable_commit_answer_names_the_transaction_to_check(
+        tmp_path: Path, receipt: Any) -> None:
+    node = LyingNode(answer=lambda tx: {"hash": tx.hash.hex(), "height": 5, "receipt": receipt})
+    with pytest.raises(Refused, match="was submitted, but the node's answer") as caught:
+        _place(node, tmp_path)
+    assert f"agora query tx {node.sent[0].hash.hex()}" in str(caught.value)
+
+
+def test_a_nonce_another_wallet_took_is_read_again(tmp_path: Path) -> None:
+    taken = {"code": -32000, "message": "Transaction rejected",
+             "data": {"code": "already_known", "reason": "already in the mempool"}}
+    node = LyingNode(refuse=[taken, taken])
+    sent = _place(node, tmp_path)
+    assert [tx.nonce for tx in node.sent] == [3, 4, 5] and sent.height == 9
+    # Taken every time: a sentence with the node's reason, not "Transaction rejected".
+    node = LyingNode(refuse=[taken] * 3)
+    with pytest.raises(Refused, match="already in the mempool.*Another wallet"):
+        _place(node, tmp_path)
+
+
+def test_a_refusal_says_the_nodes_reason(tmp_path: Path) -> None:
+    node = LyingNode(refuse=[{"code": -32000, "message": "Transaction rejected",
+                              "data": {"code": "sender_limit",
+                                       "reason": "the sender has 64 transactions pending"}}])
+    with pytest.raises(Refused, match="the sender has 64 transactions pending"):
+        _place(node, tmp_path)
+
+
+def test_a_memo_that_cannot_be_signed_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    node = LyingNode()
+    s = _session(node, tmp_path)
+    for memo, why in (("x" * 257, "at most 256"), ("\udcff", "not UTF-8")):
+        with pytest.raises(BadInput, match=why):
+            s.send_transfer(PrivateKey.generate(), bytes(range(20)), 1, memo=memo)
+    assert node.sent == []
+
+
+def test_one_key_sends_one_transaction_at_a_time(tmp_path: Path) -> None:
+    import threading
+
+    from node.wallet.session import sender_lock
+
+    key = PrivateKey.generate()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with sender_lock(key.address):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(Refused, match="Another agora command"), \
+                sender_lock(key.address, wait=0.2):
+            pass
+        with sender_lock(PrivateKey.generate().address, wait=0.2):  # another key: free
+            pass
+    finally:
+        release.set()
+        holder.join(10)
+    with sender_lock(key.address, wait=0.2):  # released with its holder
+        pass
