@@ -97,7 +97,7 @@ def test_a_node_that_trickles_its_answer_is_cut_at_the_deadline(node) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
         while not stop.is_set():  # a byte every 50 ms: each read gets something
             conn.sendall(b" ")
-            time.sleep(0.05)
+            stop.wait(0.05)
 
     code, out, err, took = _run(node(trickle), SOMEONE, timeout=1.5)
     assert code == 1 and out == []
@@ -110,7 +110,7 @@ def test_a_node_that_trickles_its_headers_is_cut_at_the_deadline(node) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\n")
         while not stop.is_set():
             conn.sendall(b"X")
-            time.sleep(0.05)
+            stop.wait(0.05)
 
     code, _, err, took = _run(node(trickle), SOMEONE, timeout=1.5)
     assert code == 1 and "no complete answer within 1.5 s" in err[0] and took < 10
