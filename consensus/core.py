@@ -10,7 +10,16 @@ passed in, and the simulation tests pass in fakes.
 
 Theory of operation, for height h and view v (DESIGN.md "Consensus")
 --------------------------------------------------------------------
-* The proposer of (h, v) is validator ``(h + v) mod n`` of the set, in genesis order.
+* The proposer of (h, v) is ``(h + v) mod m`` of the *active* validators, in genesis
+  order: those that signed a certificate, or proposed, in the ``REPUTATION_WINDOW``
+  committed blocks before h-1 (Diem/Aptos "leader reputation", in its simplest form;
+  block h-1 is left out so that the proposer of the next height is known while this
+  one is decided, for its early messages). Every honest node reads that from the same committed blocks, so all
+  compute the same proposer; a validator that is down drops out of the rotation after
+  at most a window of heights instead of costing a view-change timeout at each of its
+  turns, and is back as soon as one certificate carries its COMMIT (late COMMITs for
+  the last height are added to its certificate until the next block is proposed, so a
+  live validator is seen even when it is never among the first 2/3 to vote).
 * View 0: the proposer proposes ``block_interval`` after the previous commit if
   transactions wait, else after ``idle_interval`` (an empty block keeps time moving).
   Its PRE-PREPARE (:class:`Proposal`) carries the block.
@@ -45,7 +54,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chain.block import Block, CommitCertificate, Vote, VoteKind
+from chain.block import Block, CommitCertificate, CommitSig, Vote, VoteKind
 from chain.codec import pack
 from chain.errors import InvalidCertificate
 from chain.hashing import sha256
@@ -76,6 +85,17 @@ _MAX_EVIDENCE = 1024
 #: Votes for views further ahead of ours than this are dropped: a Byzantine validator
 #: could sign votes for a million views. A node that far behind catches up by sync.
 _MAX_VIEWS_AHEAD = 8
+#: Committed blocks whose signers and proposers make the active set (leader reputation).
+REPUTATION_WINDOW = 10
+
+
+def block_activity(block: Block) -> frozenset[bytes]:
+    """The validators a committed block shows alive: its proposer, and the signers of
+    the certificate it carries (of its parent)."""
+    signers = {block.header.proposer}
+    if block.last_commit is not None:
+        signers.update(sig.validator for sig in block.last_commit.signatures)
+    return frozenset(signers)
 
 
 class ConsensusApp(Protocol):
@@ -84,8 +104,10 @@ class ConsensusApp(Protocol):
     def has_pending_txs(self) -> bool:
         """Do transactions wait in the mempool?"""
 
-    def propose(self, height: int, view: int, last_commit: CommitCertificate | None) -> Block:
-        """Build this validator's block for ``height`` on the committed state."""
+    def propose(self, height: int, view: int, last_commit: CommitCertificate | None,
+                proposer: bytes) -> Block:
+        """Build this validator's block for ``height`` on the committed state, naming
+        ``proposer`` (this validator: the core decides whose turn it is)."""
 
     def validate(self, block: Block, *, certified: bool = False) -> None:
         """Execute ``block`` on the committed state and check it (roots, time, txs);
@@ -240,9 +262,18 @@ class Core:
         last_commit: CommitCertificate | None,
         last_block: Block | None = None,
         timeouts: Timeouts | None = None,
+        recent_blocks: list[Block] | None = None,
+        double_sign_guard: bool = False,
     ) -> None:
         """``height`` is the last committed height, ``last_block`` that block and
-        ``last_commit`` its certificate."""
+        ``last_commit`` its certificate; ``recent_blocks`` the last committed blocks,
+        oldest first (up to :data:`REPUTATION_WINDOW`, for the proposer rotation).
+
+        ``double_sign_guard``: this validator has lost its sign log, so it may have
+        signed, before, something for the heights now being decided. It signs nothing
+        until it has seen a height commit by votes it collected live: that height was
+        in progress after this process started, so at or past any height the lost log
+        covered (CometBFT's ``double_sign_check_height``, made exact)."""
         self.chain_id = chain_id
         self.validators = validators
         self.app = app
@@ -263,6 +294,18 @@ class Core:
         self._committing = False
         #: Times this node moved to a later view of a height (read by metrics).
         self.view_changes = 0
+        #: The activity of the last committed blocks, oldest first, the newest the
+        #: block of height ``self.height - 1`` (one more than a window: see proposer).
+        self._activity: list[frozenset[bytes]] = [
+            block_activity(b) for b in (recent_blocks or [])][-REPUTATION_WINDOW - 1:]
+        self._rotations: dict[int, tuple[bytes, ...]] = {}
+        self.guarded = double_sign_guard and self.address is not None
+        if self.guarded:
+            others = validators.total_power - self._power([self.address])
+            if not validators.has_quorum(others):
+                log.warning("double-sign guard off: the other validators cannot commit "
+                            "without this one, so waiting for them would halt the chain")
+                self.guarded = False
 
     # ------------------------------------------------------------------ queries
 
@@ -276,8 +319,33 @@ class Core:
         return self.state.view
 
     def proposer(self, height: int, view: int) -> bytes:
-        validators = self.validators.validators
-        return validators[(height + view) % len(validators)].address
+        """Deterministic from the committed chain (see the module doc), for the
+        height being decided and the next; other heights get the plain rotation
+        (nothing checks a proposer there: a far-ahead proposal only sends us
+        syncing, on its certificate)."""
+        rotation = self.rotation(height)
+        return rotation[(height + view) % len(rotation)]
+
+    def rotation(self, height: int) -> tuple[bytes, ...]:
+        """The validators that take turns proposing at ``height``: all until the
+        chain holds a window of blocks, then those active in it."""
+        cached = self._rotations.get(height)
+        if cached is not None:
+            return cached
+        everyone = tuple(v.address for v in self.validators.validators)
+        # The window of height h ends at block h-2; _activity ends at block
+        # self.height-1, so drop (self.height + 1 - h) entries from its end.
+        lag = self.state.height + 1 - height
+        if lag not in (0, 1):
+            return everyone
+        window = self._activity[:len(self._activity) - lag][-REPUTATION_WINDOW:]
+        rotation = everyone
+        if len(window) == REPUTATION_WINDOW:
+            active = frozenset().union(*window)
+            rotation = tuple(a for a in everyone if a in active) or everyone
+        self._rotations = {h: r for h, r in self._rotations.items() if h >= self.state.height}
+        self._rotations[height] = rotation
+        return rotation
 
     def _power(self, addresses) -> int:
         total = 0
@@ -372,12 +440,14 @@ class Core:
 
     def _on_propose_timer(self, now: float) -> list[Action]:
         st = self.state
+        if self.guarded:
+            return []
         if st.phase is not Phase.PROPOSE or st.view != 0 or st.proposal is not None:
             return []
         idle_at = st.started + self.timeouts.idle_interval
         if not self.app.has_pending_txs() and now < idle_at:
             return [SetTimer(Timer(TimerKind.PROPOSE, st.height, 0), idle_at)]
-        block = self.app.propose(st.height, 0, self.last_commit)
+        block = self.app.propose(st.height, 0, self.last_commit, self.proposer(st.height, 0))
         proposal = self._sign_proposal(0, block)
         if proposal is None:
             return []
@@ -385,6 +455,8 @@ class Core:
 
     def _sign_proposal(self, view: int, block: Block) -> Proposal | None:
         assert self.key is not None
+        if self.guarded:
+            return None
         if not self.signlog.permit(block.height, view, PROPOSE, block.hash):
             log.warning("not proposing at height %d view %d: the sign log holds another "
                         "proposal", block.height, view)
@@ -402,6 +474,8 @@ class Core:
         if type(message) is Decision:
             return self._on_decision(message, now)
         if height < st.height:
+            if type(message) is VoteMessage and height == st.height - 1:
+                self._late_commit_vote(message.vote)
             return self._help_behind(message, height, now)
         if height > st.height:
             return self._from_the_future(message, height, now)
@@ -455,6 +529,20 @@ class Core:
         if type(message) is ViewChangeMessage:
             return message.view_change.view
         return message.view  # type: ignore[union-attr]
+
+    def _late_commit_vote(self, vote: Vote) -> None:
+        """A COMMIT for the block just decided, from a validator not in its
+        certificate: add it, so the next block's certificate shows that validator
+        alive (the proposer rotation reads it)."""
+        cert = self.last_commit
+        if (cert is None or vote.kind != VoteKind.COMMIT or vote.view != cert.view
+                or vote.block_hash != cert.block_hash
+                or any(s.validator == vote.validator for s in cert.signatures)):
+            return
+        self._check_vote(vote)
+        self.last_commit = CommitCertificate(cert.height, cert.view, cert.block_hash,
+                                             cert.signatures + (CommitSig(vote.validator,
+                                                                          vote.signature),))
 
     def _help_behind(self, message: Message, height: int, now: float) -> list[Action]:
         """A validator still votes on the height we just decided: it missed the
@@ -627,7 +715,7 @@ class Core:
         st.blocks[block.hash] = block
 
     def _sign_vote(self, kind: int, view: int, block_hash: bytes) -> Vote | None:
-        if self.address is None:
+        if self.address is None or self.guarded:
             return None
         assert self.key is not None
         phase = PREPARE if kind == VoteKind.PREPARE else COMMIT
@@ -667,6 +755,8 @@ class Core:
                 block = st.blocks.get(block_hash)
                 if block is None:
                     return self._request_sync(st.height)
+                if self.guarded:
+                    self._lift_guard(st.height)
                 return self._commit_with(block, certificate, now)
         proposal = st.proposal
         if st.phase is not Phase.PREPARE or proposal is None:
@@ -678,7 +768,7 @@ class Core:
         prepared = PreparedCertificate(st.view, block_hash, tuple(prepares.values()))
         st.prepared = prepared
         st.phase = Phase.COMMIT
-        if self.address is None:
+        if self.address is None or self.guarded:
             return []
         self.signlog.record_prepared(st.height, prepared, proposal.block)
         vote = self._sign_vote(VoteKind.COMMIT, st.view, block_hash)
@@ -686,14 +776,33 @@ class Core:
             return []
         return [Broadcast(VoteMessage(vote))] + self._on_vote(vote, now)
 
+    def _lift_guard(self, height: int) -> None:
+        self.guarded = False
+        log.warning("double-sign guard lifted: height %d committed by votes seen live, "
+                    "so nothing the lost sign log held can conflict with what this "
+                    "validator signs from height %d on", height, height + 1)
+
+    def _check_own_signature(self, block: Block, certificate: CommitCertificate) -> None:
+        """While guarded: say so when the chain shows a signature of ours that this
+        process did not make (the lost sign log's)."""
+        for cert in (block.last_commit, certificate):
+            if cert is not None and any(s.validator == self.address for s in cert.signatures):
+                log.warning("double-sign guard: the certificate of height %d carries this "
+                            "validator's signature, made before its sign log was lost; "
+                            "it will not sign until a height commits without it",
+                            cert.height)
+                return
+
     def _commit_with(self, block: Block, certificate: CommitCertificate,
                      now: float) -> list[Action]:
         """Decide the height. The next height starts only when the driver has written
         the block and calls :meth:`committed`: until then the application state is the
         old one, and validating the next height's proposals against it would fail."""
         st = self.state
-        log.info("committed block %d (%s) in view %d with %d txs", st.height,
-                 block.hash.hex()[:12], certificate.view, len(block.txs))
+        if self.guarded:
+            self._check_own_signature(block, certificate)
+        log.debug("decided block %d (%s) in view %d", st.height, block.hash.hex()[:12],
+                  certificate.view)
         self.last_commit = certificate
         self.last_block = block
         self.state = _Height(st.height + 1, now)
@@ -705,6 +814,9 @@ class Core:
         if not self._committing:
             raise LocalError("committed() without a Commit action to acknowledge")
         self._committing = False
+        if self.last_block is not None:
+            self._activity.append(block_activity(self.last_block))
+            del self._activity[:-REPUTATION_WINDOW - 1]
         self.signlog.forget_below(self.state.height)
         return self._enter_height(now)
 
@@ -740,7 +852,7 @@ class Core:
         st.view_changes = {v: c for v, c in st.view_changes.items() if v >= view}
         out: list[Action] = [SetTimer(Timer(TimerKind.VIEW, st.height, view),
                                       now + self.timeouts.view(view))]
-        if self.address is not None:
+        if self.address is not None and not self.guarded:
             assert self.key is not None
             # The sign log holds the digest of what the view change says, so a
             # restart can repeat it but never sign a different one for that view.
@@ -803,7 +915,8 @@ class Core:
             if block is None:
                 return []  # wait for a view change that brings the block
         else:
-            block = self.app.propose(st.height, view, self.last_commit)
+            block = self.app.propose(st.height, view, self.last_commit,
+                                     self.proposer(st.height, view))
         proposal = self._sign_proposal(view, block)
         if proposal is None:
             return []

@@ -171,6 +171,8 @@ class SignLog:
                 raise SignLogCorrupt(f"sign log record at byte {pos} is unreadable: "
                                      f"{exc}") from None
             pos += _HEADER + size
+        #: Bytes of a torn last record cut off on open (the caller says so, loudly).
+        self.dropped_tail = len(data) - pos
         if pos < len(data):
             self.storage.truncate(pos)
         self._size = pos
@@ -210,6 +212,11 @@ class SignLog:
         self._append([_PREPARED, height, certificate.view, 0, certificate.block_hash,
                       [certificate.encode(), block.encode()]])
         self.prepared[height] = (certificate, block)
+
+    def highest_height(self) -> int:
+        """The highest height anything was signed at (0 if none)."""
+        heights = [h for (h, _, _) in self.signed] + list(self.prepared)
+        return max(heights, default=0)
 
     def highest_view(self, height: int) -> int | None:
         """The highest view this validator signed anything in at ``height``."""

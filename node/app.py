@@ -56,10 +56,10 @@ class ChainApp:
         parent = ex.blocks.header(ex.height) if ex.height else None
         return parent.time_ms if parent is not None else ex.genesis.time_ms
 
-    def propose(self, height: int, view: int, last_commit: CommitCertificate | None) -> Block:
+    def propose(self, height: int, view: int, last_commit: CommitCertificate | None,
+                proposer: bytes) -> Block:
         ex = self.executor
         params = ex.params
-        proposer = self.validators.validators[(height + view) % len(self.validators)].address
         time_ms = max(self._parent_time() + 1, self.clock_ms())
         txs = self.mempool.reap(max_bytes=params.max_block_bytes - _BLOCK_OVERHEAD,
                                 max_gas=params.max_block_gas, max_txs=params.max_block_txs)

@@ -34,12 +34,13 @@ import logging
 import os
 import re
 import signal
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chain.tx import Transaction
-from consensus.core import Core, Timeouts
+from consensus.core import REPUTATION_WINDOW, Core, Timeouts
 from consensus.driver import ConsensusDriver
 from consensus.signlog import FileStorage, SignLog
 from p2p.peers import P2PSettings, PeerManager
@@ -52,7 +53,7 @@ from vm.executor import Executor
 from .app import ChainApp
 from .chainview import ChainView
 from .config import Config
-from .events import CommitWaiters, EventBus, NodeStopping
+from .events import BlockCommitted, CommitWaiters, EventBus, NodeStopping
 from .home import Home, HomeError
 from .index import ChainIndex
 from .mempool import Mempool
@@ -138,6 +139,10 @@ class Node:
         self._txs_pending = False
         self._stack: contextlib.AsyncExitStack | None = None
         self._stopped = asyncio.Event()
+        #: Set to stop the node (a signal, a lost parent, a fatal error).
+        self._stop_requested = asyncio.Event()
+        #: Why the node stopped itself, if it did (``agora start`` exits non-zero).
+        self.fatal_error: str | None = None
         self.rpc: RPCServer | None = None
         self.metrics: NodeMetrics | None = None
 
@@ -181,19 +186,39 @@ class Node:
         self.relay = TxRelay(self.mempool, self.network, chain_id=self.genesis.chain_id,
                              max_tx_bytes=self.executor.params.max_tx_bytes)
         self.app = ChainApp(self.executor, self.mempool, vset, events=self.events)
+        height = self.executor.height
+        blocks = self.executor.blocks
+        head_mark = HeadMark(self.home.data_dir / "head")
+        stack.callback(head_mark.close)
+        head_mark.check(height)
+        stack.callback(self.events.listen(BlockCommitted,
+                                          lambda e: head_mark.write(e.block.header.height)))
+        lost_signlog = self._signlog_lost(validator_address)
         # The file is on the stack before the log is read: a damaged log (the node
         # refuses to start) must not leave its file open.
         signlog_file = FileStorage(self.home.signlog_path)
         stack.callback(signlog_file.close)
         self.signlog = SignLog(signlog_file)
-        height = self.executor.height
-        blocks = self.executor.blocks
+        if self.signlog.dropped_tail:
+            log.warning("the sign log %s ended in a damaged record (%d bytes, cut off): "
+                        "a crash while it was being written; nothing in it was signed",
+                        self.home.signlog_path, self.signlog.dropped_tail)
+        signed_to = self.signlog.highest_height()
+        if validator_address and signed_to > height + 1:
+            log.warning("the store is behind what this validator signed: the sign log "
+                        "holds signatures up to height %d, the store only height %d (was "
+                        "data/ wiped or damaged?). Syncing; the sign log still keeps it "
+                        "from signing anything that conflicts", signed_to, height)
+        recent = [b for h in range(max(1, height - REPUTATION_WINDOW), height + 1)
+                  if (b := blocks.block(h)) is not None]
         self.core = Core(self.genesis.chain_id, vset, self.app, self.signlog,
                          key=self.validator_key if validator_address else None,
                          height=height, last_commit=blocks.commit(height) if height else None,
                          last_block=blocks.block(height) if height else None,
-                         timeouts=timeouts(config))
+                         timeouts=timeouts(config), recent_blocks=recent,
+                         double_sign_guard=lost_signlog)
         self.driver = ConsensusDriver(self.core, self.network, self.app, blocks, self.mempool)
+        self.driver.on_fatal = self._fatal
         self.relay.on_admitted.append(self._txs_admitted)
         self.waiters = CommitWaiters(self.events)
         # Clients waiting for a commit are told first on the way down, so the RPC
@@ -215,6 +240,23 @@ class Node:
                  f"validator {validator_address.hex()}" if validator_address else "full node",
                  self.network.listen_address,
                  config.rpc.listen if config.rpc.enabled else "off")
+
+    def _signlog_lost(self, validator_address: bytes) -> bool:
+        """Find the sign log (moving one from data/, where older homes kept it); True
+        if this validator has none — it was deleted, or data/ of an older home was
+        wiped — so the double-sign guard must hold it back (consensus/core.py)."""
+        home = self.home
+        if home.adopt_legacy_signlog():
+            log.info("moved the sign log from %s to %s, beside the validator key, so that "
+                     "wiping data/ can never wipe it", home.legacy_signlog_path,
+                     home.signlog_path)
+        if not validator_address or home.signlog_path.exists():
+            return False
+        log.warning("this validator's sign log %s is missing: it may have signed votes "
+                    "this node no longer remembers. It will sync and will not sign until "
+                    "the network has committed a height without it (the double-sign "
+                    "guard)", home.signlog_path)
+        return True
 
     def _wrong_store(self, exc: WrongStore) -> str:
         """What to do about a data directory that is not this genesis's: the chain it
@@ -281,6 +323,13 @@ class Node:
             stack.push_async_callback(self.rpc.stop)
             await self.rpc.start()
 
+    def _fatal(self, reason: str) -> None:
+        """Stop the node: it cannot go on (a block it decided could not be written).
+        The RPC server goes down with it, so no client reads a frozen height."""
+        if self.fatal_error is None:
+            self.fatal_error = reason
+        self._stop_requested.set()
+
     async def stop(self) -> None:
         """Stop everything that started, in reverse order. Safe to call more than once."""
         stack, self._stack = self._stack, None
@@ -300,7 +349,7 @@ class Node:
             log.warning("the process that started this node (pid %d) is gone: not starting",
                         parent)
             return
-        stop = asyncio.Event()
+        stop = self._stop_requested
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
@@ -385,6 +434,42 @@ async def watch_parent(parent: int, stop: asyncio.Event) -> None:
     stop.set()
 
 
+class HeadMark:
+    """``data/head``: the highest height this node has committed, written after each
+    block (not synced: it only has to be right after a clean stop or a process crash,
+    which keep the page cache). If LevelDB comes back lower — its log truncated or
+    damaged, a table lost — the node says loudly what was lost, instead of starting
+    over from an older height without a word."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def read(self) -> int | None:
+        data = os.pread(self._fd, 16, 0)
+        if len(data) != 16 or zlib.crc32(data[:8]) != int.from_bytes(data[8:12], "big"):
+            return None
+        return int.from_bytes(data[:8], "big")
+
+    def check(self, height: int) -> None:
+        marked = self.read()
+        if marked is not None and marked > height:
+            log.error("the store lost blocks: this node had committed height %d, but "
+                      "its LevelDB at %s now ends at height %d (its log truncated or a "
+                      "table damaged?). Heights %d..%d are gone from this node and are "
+                      "synced again from peers; if this repeats, check the disk",
+                      marked, self.path.parent / "chain", height, height + 1, marked)
+            return  # kept until the chain is synced past it: said again if not
+        self.write(height)
+
+    def write(self, height: int) -> None:
+        raw = height.to_bytes(8, "big")
+        os.pwrite(self._fd, raw + zlib.crc32(raw).to_bytes(4, "big") + bytes(4), 0)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class RateLimitedLog(logging.Filter):
     """Lets through at most ``burst`` records of one kind (logger and message template)
     per ``window`` seconds, then one line saying how many were held back: a stranger
@@ -414,6 +499,23 @@ class RateLimitedLog(logging.Filter):
             return True
         entry[2] += 1
         return False
+
+
+#: Loggers a stranger can make write (a connection flood, malformed requests, junk
+#: transactions): each kind of line is rate-limited there.
+NOISY_LOGGERS = ("asyncio", "aiohttp.server", "aiohttp.web", "aiohttp.websocket",
+                 "agora.p2p", "agora.rpc", "agora.rpc.ws", "agora.mempool")
+
+
+def limit_noisy_logs() -> RateLimitedLog:
+    """Put one :class:`RateLimitedLog` on every logger in :data:`NOISY_LOGGERS`."""
+    limiter = RateLimitedLog()
+    for name in NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, RateLimitedLog)]:
+            logger.removeFilter(old)
+        logger.addFilter(limiter)
+    return limiter
 
 
 def raise_open_file_limit() -> None:
@@ -459,14 +561,18 @@ def _run_node(home: Home) -> None:
         level=node.config.log.level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    limiter = RateLimitedLog()
-    for noisy in ("asyncio", "aiohttp.server", "aiohttp.web", "aiohttp.websocket"):
-        logging.getLogger(noisy).addFilter(limiter)
+    limit_noisy_logs()
     raise_open_file_limit()
     profile_path = os.environ.get("AGORA_PROFILE")  # set by `agora bench --profile`
     if not profile_path:
         asyncio.run(node.run())
-        return
+    else:
+        _run_profiled(node, profile_path)
+    if node.fatal_error is not None:
+        raise SystemExit(f"error: the node stopped: {node.fatal_error}")
+
+
+def _run_profiled(node: Node, profile_path: str) -> None:
     import cProfile
 
     profile = cProfile.Profile()

@@ -2,9 +2,12 @@
 
     config.toml     the config (node/config.py)
     genesis.json    the chain's genesis
-    keys/           node_key.json, validator_key.json — mode 0600
-    data/           LevelDB (state, blocks, indexes) and the consensus sign log;
-                    node.lock, held (flock) by the node running on the home, its pid inside
+    keys/           node_key.json, validator_key.json — mode 0600; signlog, the
+                    validator's record of what it signed (consensus/signlog.py). It lives
+                    beside the key, not with the chain data, so an operator who wipes
+                    data/ to re-sync does not wipe the validator's memory of its votes
+    data/           LevelDB (state, blocks, indexes); node.lock, held (flock) by the node
+                    running on the home, its pid inside
 
 Key files are JSON ``{"type": "ed25519", "public_key": hex, "seed": hex}``, written
 atomically with mode 0600 from the first byte; a key file others can read is refused,
@@ -155,7 +158,22 @@ class Home:
 
     @property
     def signlog_path(self) -> Path:
+        return self.path / "keys" / "signlog"
+
+    @property
+    def legacy_signlog_path(self) -> Path:
+        """Where homes made before the sign log moved beside the key kept it."""
         return self.data_dir / "signlog"
+
+    def adopt_legacy_signlog(self) -> bool:
+        """Move a sign log from ``data/`` (older homes) to ``keys/``; True if moved.
+        A home holding both keeps the one in keys/ (the newer) and leaves the other."""
+        old, new = self.legacy_signlog_path, self.signlog_path
+        if new.exists() or not old.is_file():
+            return False
+        new.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(old, new)
+        return True
 
     @property
     def lock_path(self) -> Path:
@@ -228,7 +246,8 @@ class Home:
              validator_key: PrivateKey | None = None) -> None:
         """Create the layout with fresh keys (or the ones given). Refuses to touch a
         home that already has a config: keys are never overwritten."""
-        for existing in (self.config_path, self.node_key_path, self.validator_key_path):
+        for existing in (self.config_path, self.node_key_path, self.validator_key_path,
+                         self.signlog_path):
             if existing.exists():
                 raise HomeError(f"{self.path} already holds a node ({existing.name} exists); "
                                 "keys are never overwritten")
@@ -236,6 +255,11 @@ class Home:
         write_key(self.node_key_path, node_key or PrivateKey.generate())
         if validator:
             write_key(self.validator_key_path, validator_key or PrivateKey.generate())
+            # An empty sign log says "this key has signed nothing yet"; a validator
+            # that finds none at start has lost it and waits before signing
+            # (node/daemon.py, the double-sign guard).
+            fd = os.open(self.signlog_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
 

@@ -317,6 +317,8 @@ class LevelDBKV(KVStore):
             return self._db_or_raise().get(key)
         except plyvel.CorruptionError as exc:
             raise Corruption(key, f"LevelDB: {exc}") from None
+        except plyvel.Error as exc:
+            raise StorageError(f"LevelDB read at {self.path} failed: {exc}") from None
 
     def iterate(
         self,
@@ -344,6 +346,8 @@ class LevelDBKV(KVStore):
                 it = db.iterator(start=lo, stop=hi, include_stop=include_stop)
         except plyvel.CorruptionError as exc:
             raise Corruption(prefix, f"LevelDB iteration: {exc}") from None
+        except plyvel.Error as exc:
+            raise StorageError(f"LevelDB iteration at {self.path} failed: {exc}") from None
         try:
             for key, value in it:
                 if reverse and lo is not None and key < lo:
@@ -351,6 +355,8 @@ class LevelDBKV(KVStore):
                 yield key, value
         except plyvel.CorruptionError as exc:
             raise Corruption(prefix, f"LevelDB iteration: {exc}") from None
+        except plyvel.Error as exc:
+            raise StorageError(f"LevelDB iteration at {self.path} failed: {exc}") from None
         except RuntimeError:
             # plyvel closes live iterators when the database is closed under them.
             if self._closed:
@@ -394,7 +400,7 @@ class _LevelDBBatch(WriteBatch):
         try:
             self._wb.write()
         except plyvel.Error as exc:
-            raise StorageError(f"LevelDB write failed: {exc}") from None
+            raise StorageError(f"LevelDB write at {self._store.path} failed: {exc}") from None
         except RuntimeError:
             if self._store._closed:
                 raise StoreClosed(f"LevelDB at {self._store.path} is closed") from None

@@ -25,6 +25,7 @@ from chain.keys import verify as real_verify
 from chain.merkle import merkle_root
 from chain.validators import Validator, ValidatorSet
 from consensus.core import (
+    REPUTATION_WINDOW,
     Action,
     Broadcast,
     Commit,
@@ -164,11 +165,13 @@ class Simulation:
     # ------------------------------------------------------------------ nodes
 
     def _make_node(self, i: int, storage: MemoryStorage, app: FakeApp,
-                   behaviour: Behaviour) -> SimNode:
+                   behaviour: Behaviour, *, guard: bool = False) -> SimNode:
         height = len(app.blocks)
         core = Core(CHAIN, self.validators, app, SignLog.in_memory(storage), key=self.keys[i],
                     height=height, last_commit=app.certificates[-1] if height else None,
-                    last_block=app.blocks[-1] if height else None, timeouts=self.timeouts)
+                    last_block=app.blocks[-1] if height else None, timeouts=self.timeouts,
+                    recent_blocks=app.blocks[-(REPUTATION_WINDOW + 1):],
+                    double_sign_guard=guard)
         return SimNode(i, self.keys[i], app, storage, core, behaviour)
 
     def start(self) -> None:
@@ -178,10 +181,13 @@ class Simulation:
     def crash(self, i: int) -> None:
         self.nodes[i].alive = False
 
-    def restart(self, i: int) -> SimNode:
-        """A new core from the node's sign log and committed chain (memory is lost)."""
+    def restart(self, i: int, *, lose_signlog: bool = False) -> SimNode:
+        """A new core from the node's sign log and committed chain (memory is lost).
+        ``lose_signlog``: its sign log is gone too, so it starts under the double-sign
+        guard, as the daemon starts a validator whose sign log is missing."""
         old = self.nodes[i]
-        node = self._make_node(i, old.storage, old.app, old.behaviour)
+        storage = MemoryStorage() if lose_signlog else old.storage
+        node = self._make_node(i, storage, old.app, old.behaviour, guard=lose_signlog)
         self.nodes[i] = node
         self._act(node, node.core.start(self.now))
         return node

@@ -171,7 +171,9 @@ def leveldb_held(home: Home, _ports: Ports, _mp: pytest.MonkeyPatch,
 
 def signlog_is_a_directory(home: Home, _ports: Ports, _mp: pytest.MonkeyPatch,
                            stack: contextlib.ExitStack) -> None:
+    home.signlog_path.unlink(missing_ok=True)
     home.signlog_path.mkdir(parents=True)
+    stack.callback(home.signlog_path.touch)
     stack.callback(home.signlog_path.rmdir)
 
 
@@ -181,7 +183,7 @@ def signlog_damaged(home: Home, _ports: Ports, _mp: pytest.MonkeyPatch,
     # tail, so the node must refuse to sign anything rather than guess.
     home.signlog_path.parent.mkdir(parents=True, exist_ok=True)
     home.signlog_path.write_bytes(_frame(pack([1, 2])))
-    stack.callback(home.signlog_path.unlink)
+    stack.callback(home.signlog_path.write_bytes, b"")
 
 
 def index_fails(_home: Home, _ports: Ports, mp: pytest.MonkeyPatch,

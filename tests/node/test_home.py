@@ -33,7 +33,8 @@ def write_raw_key(path: Path, text: str) -> None:
 
 
 def key_files(home: Home) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (home.path / "keys").iterdir()}
+    return {p.name: p.read_bytes() for p in (home.path / "keys").iterdir()
+            if p.suffix == ".json"}
 
 
 # ---------------------------------------------------------------------- key files
@@ -117,8 +118,11 @@ def test_init_creates_the_layout(tmp_path: Path) -> None:
     assert home.exists()
     assert home.config() == config
     assert sorted(key_files(home)) == ["node_key.json", "validator_key.json"]
-    for path in (home.node_key_path, home.validator_key_path):
+    for path in (home.node_key_path, home.validator_key_path, home.signlog_path):
         assert mode_of(path) == 0o600
+    # The validator's empty sign log sits beside its key (wiping data/ keeps it).
+    assert home.signlog_path.parent == home.validator_key_path.parent
+    assert home.signlog_path.read_bytes() == b""
     assert home.node_key().seed == KEY.seed
     assert home.validator_key().seed == OTHER.seed
     assert home.data_dir.is_dir() and not any(home.data_dir.iterdir())
