@@ -264,19 +264,46 @@ def localnet_init(validators: int, home: str, base_port: int | None) -> None:
 
 @main.command()
 @click.option("--validators", type=click.IntRange(1, 16), default=4, show_default=True)
-@click.option("--txs", type=click.IntRange(min=1), default=5_000, show_default=True,
-              help="Transfers for the throughput run.")
-@click.option("--senders", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--finality-txs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--txs", type=click.IntRange(min=1),
+              help="Transactions to submit [default: 10,000].")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Submit for this long instead (escrow, mixed: size the run to it).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="TX/S",
+              help="Offered rate, open loop [default: as fast as accepted].")
+@click.option("--workload", type=click.Choice(["transfer", "escrow", "mixed"]),
+              default="transfer", show_default=True)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object (progress goes to stderr).")
 @click.option("--profile", is_flag=True, help="Profile the nodes; print the busiest one's.")
-def bench(validators: int, txs: int, senders: int, finality_txs: int,
-          profile: bool) -> None:
-    """Start a localnet here and measure finality and committed transactions/s."""
+@click.option("--generators", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Load-generator processes.")
+@click.option("--senders", type=click.IntRange(min=1),
+              help="Transfer senders [default: a tenth of the transfers, 50 to 2,000].")
+@click.option("--drain-timeout", type=click.FloatRange(min=0, min_open=True), default=60,
+              show_default=True, metavar="SECONDS",
+              help="After sending, wait for every admitted transaction to commit; "
+                   "give up once this long passes with none committing.")
+@click.option("--keep", is_flag=True, help="Keep the localnet's directory.")
+def bench(validators: int, txs: int | None, duration: float | None, rate: float | None,
+          workload: str, as_json: bool, profile: bool, generators: int, senders: int | None,
+          drain_timeout: float, keep: bool) -> None:
+    """Start a localnet in a temporary home and measure committed transactions/s and
+    submit-to-commit latency against this machine's ed25519 ceiling (bench/localnet.py
+    says how)."""
     from bench.localnet import main as bench_main
 
-    argv = ["--validators", str(validators), "--txs", str(txs), "--senders", str(senders),
-            "--finality-txs", str(finality_txs)]
-    sys.exit(bench_main(argv + (["--profile"] if profile else [])))
+    if txs is not None and duration is not None:
+        raise click.UsageError("give --txs or --duration, not both")
+    argv = ["--validators", str(validators), "--workload", workload,
+            "--generators", str(generators), "--drain-timeout", str(drain_timeout)]
+    for flag, value in (("--txs", txs), ("--duration", duration), ("--rate", rate),
+                        ("--senders", senders)):
+        if value is not None:
+            argv += [flag, str(value)]
+    for flag, on in (("--json", as_json), ("--profile", profile), ("--keep", keep)):
+        if on:
+            argv.append(flag)
+    sys.exit(bench_main(argv))
 
 
 # ---------------------------------------------------------------------- wallet
