@@ -53,6 +53,7 @@ from .messages import (
     WireMessage,
     decode_message,
     encode_message,
+    message_height,
 )
 
 log = logging.getLogger("agora.consensus")
@@ -60,6 +61,10 @@ log = logging.getLogger("agora.consensus")
 BLOCK_REQUEST = "consensus/block"
 TXS_REQUEST = "consensus/txs"
 _SYNC_TIMEOUT = 5.0
+#: Seconds before looking again for a peer ahead of us after a sync ended.
+_SYNC_RETRY = 1.0
+#: Messages of the height in progress kept to send again to a peer that reconnects.
+_MAX_RESENT = 32
 #: Own or received proposals kept to answer peers missing some of their transactions.
 _RECENT_BLOCKS = 8
 
@@ -101,6 +106,9 @@ class ConsensusDriver:
         self._timers: dict[object, asyncio.TimerHandle] = {}
         self._sync_task: asyncio.Task | None = None
         self._sync_target = 0
+        self._retry_handle: asyncio.TimerHandle | None = None
+        #: (height, encoded message) we broadcast at the height in progress.
+        self._sent: list[tuple[int, bytes]] = []
         self._running = False
         #: Told why, when a block could not be written (the node stops on it).
         self.on_fatal: Callable[[str], None] = lambda reason: None
@@ -288,6 +296,9 @@ class ConsensusDriver:
 
     def _halt(self) -> None:
         self._running = False
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+            self._retry_handle = None
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -310,7 +321,9 @@ class ConsensusDriver:
                 if type(message) is Proposal and message.block.txs:
                     self._remember(message.block)
                     message = CompactProposal.of(message)
-                self.network.broadcast(encode_message(message))
+                body = encode_message(message)
+                self.network.broadcast(body)
+                self._keep_sent(message_height(action.message), body)
             elif type(action) is SetTimer:
                 # Keyed by a fresh token: TimerHandles compare by their arguments.
                 token = object()
@@ -328,7 +341,22 @@ class ConsensusDriver:
 
     # ------------------------------------------------------------------ sync
 
+    def _keep_sent(self, height: int, body: bytes) -> None:
+        """Remember what we broadcast for the height in progress: a link that was
+        down when it went out gets it when it comes back (else only a view timeout
+        would repeat it, and a lost VIEW-CHANGE costs a whole timeout)."""
+        if height != self.core.height:
+            return
+        if self._sent and self._sent[0][0] != height:
+            self._sent.clear()
+        if len(self._sent) < _MAX_RESENT:
+            self._sent.append((height, body))
+
     def _peer_connected(self, peer: Peer) -> None:
+        height = self.core.height
+        for sent_height, body in self._sent:
+            if sent_height == height:
+                self.network.send(peer.node_id, body)
         committed = self.core.height - 1
         if peer.hello.height > committed:
             log.info("peer %s is at height %d, we are at %d: syncing",
@@ -351,6 +379,20 @@ class ConsensusDriver:
         finally:
             self._sync_target = 0
             self.core.on_sync_done()
+            if self._running and self._retry_handle is None:
+                # A peer that said it is ahead may have dropped (a link replaced
+                # mid-request): look again shortly, while any connected peer says so.
+                self._retry_handle = asyncio.get_running_loop().call_later(
+                    _SYNC_RETRY, self._retry_sync)
+
+    def _retry_sync(self) -> None:
+        self._retry_handle = None
+        if not self._running or self.syncing:
+            return
+        committed = self.core.height - 1
+        ahead = max((p.hello.height for p in self.network.peers.values()), default=0)
+        if ahead > committed:
+            self._sync_to(ahead)
 
     async def _fetch(self, height: int) -> bool:
         """Ask peers for block ``height``; True once it committed. Peers that failed
