@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -49,6 +51,7 @@ def test_transfers_as_fast_as_accepted_resend_refusals_in_order() -> None:
     assert phase["name"] == "transfers" and phase["drained"] is True
 
 
+@pytest.mark.slow  # ~12 s of a 2-core CI's ten minutes; the transfer run stays
 def test_mixed_workload_at_a_rate_runs_every_phase() -> None:
     r = _bench("--workload", "mixed", "--txs", "80", "--rate", "200")
     assert r["ok"] is True and r["checks_ok"] is True

@@ -152,6 +152,7 @@ async def test_two_of_four_paused_halts_the_chain_then_it_continues(make_net) ->
     assert report.txs == 1
 
 
+@pytest.mark.slow  # 16 s; the simulation covers 2|2 partitions in the default run
 @pytest.mark.timeout(150)
 async def test_partition_two_two_halts_then_heals(make_net) -> None:
     """Through the proxy, {0,1} | {2,3}: neither half has a quorum, so nothing
