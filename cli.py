@@ -284,9 +284,12 @@ def localnet_init(validators: int, home: str, base_port: int | None) -> None:
               help="After sending, wait for every admitted transaction to commit; "
                    "give up once this long passes with none committing.")
 @click.option("--keep", is_flag=True, help="Keep the localnet's directory.")
+@click.option("--stop-validator", is_flag=True,
+              help="Run with the last validator stopped throughout (load starts once the "
+                   "proposer rotation has dropped it).")
 def bench(validators: int, txs: int | None, duration: float | None, rate: float | None,
           workload: str, as_json: bool, profile: bool, generators: int, senders: int | None,
-          drain_timeout: float, keep: bool) -> None:
+          drain_timeout: float, keep: bool, stop_validator: bool) -> None:
     """Start a localnet in a temporary home and measure committed transactions/s and
     submit-to-commit latency against this machine's ed25519 ceiling (bench/localnet.py
     says how)."""
@@ -300,7 +303,8 @@ def bench(validators: int, txs: int | None, duration: float | None, rate: float 
                         ("--senders", senders)):
         if value is not None:
             argv += [flag, str(value)]
-    for flag, on in (("--json", as_json), ("--profile", profile), ("--keep", keep)):
+    for flag, on in (("--json", as_json), ("--profile", profile), ("--keep", keep),
+                     ("--stop-validator", stop_validator)):
         if on:
             argv.append(flag)
     sys.exit(bench_main(argv))

@@ -65,6 +65,7 @@ from typing import Any, TextIO
 import aiohttp
 import nacl.signing
 
+from consensus.core import REPUTATION_WINDOW
 from node import localnet
 from node.config import ConsensusSection
 from node.rpc.client import NodeUnreachable, RPCClient, RPCFailed
@@ -136,6 +137,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                     help=f"the nodes' block interval (default "
                          f"{ConsensusSection().block_interval_ms})")
     ap.add_argument("--keep", action="store_true", help="keep the localnet's directory")
+    ap.add_argument("--stop-validator", action="store_true",
+                    help="leave the last validator stopped for the whole run (the chain "
+                         "runs on the others; load starts once the proposer rotation has "
+                         "dropped it)")
     args = ap.parse_args(argv)
     for name in ("validators", "txs", "generators", "batch", "window", "senders"):
         value = getattr(args, name)
@@ -185,7 +190,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ceiling = cores * verify / args.validators
     txs = _size(args, ceiling)
     workload = make(args.workload, txs, args.senders)
-    accounts = Accounts(args.validators)
+    accounts = Accounts(args.validators - 1 if args.stop_validator and args.validators > 1 else args.validators)
     for seed in workload.seeds():
         accounts[seed]  # noqa: B018 - numbers and derives every account now
     offered = f"{args.rate:,.0f} tx/s offered" if args.rate else "as fast as accepted"
@@ -203,6 +208,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ConsensusSection(block_interval_ms=args.block_interval_ms)
         infos = localnet.init(workdir / "net", args.validators, base, consensus=consensus,
                               extra_balances={a.address: FUNDS for a in accounts.by_index})
+        if args.stop_validator:
+            say(f"node{infos[-1].index} stays stopped (--stop-validator)")
+            infos = infos[:-1]
         for info in infos:
             if args.profile:
                 profiles[info.index] = info.home / "profile.out"
@@ -252,15 +260,16 @@ def _size(args: argparse.Namespace, ceiling: float) -> int:
     return 10_000
 
 
-async def _wait_ready(clients: list[RPCClient], procs: dict[int, subprocess.Popen]) -> int:
-    async with asyncio.timeout(90):
+async def _wait_ready(clients: list[RPCClient], procs: dict[int, subprocess.Popen],
+                      min_height: int) -> int:
+    async with asyncio.timeout(180):
         while True:
             for i, proc in procs.items():
                 if proc.poll() is not None:
                     raise RuntimeError(f"node{i} exited ({proc.returncode}) while starting")
             try:
                 heights = [(await c.status())["height"] for c in clients]
-                if min(heights) >= 2:
+                if min(heights) >= min_height:
                     return max(heights)
             except (NodeUnreachable, RPCFailed, OSError):
                 pass
@@ -272,7 +281,8 @@ async def _measure(args: argparse.Namespace, workload: Workload, accounts: Accou
                    generators: Generators, session: aiohttp.ClientSession,
                    say: Any) -> dict[str, Any]:
     clients = [RPCClient(u, session, timeout=120) for u in urls]
-    height = await _wait_ready(clients, procs)
+    height = await _wait_ready(clients, procs,
+                               REPUTATION_WINDOW + 3 if args.stop_validator else 2)
     chain_id = (await clients[0].status())["chain_id"]
     observer = Observer(urls, session, say)
     await observer.start(height)
@@ -291,6 +301,13 @@ async def _measure(args: argparse.Namespace, workload: Workload, accounts: Accou
         missed = sum(1 for b in observer.blocks.values() if b.missed)
         report = _summary(args, workload, phases, procs)
         report["setup"] = setup
+        seen = sorted((b for b in observer.blocks.values() if b.height > height and not b.missed),
+                      key=lambda b: b.height)
+        gaps = [(b.at - a.at, b.height) for a, b in zip(seen, seen[1:], strict=False)
+                if b.height == a.height + 1]
+        worst = max(gaps, default=(0.0, 0))
+        report["longest_height_ms"] = {"ms": round(worst[0] * 1000), "height": worst[1]}
+        report["stopped_validator"] = bool(args.stop_validator)
         report["observer"] = {"reconnects": observer.reconnects, "missed_notifications": missed,
                               "cpu_s": round(time.process_time() - cpu0, 2),
                               "blocks_read": observer.read_blocks,
@@ -613,6 +630,12 @@ def print_report(r: dict[str, Any], out: TextIO) -> None:
         line("blocks", f"{r['blocks_per_s']:.2f} blocks/s; {r['txs_per_block']['mean']:,.1f} "
                        f"txs per block (mean), {r['txs_per_block']['max']:,} max "
                        f"(block interval {r['block_interval_ms']} ms)")
+    if r.get("longest_height_ms"):
+        worst = r["longest_height_ms"]
+        line("longest", f"height {worst['height']} took {worst['ms']:,} ms from the one "
+                        f"before (commit to commit, as observed)"
+                        + ("; the last validator stopped throughout"
+                           if r.get("stopped_validator") else ""))
     line("nodes", "; ".join(
         f"node{n['node']} {n['cpu_s'] or 0:.1f} CPU s ({(n['cpu_util'] or 0):.0%}), "
         f"peak RSS {n['peak_rss_mb'] or 0:,.0f} MB" for n in r["nodes"]))

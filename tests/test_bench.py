@@ -51,6 +51,21 @@ def test_transfers_as_fast_as_accepted_resend_refusals_in_order() -> None:
     assert phase["name"] == "transfers" and phase["drained"] is True
 
 
+@pytest.mark.slow  # waits out a reputation window of blocks before the load
+def test_with_the_last_validator_stopped_the_others_carry_the_load() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGORA_")}
+    proc = subprocess.run([sys.executable, "-m", "cli", "bench", "--validators", "4",
+                           "--json", "--txs", "400", "--rate", "200", "--stop-validator"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=200)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    r = json.loads(proc.stdout)
+    assert r["stopped_validator"] is True
+    assert [n["node"] for n in r["nodes"]] == [0, 1, 2]  # node3 never ran
+    assert r["admitted"] == 400 and r["committed"] == 400
+    # Dropped from the rotation before the load: no height waits for a view timeout.
+    assert 0 < r["longest_height_ms"]["ms"] < 1_000
+
+
 @pytest.mark.slow  # ~12 s of a 2-core CI's ten minutes; the transfer run stays
 def test_mixed_workload_at_a_rate_runs_every_phase() -> None:
     r = _bench("--workload", "mixed", "--txs", "80", "--rate", "200")
