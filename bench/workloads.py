@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,21 +188,21 @@ class Net:
         return out
 
 
-class Workload:
+class Workload(ABC):
     name = ""
 
+    @abstractmethod
     def seeds(self) -> list[str]:
         """Every account the workload uses (all funded in genesis)."""
-        raise NotImplementedError
 
     async def setup(self, net: Net) -> dict[str, Any]:
         """Off the clock; what the report should say of it."""
         return {}
 
+    @abstractmethod
     def phases(self, net: Net) -> AsyncIterator[Phase]:
         """The phases in order; each is run (and its heights set) before the next is
         asked for."""
-        raise NotImplementedError
 
     async def check(self, net: Net, phase: Phase) -> dict[str, dict[str, int]]:
         """Expected against found, per event counted."""

@@ -14,8 +14,8 @@ Theory of operation, for height h and view v (DESIGN.md "Consensus")
   order: those that signed a certificate, or proposed, in the ``REPUTATION_WINDOW``
   committed blocks before h-1 (Diem/Aptos "leader reputation", in its simplest form;
   block h-1 is left out so that the proposer of the next height is known while this
-  one is decided, for its early messages). Every honest node reads that from the same committed blocks, so all
-  compute the same proposer; a validator that is down drops out of the rotation after
+  one is decided, for its early messages). Every honest node reads that from the same
+  committed blocks, so all compute the same proposer; a validator that is down drops out of the rotation after
   at most a window of heights instead of costing a view-change timeout at each of its
   turns, and is back as soon as one certificate carries its COMMIT (late COMMITs for
   the last height are added to its certificate until the next block is proposed, so a
@@ -318,6 +318,12 @@ class Core:
     def view(self) -> int:
         return self.state.view
 
+    @property
+    def signing(self) -> bool:
+        """Does this node sign now: a validator not held back by the double-sign
+        guard? Every signature (proposal, vote, view change) asks this first."""
+        return self.address is not None and not self.guarded
+
     def proposer(self, height: int, view: int) -> bytes:
         """Deterministic from the committed chain (see the module doc), for the
         height being decided and the next; other heights get the plain rotation
@@ -432,7 +438,7 @@ class Core:
         passed since the last block (before that, the propose timer does it)."""
         st = self.state
         if (self._committing or st.view != 0 or st.phase is not Phase.PROPOSE or st.proposal
-                is not None or self.address is None
+                is not None or not self.signing
                 or self.proposer(st.height, 0) != self.address
                 or now < st.started + self.timeouts.block_interval):
             return []
@@ -440,7 +446,7 @@ class Core:
 
     def _on_propose_timer(self, now: float) -> list[Action]:
         st = self.state
-        if self.guarded:
+        if not self.signing:
             return []
         if st.phase is not Phase.PROPOSE or st.view != 0 or st.proposal is not None:
             return []
@@ -455,7 +461,7 @@ class Core:
 
     def _sign_proposal(self, view: int, block: Block) -> Proposal | None:
         assert self.key is not None
-        if self.guarded:
+        if not self.signing:
             return None
         if not self.signlog.permit(block.height, view, PROPOSE, block.hash):
             log.warning("not proposing at height %d view %d: the sign log holds another "
@@ -715,7 +721,7 @@ class Core:
         st.blocks[block.hash] = block
 
     def _sign_vote(self, kind: int, view: int, block_hash: bytes) -> Vote | None:
-        if self.address is None or self.guarded:
+        if not self.signing:
             return None
         assert self.key is not None
         phase = PREPARE if kind == VoteKind.PREPARE else COMMIT
@@ -768,7 +774,7 @@ class Core:
         prepared = PreparedCertificate(st.view, block_hash, tuple(prepares.values()))
         st.prepared = prepared
         st.phase = Phase.COMMIT
-        if self.address is None or self.guarded:
+        if not self.signing:
             return []
         self.signlog.record_prepared(st.height, prepared, proposal.block)
         vote = self._sign_vote(VoteKind.COMMIT, st.view, block_hash)
@@ -852,7 +858,7 @@ class Core:
         st.view_changes = {v: c for v, c in st.view_changes.items() if v >= view}
         out: list[Action] = [SetTimer(Timer(TimerKind.VIEW, st.height, view),
                                       now + self.timeouts.view(view))]
-        if self.address is not None and not self.guarded:
+        if self.signing:
             assert self.key is not None
             # The sign log holds the digest of what the view change says, so a
             # restart can repeat it but never sign a different one for that view.

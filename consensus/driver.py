@@ -107,8 +107,9 @@ class ConsensusDriver:
         self._sync_task: asyncio.Task | None = None
         self._sync_target = 0
         self._retry_handle: asyncio.TimerHandle | None = None
-        #: (height, encoded message) we broadcast at the height in progress.
-        self._sent: list[tuple[int, bytes]] = []
+        #: What we broadcast (encoded) at height ``_sent_height``.
+        self._sent: list[bytes] = []
+        self._sent_height = 0
         self._running = False
         #: Told why, when a block could not be written (the node stops on it).
         self.on_fatal: Callable[[str], None] = lambda reason: None
@@ -347,15 +348,15 @@ class ConsensusDriver:
         would repeat it, and a lost VIEW-CHANGE costs a whole timeout)."""
         if height != self.core.height:
             return
-        if self._sent and self._sent[0][0] != height:
+        if height != self._sent_height:
+            self._sent_height = height
             self._sent.clear()
         if len(self._sent) < _MAX_RESENT:
-            self._sent.append((height, body))
+            self._sent.append(body)
 
     def _peer_connected(self, peer: Peer) -> None:
-        height = self.core.height
-        for sent_height, body in self._sent:
-            if sent_height == height:
+        if self._sent_height == self.core.height:
+            for body in self._sent:
                 self.network.send(peer.node_id, body)
         committed = self.core.height - 1
         if peer.hello.height > committed:

@@ -435,9 +435,9 @@ async def watch_parent(parent: int, stop: asyncio.Event) -> None:
 
 
 class HeadMark:
-    """``data/head``: the highest height this node has committed, written after each
-    block (not synced: it only has to be right after a clean stop or a process crash,
-    which keep the page cache). If LevelDB comes back lower — its log truncated or
+    """``data/head``: the highest height this node has committed (8 bytes and their
+    CRC-32), written after each block (not synced: it only has to be right after a
+    clean stop or a process crash, which keep the page cache). If LevelDB comes back lower — its log truncated or
     damaged, a table lost — the node says loudly what was lost, instead of starting
     over from an older height without a word."""
 
@@ -446,8 +446,8 @@ class HeadMark:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
 
     def read(self) -> int | None:
-        data = os.pread(self._fd, 16, 0)
-        if len(data) != 16 or zlib.crc32(data[:8]) != int.from_bytes(data[8:12], "big"):
+        data = os.pread(self._fd, 12, 0)
+        if len(data) != 12 or zlib.crc32(data[:8]) != int.from_bytes(data[8:], "big"):
             return None
         return int.from_bytes(data[:8], "big")
 
@@ -464,7 +464,7 @@ class HeadMark:
 
     def write(self, height: int) -> None:
         raw = height.to_bytes(8, "big")
-        os.pwrite(self._fd, raw + zlib.crc32(raw).to_bytes(4, "big") + bytes(4), 0)
+        os.pwrite(self._fd, raw + zlib.crc32(raw).to_bytes(4, "big"), 0)
 
     def close(self) -> None:
         os.close(self._fd)

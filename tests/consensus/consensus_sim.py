@@ -341,3 +341,9 @@ class Simulation:
                 assert all(sig.validator for sig in cert.signatures)
 
 
+
+
+def run_to(sim: Simulation, height: int, *, max_time: float, nodes=None) -> None:
+    """Run until every node given (default: the honest) reached ``height``."""
+    ok = sim.run(lambda: min(sim.heights(nodes)) >= height, max_time=max_time)
+    assert ok, f"stuck at heights {sim.heights()} at t={sim.now:.1f}"

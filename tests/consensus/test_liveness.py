@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from consensus_sim import Simulation, install_verify_cache
+from consensus_sim import Simulation, install_verify_cache, run_to
 
 from chain.block import VoteKind
 from consensus.core import REPUTATION_WINDOW, block_activity
@@ -29,11 +29,6 @@ SEEDS = [seed if seed < 30 else pytest.param(seed, marks=pytest.mark.slow)
 def fast_and_quiet(monkeypatch, caplog):
     install_verify_cache(monkeypatch)
     caplog.set_level(logging.ERROR, logger="agora.consensus")
-
-
-def run_to(sim: Simulation, height: int, *, max_time: float, nodes=None) -> None:
-    ok = sim.run(lambda: min(sim.heights(nodes)) >= height, max_time=max_time)
-    assert ok, f"stuck at heights {sim.heights()} at t={sim.now:.1f}"
 
 
 def view_changes(sim: Simulation, nodes) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from consensus_sim import CHAIN, Behaviour, Simulation, install_verify_cache
+from consensus_sim import CHAIN, Behaviour, Simulation, install_verify_cache, run_to
 
 from chain.block import VoteKind
 from consensus.messages import Proposal, VoteMessage
@@ -24,11 +24,6 @@ SEEDS = [seed if seed < 50 else pytest.param(seed, marks=pytest.mark.slow) for s
 def fast_and_quiet(monkeypatch, caplog):
     install_verify_cache(monkeypatch)
     caplog.set_level(logging.ERROR, logger="agora.consensus")
-
-
-def run_to(sim: Simulation, height: int, *, max_time: float, nodes=None) -> None:
-    ok = sim.run(lambda: min(sim.heights(nodes)) >= height, max_time=max_time)
-    assert ok, f"stuck at heights {sim.heights()} at t={sim.now:.1f}"
 
 
 @pytest.mark.parametrize("n", [4, 7])

@@ -491,6 +491,13 @@ class TransferLoad:
             await client.close()
         return self.acks
 
+    async def __aenter__(self) -> TransferLoad:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def wait_acks(self, count: int, timeout: float = WAIT) -> None:
         """Until at least ``count`` transactions are acknowledged."""
         await self.net.until(self._has(count), f"{count} acknowledged transfers", timeout)

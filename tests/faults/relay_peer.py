@@ -13,45 +13,27 @@ live one). Everything after that is served normally, on the new link.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
+from side_peer import SidePeer
 
-from chain.keys import PrivateKey
 from consensus.driver import BLOCK_REQUEST
 from p2p.errors import RequestFailed
-from p2p.peers import P2PSettings, PeerManager
+from p2p.peers import PeerManager
 from p2p.policy import PeerAddress
 
 
-class RedialingRelay:
+class RedialingRelay(SidePeer):
     def __init__(self, chain_id: str, upstream: str, target: str, height: int) -> None:
-        self.chain_id = chain_id
+        super().__init__(chain_id, (upstream, target), "relay-peer",
+                         height=lambda: self.height)
         self.upstream = PeerAddress.parse(upstream)
         self.target = PeerAddress.parse(target)
         self.height = height
         self.requests = 0
         self.redialled = False
         self.served = 0
-        self._settings = P2PSettings(
-            listen_host="127.0.0.1", listen_port=0,
-            persistent_peers=(upstream, target), pex=False, ping_interval=1.0,
-            peer_timeout=5.0, backoff_base=0.1, backoff_max=0.3)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="relay-peer",
-                                        daemon=True)
-        self._network: PeerManager | None = None
 
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-
-    async def _start(self) -> None:
-        network = PeerManager(PrivateKey.generate(), self.chain_id, self._settings,
-                              height=lambda: self.height)
+    def configure(self, network: PeerManager) -> None:
         network.request_handlers[BLOCK_REQUEST] = self._serve_block
-        self._network = network
-        await network.start()
 
     async def _serve_block(self, peer: bytes, body: bytes) -> bytes:
         network = self._network
@@ -66,12 +48,3 @@ class RedialingRelay:
             raise RequestFailed(f"relay: {exc}") from None
         self.served += 1
         return answer
-
-    def close(self) -> None:
-        if not self._thread.is_alive():
-            return
-        if self._network is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self._network.stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)

@@ -15,15 +15,14 @@ Kinds: ``proposal`` (the block hash), ``prepare`` and ``commit`` (the block hash
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 
+from side_peer import SidePeer
+
 from chain.block import Block, CommitCertificate, Vote, VoteKind
-from chain.keys import PrivateKey
 from chain.validators import ValidatorSet
 from consensus.errors import InvalidMessage
 from consensus.messages import (
@@ -36,52 +35,25 @@ from consensus.messages import (
     VoteMessage,
     decode_message,
 )
-from p2p.peers import P2PSettings, PeerManager
+from p2p.peers import PeerManager
 
 Key = tuple[bytes, str, int, int]  # (signer, kind, height, view)
 
 
-class WireSpy:
+class WireSpy(SidePeer):
     """``WireSpy(chain_id, validators, peers)``; ``start()``, read, ``close()``."""
 
     def __init__(self, chain_id: str, validators: ValidatorSet, peers: Iterable[str]) -> None:
-        self.chain_id = chain_id
+        super().__init__(chain_id, peers, "wire-spy")
         self.validators = validators
-        self._settings = P2PSettings(
-            listen_host="127.0.0.1", listen_port=0, persistent_peers=tuple(peers),
-            pex=False, ping_interval=1.0, peer_timeout=5.0,
-            # Redial a restarted validator at once: its first messages are the ones
-            # a double sign would be in.
-            backoff_base=0.1, backoff_max=0.3)
         self._lock = threading.Lock()
         self._signed: dict[Key, set[bytes]] = defaultdict(set)
         #: (monotonic time, signer, kind, height, view) of each signed thing, first sight.
         self.timeline: list[tuple[float, bytes, str, int, int]] = []
         self.messages = 0
         self.forged = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="wire-spy",
-                                        daemon=True)
-        self._network: PeerManager | None = None
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-
-    async def _start(self) -> None:
-        network = PeerManager(PrivateKey.generate(), self.chain_id, self._settings)
+    def configure(self, network: PeerManager) -> None:
         network.on_consensus = self._received
-        self._network = network
-        await network.start()
-
-    def close(self) -> None:
-        if not self._thread.is_alive():
-            return
-        if self._network is not None:
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self._network.stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
 
     # ------------------------------------------------------------------ reading
 
