@@ -561,7 +561,14 @@ class Core:
             return []
         self._check_signature(message)
         self._decision_sent_at = now
-        return [Reply(Decision(self.last_block, self.last_commit))]
+        cert = self.last_commit
+        if type(message) is VoteMessage and message.vote.block_hash == cert.block_hash:
+            # It voted for the block, so it holds it: the COMMIT votes finish its height
+            # (a few hundred bytes where the whole block would be resent and decoded).
+            return [Reply(VoteMessage(Vote(VoteKind.COMMIT, cert.height, cert.view,
+                                           cert.block_hash, sig.validator, sig.signature)))
+                    for sig in cert.signatures]
+        return [Reply(Decision(self.last_block, cert))]
 
     def _on_decision(self, decision: Decision, now: float) -> list[Action]:
         st = self.state

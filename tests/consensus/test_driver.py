@@ -634,8 +634,11 @@ async def test_a_reply_goes_only_to_the_peer_whose_message_caused_it(drivers) ->
     late = encode_message(VoteMessage(Vote.create(KEYS[1], CHAIN, VoteKind.PREPARE, 2, 0,
                                                   chain.blocks[1].hash)))
     net.deliver(NODE[1], late)
-    decision = encode_message(Decision(chain.blocks[1], chain.certificates[1]))
-    assert net.sent_to == [(NODE[1], decision)]
+    cert = chain.certificates[1]
+    answer = [(NODE[1], encode_message(VoteMessage(Vote(
+        VoteKind.COMMIT, cert.height, cert.view, cert.block_hash, s.validator, s.signature))))
+        for s in cert.signatures]  # it voted for the block: the COMMITs finish it
+    assert net.sent_to == answer
     assert net.sent == [] and net.punished == []
     net.deliver(NODE[0], late)  # within block_interval: not answered again
-    assert net.sent_to == [(NODE[1], decision)] and net.sent == []
+    assert net.sent_to == answer and net.sent == []
