@@ -268,6 +268,18 @@ class OneOf(Kind):
             raise EncodeError(f"{cls.__name__} is not a member of this union")
         return [cls.TAG, *value.to_raw()]
 
+    def encode(self, value: Record) -> bytes:
+        """The canonical bytes of ``[tag, fields...]`` (as ``pack(self.dump(value))``
+        gives), nested records contributing their cached encodings."""
+        cls = type(value)
+        if self.by_tag.get(getattr(cls, "TAG", None)) is not cls:  # type: ignore[arg-type]
+            raise EncodeError(f"{cls.__name__} is not a member of this union")
+        try:
+            fields = value._encode_fields()
+        except EncodeError:
+            return _pack_checked(self.dump(value))  # raises, naming the field
+        return _array_header(1 + len(cls.SCHEMA)) + _pack_checked(cls.TAG) + fields
+
 
 class Record:
     """Base of every encodable record: a frozen dataclass plus a field schema.
@@ -311,17 +323,31 @@ class Record:
         return out
 
     def encode(self) -> bytes:
-        """The canonical bytes of this record (computed once)."""
+        """The canonical bytes of this record (computed once).
+
+        A msgpack array is its header followed by its items' encodings, so a record is
+        assembled from its fields' bytes, and a nested record (a block's transactions,
+        a certificate's signatures) contributes its own cached encoding rather than
+        being unpacked into objects and packed again: a block of transactions that
+        arrived as bytes encodes by concatenation.
+        """
         cached = self.__dict__.get("_encoded")
         if cached is None:
-            # Every field kind has checked its value, so no float can be in here: skip
-            # pack()'s walk (this runs for every transaction and vote).
             try:
-                cached = _pack_checked(self.to_raw())
-            except EncodeError as exc:
-                raise exc.at(type(self).__name__) from None
+                cached = _array_header(len(self.SCHEMA)) + self._encode_fields()
+            except EncodeError:
+                # Encode the slow way for the error: it names the failing field's path.
+                try:
+                    cached = _pack_checked(self.to_raw())
+                except EncodeError as exc:
+                    raise exc.at(type(self).__name__) from None
             object.__setattr__(self, "_encoded", cached)
         return cached
+
+    def _encode_fields(self) -> bytes:
+        """The fields' encodings, concatenated (the array without its header)."""
+        return b"".join([_encode_value(kind, getattr(self, name))
+                         for name, kind in self.SCHEMA])
 
     @classmethod
     def decode(cls: type[T], data: bytes, max_size: int | None = None) -> T:
@@ -356,6 +382,38 @@ def record(*schema: tuple[str, Kind]) -> Callable[[type[T]], type[T]]:
         return cls
 
     return wrap
+
+
+def _array_header(n: int) -> bytes:
+    """The msgpack header of an array of ``n`` items (fixarray, array 16, array 32)."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 0x10000:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def _encode_value(kind: Kind, value: Any) -> bytes:
+    """The canonical bytes of one field: what ``_pack_checked(kind.dump(value))`` gives,
+    built from nested records' cached encodings where there are any."""
+    t = type(kind)
+    if t is Nested:
+        if type(value) is not kind.cls:  # type: ignore[attr-defined]
+            raise EncodeError("not the declared record type")
+        return value.encode()
+    if t is ListOf and type(kind.item) is Nested:  # type: ignore[attr-defined]
+        cls = kind.item.cls  # type: ignore[attr-defined]
+        if not isinstance(value, tuple | list) or len(value) > kind.max_len:  # type: ignore[attr-defined]
+            raise EncodeError("not a short enough sequence")
+        parts = [_array_header(len(value))]
+        for item in value:
+            if type(item) is not cls:
+                raise EncodeError("not the declared record type")
+            parts.append(item.encode())
+        return b"".join(parts)
+    if t is Optional:
+        return b"\xc0" if value is None else _encode_value(kind.inner, value)  # type: ignore[attr-defined]
+    return _pack_checked(kind.dump(value))
 
 
 def _pack_checked(raw: Any) -> bytes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import ClassVar, final
 
-from .codec import BigUInt, Bytes, OneOf, Record, Str, UInt, record
+from .codec import BigUInt, Bytes, OneOf, Record, Str, UInt, pack, record
 from .errors import DecodeError, InvalidTransaction
 from .hashing import Domain, sha256
 from .keys import (
@@ -23,7 +23,6 @@ from .keys import (
     SIGNATURE_SIZE,
     PrivateKey,
     address_of,
-    signing_bytes,
     verify,
 )
 
@@ -79,6 +78,12 @@ class Deploy(Record):
 
 
 Action = Transfer | Call | Deploy
+
+
+#: For Transaction.signed_message: a 3-item array header, and the encoded signature's
+#: size (bin 8 header + 64 bytes), which ends every transaction's encoding.
+_SIGNED_PREFIX = b"\x93"
+_SIGNATURE_TAIL = 2 + SIGNATURE_SIZE
 
 
 @record(
@@ -155,12 +160,21 @@ class Transaction(Record):
         action = self.action
         return action.amount if type(action) is Transfer else action.value
 
+    def signed_message(self) -> bytes:
+        """The exact bytes the signature covers: ``signing_bytes(Domain.TX, chain_id,
+        signing_body())``, cut from the encoding rather than built again. The encoding
+        is an 8-item array ending in the 64-byte signature (a bin 8: 2 header bytes), so
+        the signed body is the same array with a 7-item header and without its last 66
+        bytes; ``[tag, chain id, body]`` around it is a 3-item header and two strings."""
+        encoded = self.encode()
+        return (_SIGNED_PREFIX + pack(Domain.TX) + pack(self.chain_id) + b"\x97"
+                + encoded[1:-_SIGNATURE_TAIL])
+
     def has_valid_signature(self) -> bool:
         """True iff the signature verifies (the result is cached on the object)."""
         cached = self.__dict__.get("_sig_ok")
         if cached is None:
-            message = signing_bytes(Domain.TX, self.chain_id, self.signing_body())
-            cached = verify(self.sender, message, self.signature)
+            cached = verify(self.sender, self.signed_message(), self.signature)
             object.__setattr__(self, "_sig_ok", cached)
         return cached
 

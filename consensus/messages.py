@@ -213,7 +213,7 @@ _UNION = OneOf(Proposal, VoteMessage, ViewChangeMessage, NewView, Decision, Comp
 
 
 def encode_message(message: WireMessage) -> bytes:
-    return pack(_UNION.dump(message))
+    return _UNION.encode(message)
 
 
 def decode_message(data: bytes) -> WireMessage:

@@ -138,7 +138,7 @@ _MAX_ARRAYS = 2
 
 def encode_message(message: Message) -> bytes:
     """The frame plaintext for ``message``."""
-    return pack(_UNION.dump(message))
+    return _UNION.encode(message)
 
 
 def decode_message(frame: bytes) -> Message:

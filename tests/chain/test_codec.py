@@ -504,6 +504,34 @@ def test_mutations_of_a_block_with_transactions_and_certificate() -> None:
     assert rejected > 0
 
 
+def test_encoding_by_concatenation_is_the_packed_encoding() -> None:
+    """Record.encode joins its fields' bytes, nested records giving their cached
+    encodings: it must be exactly what packing the whole object tree gives, for array
+    headers of every width, transactions that arrived as bytes, and messages."""
+    from chain.codec import _array_header
+    from consensus.messages import Decision
+    from consensus.messages import _UNION as CONSENSUS
+    for n in (0, 1, 15, 16, 17, 65_535, 65_536):
+        assert _array_header(n) == msgpack.packb([0] * n)[:len(_array_header(n))]
+    keys = validator_keys(3)
+    parent = b"\x09" * 32
+    cert = CommitCertificate.from_votes(commit_votes(keys, 4, 1, parent))
+    made = [Transaction.create(ALICE, CHAIN, n, Transfer(BOB.address, n), gas_limit=21_000,
+                               gas_price=1, memo="m" * (n % 3)) for n in range(40)]
+    for txs in (made[:0], made[:15], made[:16], made,
+                [Transaction.decode(tx.encode()) for tx in made]):  # as if from the wire
+        header = Header(CHAIN, 5, 1, parent, b"\x02" * 32, b"\x03" * 32, b"\x04" * 32,
+                        b"\x05" * 32, b"\x06" * 32, keys[0].address, len(txs),
+                        sha256(cert.encode()))
+        for block in (Block(header, tuple(txs), cert), Block(header, tuple(txs), None)):
+            assert block.encode() == pack(block.to_raw())
+            assert Block.decode(block.encode()) == block
+            decision = Decision(block, cert)
+            assert CONSENSUS.encode(decision) == pack(CONSENSUS.dump(decision))
+    with pytest.raises(EncodeError, match=r"Block\.txs\[1\]"):
+        Block(header, (made[0], "not a transaction"), None).encode()  # type: ignore[arg-type]
+
+
 _MUTATION = st.tuples(
     st.sampled_from(["replace", "insert", "delete", "truncate", "append"]),
     st.integers(min_value=0),

@@ -47,6 +47,21 @@ def test_signature_covers_every_field_but_itself() -> None:
     assert verify(ALICE.public_key, signing_bytes(Domain.TX, CHAIN, body), tx.signature)
 
 
+@settings(max_examples=200)
+@given(action=actions, memo=texts(256), nonce=st.integers(0, 2**64 - 1),
+       chain=st.sampled_from([CHAIN, OTHER_CHAIN, "c" * 64, "ü"]))
+def test_the_signed_message_cut_from_the_encoding_is_the_signing_bytes(
+        action, memo: str, nonce: int, chain: str) -> None:
+    """has_valid_signature cuts the signed bytes out of the encoding (no re-encoding per
+    check); they must be signing_bytes(TX, chain, signing_body()) exactly, also for a
+    transaction decoded from the wire."""
+    tx = Transaction.create(ALICE, chain, nonce, action, gas_limit=1, gas_price=1, memo=memo)
+    expected = signing_bytes(Domain.TX, chain, tx.signing_body())
+    assert tx.signed_message() == expected
+    wire = Transaction.decode(tx.encode())
+    assert wire.signed_message() == expected and wire.has_valid_signature()
+
+
 def test_fee_and_value_of_each_action() -> None:
     t = Transaction.create(ALICE, CHAIN, 0, Transfer(BOB.address, 17), gas_limit=10, gas_price=3)
     c = Transaction.create(ALICE, CHAIN, 0, Call(BOB.address, "m", b"", 19), gas_limit=10, gas_price=3)
