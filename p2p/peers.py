@@ -105,6 +105,9 @@ class P2PSettings:
     backoff_base: float = 0.5
     backoff_max: float = 60.0
     gossip_batch_bytes: int = 1024 * 1024
+    #: Gossip queued within this many seconds goes out together: one batch, one
+    #: sealed write per peer (0: at the end of the current loop turn).
+    gossip_delay: float = 0.005
     request_timeout: float = 10.0
     #: Requests a peer may have in flight with us; more are answered "busy".
     max_requests_in_flight: int = 8
@@ -635,7 +638,12 @@ class PeerManager:
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_gossip)
+            delay = self.settings.gossip_delay
+            loop = asyncio.get_running_loop()
+            if delay > 0:
+                loop.call_later(delay, self._flush_gossip)
+            else:
+                loop.call_soon(self._flush_gossip)
 
     def _flush_gossip(self) -> None:
         self._flush_scheduled = False
