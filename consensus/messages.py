@@ -25,7 +25,7 @@ from chain.block import (
     Vote,
     VoteKind,
 )
-from chain.codec import Bytes, ListOf, Nested, OneOf, Optional, Record, UInt, pack, record, unpack
+from chain.codec import Bytes, ListOf, Nested, OneOf, Optional, Record, UInt, record, unpack
 from chain.errors import DecodeError
 from chain.hashing import Domain
 from chain.keys import SIGNATURE_SIZE, PrivateKey, signing_bytes, verify

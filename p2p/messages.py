@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from chain.codec import Bytes, ListOf, OneOf, Record, Str, UInt, pack, record, unpack
+from chain.codec import Bytes, ListOf, OneOf, Record, Str, UInt, record, unpack
 from chain.errors import DecodeError
 from chain.keys import ADDRESS_SIZE
 from chain.tx import MAX_CHAIN_ID, MAX_TX_SIZE

@@ -509,8 +509,8 @@ def test_encoding_by_concatenation_is_the_packed_encoding() -> None:
     encodings: it must be exactly what packing the whole object tree gives, for array
     headers of every width, transactions that arrived as bytes, and messages."""
     from chain.codec import _array_header
-    from consensus.messages import Decision
     from consensus.messages import _UNION as CONSENSUS
+    from consensus.messages import Decision
     for n in (0, 1, 15, 16, 17, 65_535, 65_536):
         assert _array_header(n) == msgpack.packb([0] * n)[:len(_array_header(n))]
     keys = validator_keys(3)
