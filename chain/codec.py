@@ -334,7 +334,10 @@ class Record:
         cached = self.__dict__.get("_encoded")
         if cached is None:
             try:
-                cached = _array_header(len(self.SCHEMA)) + self._encode_fields()
+                if _is_flat(type(self)):  # no nested records: one packb is quickest
+                    cached = _pack_checked(self.to_raw())
+                else:
+                    cached = _array_header(len(self.SCHEMA)) + self._encode_fields()
             except EncodeError:
                 # Encode the slow way for the error: it names the failing field's path.
                 try:
@@ -358,7 +361,10 @@ class Record:
             value = cls.from_raw(raw)
         except DecodeError as exc:
             raise exc.at(cls.__name__) from None
-        object.__setattr__(value, "_encoded", bytes(data))
+        data = bytes(data)
+        object.__setattr__(value, "_encoded", data)
+        if not _is_flat(cls):
+            _keep_nested_encodings(value, data)
         return value
 
 
@@ -391,6 +397,52 @@ def _array_header(n: int) -> bytes:
     if n < 0x10000:
         return b"\xdc" + n.to_bytes(2, "big")
     return b"\xdd" + n.to_bytes(4, "big")
+
+
+_FLAT: dict[type, bool] = {}
+
+
+def _is_flat(cls: type[Record]) -> bool:
+    """True if no field of ``cls`` holds a nested record by itself, in a list or
+    optionally (the concatenating encoder has nothing to reuse then)."""
+    flat = _FLAT.get(cls)
+    if flat is None:
+        def nests(kind: Kind) -> bool:
+            if type(kind) is Optional:
+                return nests(kind.inner)
+            return type(kind) is Nested or (type(kind) is ListOf
+                                            and type(kind.item) is Nested)
+        flat = _FLAT[cls] = not any(nests(kind) for _, kind in cls.SCHEMA)
+    return flat
+
+
+def _keep_nested_encodings(value: Record, data: bytes) -> None:
+    """Give the records nested in a freshly decoded ``value`` (one level: a block's
+    header and transactions, a message's block) their slices of ``data`` as their
+    cached encodings, so hashing a decoded block's transactions does not pack each one
+    again. ``data`` is canonical (decode checked it), so each slice is too."""
+    reader = msgpack.Unpacker(max_buffer_size=len(data))
+    reader.feed(data)
+    reader.read_array_header()
+
+    def keep(item: Record) -> None:
+        start = reader.tell()
+        reader.skip()
+        object.__setattr__(item, "_encoded", data[start:reader.tell()])
+
+    for name, kind in value.SCHEMA:
+        field = getattr(value, name)
+        t = type(kind)
+        if t is Optional and field is not None:
+            kind, t = kind.inner, type(kind.inner)  # type: ignore[attr-defined]
+        if t is Nested and field is not None:
+            keep(field)
+        elif t is ListOf and type(kind.item) is Nested:  # type: ignore[attr-defined]
+            reader.read_array_header()
+            for item in field:
+                keep(item)
+        else:
+            reader.skip()
 
 
 def _encode_value(kind: Kind, value: Any) -> bytes:

@@ -525,7 +525,13 @@ def test_encoding_by_concatenation_is_the_packed_encoding() -> None:
                         sha256(cert.encode()))
         for block in (Block(header, tuple(txs), cert), Block(header, tuple(txs), None)):
             assert block.encode() == pack(block.to_raw())
-            assert Block.decode(block.encode()) == block
+            decoded = Block.decode(block.encode())
+            assert decoded == block
+            # A decoded block's records keep their slices of its bytes as encodings.
+            kept = [decoded.header, *decoded.txs] + ([decoded.last_commit]
+                                                     if decoded.last_commit else [])
+            for record_ in kept:
+                assert record_.__dict__["_encoded"] == pack(record_.to_raw())
             decision = Decision(block, cert)
             assert CONSENSUS.encode(decision) == pack(CONSENSUS.dump(decision))
     with pytest.raises(EncodeError, match=r"Block\.txs\[1\]"):
