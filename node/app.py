@@ -40,8 +40,11 @@ class ChainApp:
 
     def __init__(self, executor: Executor, mempool: Mempool, validators: ValidatorSet, *,
                  clock_ms: Callable[[], int] = wall_clock_ms,
-                 events: EventBus | None = None) -> None:
+                 events: EventBus | None = None, settle_s: float = 0.0) -> None:
         self.executor = executor
+        #: A proposal takes transactions admitted at least this long ago when there
+        #: are any (see Mempool.reap): the others have them by gossip, no fetching.
+        self.settle_s = settle_s
         self.mempool = mempool
         self.validators = validators
         self.clock_ms = clock_ms
@@ -62,7 +65,8 @@ class ChainApp:
         params = ex.params
         time_ms = max(self._parent_time() + 1, self.clock_ms())
         txs = self.mempool.reap(max_bytes=params.max_block_bytes - _BLOCK_OVERHEAD,
-                                max_gas=params.max_block_gas, max_txs=params.max_block_txs)
+                                max_gas=params.max_block_gas, max_txs=params.max_block_txs,
+                                settled=self.settle_s)
         vhash = self.validators.hash
         try:
             return ex.build_block(txs, time_ms=time_ms, proposer=proposer, validators_hash=vhash,
@@ -102,5 +106,5 @@ class ChainApp:
         """Write the block (one atomic, synced batch), re-check the mempool, then
         publish the block on the event bus."""
         receipts = self.executor.commit(block, certificate)
-        self.mempool.update(block.txs)
+        self.mempool.update(block.txs, self.executor.changed_accounts)
         self.events.block_committed(block, receipts)

@@ -185,7 +185,10 @@ class Node:
                                    validator=validator_address)
         self.relay = TxRelay(self.mempool, self.network, chain_id=self.genesis.chain_id,
                              max_tx_bytes=self.executor.params.max_tx_bytes)
-        self.app = ChainApp(self.executor, self.mempool, vset, events=self.events)
+        # A proposal leaves out what arrived in the last three gossip rounds (unless
+        # nothing older waits): the other validators would have to fetch it first.
+        self.app = ChainApp(self.executor, self.mempool, vset, events=self.events,
+                            settle_s=3 * config.p2p.gossip_delay_ms / 1000)
         height = self.executor.height
         blocks = self.executor.blocks
         head_mark = HeadMark(self.home.data_dir / "head")

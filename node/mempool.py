@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -115,10 +116,11 @@ class _Entry:
     """A pooled transaction with the fields the pool orders by, read from it once."""
 
     __slots__ = ("tx", "hash", "sender", "nonce", "gas_price", "gas_limit", "cost", "size",
-                 "seq")
+                 "seq", "at")
 
     def __init__(self, tx: Transaction, tx_hash: bytes, sender: _Sender, size: int,
-                 seq: int) -> None:
+                 seq: int, at: float = 0.0) -> None:
+        self.at = at  # when it was admitted (the pool's clock)
         self.tx = tx
         self.hash = tx_hash
         self.sender = sender
@@ -168,6 +170,7 @@ class Mempool:
         max_per_sender: int = 64,
         max_nonce_ahead: int = 16,
         replace_bump_percent: int = 10,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """A pool over ``app``'s committed state.
 
@@ -189,6 +192,7 @@ class Mempool:
         self.max_per_sender = max_per_sender
         self.max_nonce_ahead = max_nonce_ahead
         self.replace_bump_percent = replace_bump_percent
+        self.clock = clock
         self._by_hash: dict[bytes, _Entry] = {}
         self._senders: dict[bytes, _Sender] = {}
         self._bytes = 0
@@ -273,7 +277,7 @@ class Mempool:
             if len(txs) >= self.max_per_sender and nonce > sender.last:
                 raise TxRejected(f"the sender already has {len(txs)} transactions in the "
                                  f"mempool, the limit", Code.SENDER_LIMIT)
-        entry = _Entry(tx, tx_hash, sender, size, self._seq)
+        entry = _Entry(tx, tx_hash, sender, size, self._seq, self.clock())
         below = sender.cost_below(nonce)
         if below + entry.cost > sender.balance:
             raise TxRejected(
@@ -369,18 +373,33 @@ class Mempool:
 
     # ------------------------------------------------------------------ blocks
 
-    def reap(self, *, max_bytes: int, max_gas: int, max_txs: int) -> list[Transaction]:
+    def reap(self, *, max_bytes: int, max_gas: int, max_txs: int,
+             settled: float = 0.0) -> list[Transaction]:
         """Ready transactions for a proposal: highest gas price first, each sender's in
         nonce order, ties by arrival. Takes what fits in the limits (encoded bytes, sum
         of gas limits, count); once one of a sender's transactions does not fit, none of
-        their later nonces is taken. The pool is not changed."""
+        their later nonces is taken. The pool is not changed.
+
+        ``settled``: leave out transactions admitted less than this many seconds ago
+        (and their sender's later nonces) — the other validators have likely not had
+        them by gossip yet and would have to fetch them before voting — unless nothing
+        older is ready: then the fresh ones are taken, so a lone transaction is never
+        held back for a block of its own."""
+        if settled > 0:
+            out = self._reap(max_bytes, max_gas, max_txs, self.clock() - settled)
+            if out:
+                return out
+        return self._reap(max_bytes, max_gas, max_txs, float("inf"))
+
+    def _reap(self, max_bytes: int, max_gas: int, max_txs: int,
+              admitted_by: float) -> list[Transaction]:
         heap = [(-e.gas_price, e.seq, e) for s in self._senders.values()
                 if s.pending > s.nonce for e in (s.txs[s.nonce],)]
         heapq.heapify(heap)
         out: list[Transaction] = []
         while heap and len(out) < max_txs:
             entry = heapq.heappop(heap)[2]
-            if entry.size > max_bytes or entry.gas_limit > max_gas:
+            if entry.size > max_bytes or entry.gas_limit > max_gas or entry.at > admitted_by:
                 continue  # and so are their later nonces, never pushed
             out.append(entry.tx)
             max_bytes -= entry.size
@@ -391,18 +410,26 @@ class Mempool:
                 heapq.heappush(heap, (-nxt.gas_price, nxt.seq, nxt))
         return out
 
-    def update(self, committed: Iterable[Transaction]) -> list[Dropped]:
-        """After a block commits: forget its transactions, then re-check every sender
+    def update(self, committed: Iterable[Transaction],
+               changed: Collection[bytes] | None = None) -> list[Dropped]:
+        """After a block commits: forget its transactions, then re-check senders
         against the committed state — nonces now used go, and from the first
         transaction the balance no longer covers, the rest of that sender's go too.
-        Returns those dropped (not the committed ones)."""
+        ``changed`` names the accounts the block changed (the executor knows them from
+        its state changes): only those senders can be affected, so only they are read
+        again (with 2,000 senders pooled, reading all of them was 2,000 state reads per
+        block). None re-checks every sender. Returns those dropped (not the committed
+        ones)."""
         by_hash = self._by_hash
         for tx in committed:
             entry = by_hash.get(tx.hash)
             if entry is not None:
                 self._unlink(entry)
         dropped: list[Dropped] = []
-        for sender in list(self._senders.values()):
+        senders = self._senders
+        recheck = list(senders.values()) if changed is None else \
+            [s for a, s in senders.items() if a in changed]
+        for sender in recheck:
             nonce, balance = self.app.account(sender.address)
             if nonce == sender.nonce and balance == sender.balance:
                 continue  # untouched by the block: still consistent

@@ -55,6 +55,7 @@ from chain.block import (
 from chain.errors import InvalidGenesis, InvalidTransaction
 from chain.genesis import Genesis
 from chain.hashing import ZERO_HASH, sha256
+from chain.keys import ADDRESS_SIZE
 from chain.merkle import merkle_root
 from chain.tx import Call, Deploy, Transaction, Transfer
 from storage.blockstore import BlockStore
@@ -66,7 +67,7 @@ from .errors import InvalidBlock, InvalidCode, InvalidTx, NotExecuted, WrongStor
 from .gas import encode_args, intrinsic_gas  # noqa: F401 - encode_args: callers import it here
 from .interpreter import BlockEnv, Machine, Status, fit_reason
 from .program import Program, load_program
-from .world import RECORD, STORAGE, WorldState, decode_record
+from .world import ACCOUNT, RECORD, STORAGE, WorldState, decode_record
 
 MAX_ARGS = 64
 _PROGRAM_CACHE_BYTES = 4 * 1024 * 1024  # of code; decoded, ~130 times as much memory
@@ -155,6 +156,9 @@ class Executor:
         self._genesis_hash = genesis.hash  # computed once: it hashes all genesis code
         self._verified: OrderedDict[bytes, None] = OrderedDict()
         self._executed: dict[bytes, Execution] = {}
+        #: Addresses whose account (nonce, balance) the last committed block changed:
+        #: the mempool re-checks only those senders.
+        self.changed_accounts: frozenset[bytes] = frozenset()
         if self.tree.version < 0:
             self._write_genesis()
         stored = kv.get(_GENESIS_KEY)
@@ -479,6 +483,9 @@ class Executor:
             self.blocks.put_block(batch, block, certificate, execution.receipts)
         self.tree.committed(execution.update)
         self._executed.clear()  # prepared on the old version: useless now
+        self.changed_accounts = frozenset(
+            key[1:] for key in execution.update.changes
+            if key[:1] == ACCOUNT and len(key) == 1 + ADDRESS_SIZE)
         return execution.receipts
 
     # ------------------------------------------------------------------ reads

@@ -369,6 +369,30 @@ def test_reap_respects_the_limits(tc: TestChain) -> None:
     assert pool.reap(max_bytes=two, max_gas=10**18, max_txs=10) == [t["b0"], t["c0"]]
 
 
+def test_reap_leaves_out_the_freshly_admitted_unless_nothing_older_is_ready(
+        tc: TestChain) -> None:
+    """A proposal built of transactions the other validators have not had by gossip
+    yet makes them fetch those before voting: ``settled`` leaves out what came in the
+    last moment (with its sender's later nonces), unless nothing older is ready."""
+    now = [100.0]
+    pool = Mempool(tc.executor, invalid_tx=InvalidTx, clock=lambda: now[0])
+    old = [pay(tc, ALICE, 0), pay(tc, ALICE, 1)]
+    for tx in old:
+        pool.add(tx)
+    now[0] = 100.5
+    fresh_bob, fresh_alice = pay(tc, BOB, 0, price=9), pay(tc, ALICE, 2, price=9)
+    pool.add(fresh_bob)
+    pool.add(fresh_alice)
+    now[0] = 100.51
+    assert pool.reap(**UNLIMITED, settled=0.05) == old
+    assert pool.reap(**UNLIMITED) == [fresh_bob, *old, fresh_alice]
+    now[0] = 100.6  # settled now
+    assert pool.reap(**UNLIMITED, settled=0.05) == [fresh_bob, *old, fresh_alice]
+    lone = Mempool(tc.executor, invalid_tx=InvalidTx, clock=lambda: now[0])
+    lone.add(fresh_bob)
+    assert lone.reap(**UNLIMITED, settled=0.05) == [fresh_bob]  # nothing older: taken
+
+
 # ----------------------------------------------------------------------- blocks
 
 
@@ -411,6 +435,36 @@ def test_update_drops_used_nonces_and_what_the_balance_no_longer_covers(tc: Test
     assert pool_hashes(pool) == [alice1.hash]
     assert pool.status()["ready"] == 1  # Alice's gap was filled by the block
     assert pool.reap(**UNLIMITED) == [alice1]
+
+
+def test_update_rereads_only_the_accounts_the_block_changed(tc: TestChain) -> None:
+    """The executor names the accounts a committed block changed; the pool re-reads
+    only those senders (it read every pooled sender once per block: 2,000 state reads
+    a block under load) and drops the same as a full re-check would."""
+    pool = pool_of(tc)
+    ours = [pay(tc, POOR, 0, amount=0), pay(tc, POOR, 1, amount=0)]
+    carol = pay(tc, CAROL, 0)
+    for tx in [*ours, carol]:
+        pool.add(tx)
+    theirs = [pay(tc, POOR, 0, amount=2_000_000, gas_limit=10_000)]
+    tc.run(theirs)
+    changed = tc.executor.changed_accounts
+    assert POOR.address in changed and CAROL.address not in changed
+    app, reads = pool.app, []
+
+    class Counting:
+        def check_tx(self, tx: Transaction) -> None:
+            app.check_tx(tx)
+
+        def account(self, address: bytes) -> tuple[int, int]:
+            reads.append(address)
+            return app.account(address)
+
+    pool.app = Counting()
+    dropped = pool.update(theirs, changed)
+    assert reads == [POOR.address]
+    assert [d.code for d in dropped] == [Code.NONCE_TOO_LOW, Code.INSUFFICIENT_BALANCE]
+    assert pool_hashes(pool) == [carol.hash]
 
 
 def test_remove_leaves_higher_nonces_queued(tc: TestChain) -> None:
