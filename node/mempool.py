@@ -284,6 +284,17 @@ class Mempool:
                 f"balance {sender.balance} cannot pay up to {entry.cost} (max fee "
                 f"{tx.max_fee} + value {tx.value}) on top of {below} for the sender's "
                 f"pending transactions with lower nonces", Code.INSUFFICIENT_BALANCE)
+        if old is None and nonce > sender.last and (
+                len(self._by_hash) >= self.max_txs or self._bytes + size > self.max_bytes):
+            # Full, and it would need room: refuse before the signature check when
+            # nothing pooled is cheaper (as _make_room would), so a flood past a full
+            # pool costs a lookup per transaction, not an ed25519 verification.
+            cheapest = self._cheapest_tail()
+            if cheapest is None or cheapest[0] >= price:
+                raise TxRejected(
+                    f"the mempool is full ({len(self._by_hash)} transactions, "
+                    f"{self._bytes} bytes) and holds nothing evictable cheaper than gas "
+                    f"price {price}", Code.POOL_FULL)
         try:
             self.app.check_tx(tx)
         except self.invalid_tx as exc:

@@ -135,6 +135,32 @@ def test_larger_than_the_whole_pool_is_too_large(tc: TestChain) -> None:
     assert err.reason == f"transaction is {len(tx.encode())} bytes, the mempool holds at most 100"
 
 
+def test_a_flood_past_a_full_pool_costs_no_signature_checks(
+        tc: TestChain, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Overloaded, a node refused each transaction past a full pool only after
+    verifying its signature: a flood cost an ed25519 check apiece. Now a transaction
+    that would need room nothing cheaper can give is refused first; one that can evict
+    is still verified before it does."""
+    calls = []
+    real_verify = chain.tx.verify
+
+    def counting_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+        calls.append(public_key)
+        return real_verify(public_key, message, signature)
+
+    monkeypatch.setattr(chain.tx, "verify", counting_verify)
+    pool = pool_of(tc, max_txs=2)
+    pool.add(pay(tc, BOB, 0, price=5))
+    pool.add(pay(tc, CAROL, 0, price=5))
+    calls.clear()
+    flood = [pay(tc, ALICE, 0, price=p, memo=str(i)) for i, p in enumerate([1, 5, 5, 2])]
+    assert [refused(pool, tx).code for tx in flood] == [Code.POOL_FULL] * 4
+    assert calls == []
+    richer = pay(tc, ALICE, 0, price=6)
+    dropped = pool.add(richer)  # evicts one of the 5s, after its signature checked out
+    assert calls == [ALICE.public_key] and [d.code for d in dropped] == [Code.EVICTED]
+
+
 def test_signature_is_verified_once_per_transaction(tc: TestChain,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
@@ -149,7 +175,7 @@ def test_signature_is_verified_once_per_transaction(tc: TestChain,
     occupant = pay(tc, BOB, 0, price=5)
     pool.add(occupant)
     tx = pay(tc, ALICE, 0, price=1)
-    assert refused(pool, fresh(tx)).code == Code.POOL_FULL  # verified, then no room
+    assert refused(pool, fresh(tx)).code == Code.POOL_FULL  # no room: not verified
     assert refused(pool, fresh(tx)).code == Code.POOL_FULL  # gossiped again
     pool.remove([occupant.hash])
     pool.add(fresh(tx))

@@ -227,10 +227,17 @@ async def test_broadcast_tx_sync_returns_the_hash_and_the_tx_commits(net: Runnin
 async def test_a_rejected_tx_gets_its_reason(net: Running, make_tx: Callable[[], Transaction],
                                              code: str) -> None:
     tx = make_tx()
+    reasons = set()
     for broadcast in (net.client.broadcast_tx_sync, net.client.broadcast_tx_commit):
         error = await rpc_error(broadcast(tx))
         assert error.code == Codes.TX_REJECTED
         assert error.data["code"] == code and error.data["reason"]
+        reasons.add(error.data["reason"])
+    # broadcast_txs leaves the signature to the mempool (after its cheap refusals): the
+    # same refusal, item by item.
+    [item] = await net.client.call("broadcast_txs", txs=[tx.encode().hex()])
+    assert item["error"]["code"] == Codes.TX_REJECTED
+    assert item["error"]["data"]["code"] == code and item["error"]["data"]["reason"] in reasons
     assert (await net.client.status())["mempool"]["count"] == 0
 
 
@@ -241,6 +248,8 @@ async def test_hex_that_is_not_a_transaction_is_rejected_as_invalid(net: Running
     assert error.code == Codes.TX_REJECTED
     assert error.data["code"] == "invalid"
     assert "malformed transaction" in error.data["reason"]
+    [item] = await net.client.call("broadcast_txs", txs=[raw])
+    assert item["error"]["data"] == error.data
 
 
 # ---------------------------------------------------------------------- errors
