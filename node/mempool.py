@@ -467,6 +467,17 @@ class Mempool:
         self._compact_tails()
         return dropped
 
+    def stamp(self, hashes: Iterable[bytes]) -> None:
+        """Mark these pooled transactions as admitted now, for :meth:`reap`'s
+        ``settled``: a batch is gossiped once all of it is in, so its first
+        transactions are no older, as far as the other validators go, than its last."""
+        now = self.clock()
+        by_hash = self._by_hash
+        for tx_hash in hashes:
+            entry = by_hash.get(tx_hash)
+            if entry is not None:
+                entry.at = now
+
     def remove(self, hashes: Iterable[bytes]) -> int:
         """Take these transactions out (e.g. one found invalid while building a block);
         returns how many were pooled. A sender's higher nonces stay, queued."""

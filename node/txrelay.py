@@ -69,6 +69,7 @@ class TxRelay:
             outcomes.append(None)
             admitted.append(tx)
         if admitted:
+            self.mempool.stamp(tx.hash for tx in admitted)
             self.network.gossip_txs([(tx.hash, tx.encode()) for tx in admitted])
             for tx in admitted:
                 self._admitted(tx)
@@ -99,6 +100,7 @@ class TxRelay:
             self._admitted(tx)
             admitted.append((tx_hash, raw))
         if admitted:
+            self.mempool.stamp(tx_hash for tx_hash, _ in admitted)
             self.network.gossip_txs(admitted, origin=peer)
 
     def _forged(self, tx: Transaction) -> bool:

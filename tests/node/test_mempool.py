@@ -417,6 +417,11 @@ def test_reap_leaves_out_the_freshly_admitted_unless_nothing_older_is_ready(
     lone = Mempool(tc.executor, invalid_tx=InvalidTx, clock=lambda: now[0])
     lone.add(fresh_bob)
     assert lone.reap(**UNLIMITED, settled=0.05) == [fresh_bob]  # nothing older: taken
+    # A batch is gossiped once all of it is in: stamp() makes its first ones as fresh
+    # as its last.
+    pool.stamp([old[1].hash])
+    now[0] = 100.62
+    assert pool.reap(**UNLIMITED, settled=0.05) == [fresh_bob, old[0]]
 
 
 # ----------------------------------------------------------------------- blocks
