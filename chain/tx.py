@@ -80,9 +80,10 @@ class Deploy(Record):
 Action = Transfer | Call | Deploy
 
 
-#: For Transaction.signed_message: a 3-item array header, and the encoded signature's
-#: size (bin 8 header + 64 bytes), which ends every transaction's encoding.
-_SIGNED_PREFIX = b"\x93"
+#: For Transaction.signed_message: a 3-item array header with the domain tag packed
+#: once, and the encoded signature's size (bin 8 header + 64 bytes), which ends every
+#: transaction's encoding.
+_SIGNED_PREFIX = b"\x93" + pack(Domain.TX)
 _SIGNATURE_TAIL = 2 + SIGNATURE_SIZE
 
 
@@ -167,7 +168,7 @@ class Transaction(Record):
         the signed body is the same array with a 7-item header and without its last 66
         bytes; ``[tag, chain id, body]`` around it is a 3-item header and two strings."""
         encoded = self.encode()
-        return (_SIGNED_PREFIX + pack(Domain.TX) + pack(self.chain_id) + b"\x97"
+        return (_SIGNED_PREFIX + pack(self.chain_id) + b"\x97"
                 + encoded[1:-_SIGNATURE_TAIL])
 
     def has_valid_signature(self) -> bool:

@@ -291,10 +291,7 @@ class Mempool:
             # pool costs a lookup per transaction, not an ed25519 verification.
             cheapest = self._cheapest_tail()
             if cheapest is None or cheapest[0] >= price:
-                raise TxRejected(
-                    f"the mempool is full ({len(self._by_hash)} transactions, "
-                    f"{self._bytes} bytes) and holds nothing evictable cheaper than gas "
-                    f"price {price}", Code.POOL_FULL)
+                raise self._full(price)
         try:
             self.app.check_tx(tx)
         except self.invalid_tx as exc:
@@ -357,10 +354,7 @@ class Mempool:
                     self._link(victim)
                 for kept in own:
                     heapq.heappush(heap, kept)
-                raise TxRejected(
-                    f"the mempool is full ({len(self._by_hash)} transactions, "
-                    f"{self._bytes} bytes) and holds nothing evictable cheaper than gas "
-                    f"price {entry.gas_price}", Code.POOL_FULL)
+                raise self._full(entry.gas_price)
             victim = heapq.heappop(heap)[3]
             self._unlink(victim)
             victims.append(victim)
@@ -371,6 +365,11 @@ class Mempool:
         reason = (f"evicted for {entry.hash.hex()} with gas price {entry.gas_price}: the "
                   f"mempool is full")
         return [(v, Code.EVICTED, reason) for v in victims]
+
+    def _full(self, price: int) -> TxRejected:
+        return TxRejected(f"the mempool is full ({len(self._by_hash)} transactions, "
+                          f"{self._bytes} bytes) and holds nothing evictable cheaper than "
+                          f"gas price {price}", Code.POOL_FULL)
 
     def _cheapest_tail(self) -> tuple[int, int, int, _Entry] | None:
         """The top of the tail heap after discarding stale items."""

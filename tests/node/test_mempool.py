@@ -135,13 +135,10 @@ def test_larger_than_the_whole_pool_is_too_large(tc: TestChain) -> None:
     assert err.reason == f"transaction is {len(tx.encode())} bytes, the mempool holds at most 100"
 
 
-def test_a_flood_past_a_full_pool_costs_no_signature_checks(
-        tc: TestChain, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Overloaded, a node refused each transaction past a full pool only after
-    verifying its signature: a flood cost an ed25519 check apiece. Now a transaction
-    that would need room nothing cheaper can give is refused first; one that can evict
-    is still verified before it does."""
-    calls = []
+@pytest.fixture
+def verified_keys(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The public keys of every signature check made from here on, in order."""
+    calls: list[bytes] = []
     real_verify = chain.tx.verify
 
     def counting_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -149,6 +146,16 @@ def test_a_flood_past_a_full_pool_costs_no_signature_checks(
         return real_verify(public_key, message, signature)
 
     monkeypatch.setattr(chain.tx, "verify", counting_verify)
+    return calls
+
+
+def test_a_flood_past_a_full_pool_costs_no_signature_checks(
+        tc: TestChain, verified_keys: list[bytes]) -> None:
+    """Overloaded, a node refused each transaction past a full pool only after
+    verifying its signature: a flood cost an ed25519 check apiece. Now a transaction
+    that would need room nothing cheaper can give is refused first; one that can evict
+    is still verified before it does."""
+    calls = verified_keys
     pool = pool_of(tc, max_txs=2)
     pool.add(pay(tc, BOB, 0, price=5))
     pool.add(pay(tc, CAROL, 0, price=5))
@@ -162,15 +169,8 @@ def test_a_flood_past_a_full_pool_costs_no_signature_checks(
 
 
 def test_signature_is_verified_once_per_transaction(tc: TestChain,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    real_verify = chain.tx.verify
-
-    def counting_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
-        calls.append(public_key)
-        return real_verify(public_key, message, signature)
-
-    monkeypatch.setattr(chain.tx, "verify", counting_verify)
+                                                    verified_keys: list[bytes]) -> None:
+    calls = verified_keys
     pool = pool_of(tc, max_txs=1)
     occupant = pay(tc, BOB, 0, price=5)
     pool.add(occupant)
