@@ -136,6 +136,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--block-interval-ms", type=int,
                     help=f"the nodes' block interval (default "
                          f"{ConsensusSection().block_interval_ms})")
+    ap.add_argument("--proposal-max-txs", type=int,
+                    help=f"the most transactions a node puts in a block it proposes "
+                         f"(default {ConsensusSection().proposal_max_txs})")
     ap.add_argument("--keep", action="store_true", help="keep the localnet's directory")
     ap.add_argument("--stop-validator", action="store_true",
                     help="leave the last validator stopped for the whole run (the chain "
@@ -204,8 +207,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {}
     try:
         base = localnet.free_base_port(2 * args.validators)
-        consensus = ConsensusSection() if args.block_interval_ms is None else \
-            ConsensusSection(block_interval_ms=args.block_interval_ms)
+        consensus = ConsensusSection(**{
+            k: v for k, v in (("block_interval_ms", args.block_interval_ms),
+                              ("proposal_max_txs", args.proposal_max_txs)) if v is not None})
         infos = localnet.init(workdir / "net", args.validators, base, consensus=consensus,
                               extra_balances={a.address: FUNDS for a in accounts.by_index})
         if args.stop_validator:

@@ -40,8 +40,11 @@ class ChainApp:
 
     def __init__(self, executor: Executor, mempool: Mempool, validators: ValidatorSet, *,
                  clock_ms: Callable[[], int] = wall_clock_ms,
-                 events: EventBus | None = None, settle_s: float = 0.0) -> None:
+                 events: EventBus | None = None, settle_s: float = 0.0,
+                 max_txs: int | None = None) -> None:
         self.executor = executor
+        #: The proposer's own cap on a block's transactions (the chain's is in genesis).
+        self.max_txs = max_txs
         #: A proposal takes transactions admitted at least this long ago when there
         #: are any (see Mempool.reap): the others have them by gossip, no fetching.
         self.settle_s = settle_s
@@ -65,7 +68,8 @@ class ChainApp:
         params = ex.params
         time_ms = max(self._parent_time() + 1, self.clock_ms())
         txs = self.mempool.reap(max_bytes=params.max_block_bytes - _BLOCK_OVERHEAD,
-                                max_gas=params.max_block_gas, max_txs=params.max_block_txs,
+                                max_gas=params.max_block_gas,
+                                max_txs=min(params.max_block_txs, self.max_txs or params.max_block_txs),
                                 settled=self.settle_s)
         vhash = self.validators.hash
         try:

@@ -169,6 +169,10 @@ class ConsensusSection(_Section):
     block_interval_ms: Millis = 50
     #: With none, propose an empty block after this long.
     idle_interval_ms: Millis = 1_000
+    #: A proposal takes at most this many transactions (genesis' max_block_txs is
+    #: what the chain accepts): with more waiting than one height carries, smaller
+    #: blocks keep each height short and the rest goes in the next ones.
+    proposal_max_txs: Annotated[StrictInt, Field(gt=0, le=65_536)] = 1_000
     #: How long view 0 may take (doubling with each view change), and the cap.
     view_timeout_ms: Millis = 2_000
     max_view_timeout_ms: Millis = 60_000

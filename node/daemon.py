@@ -188,7 +188,8 @@ class Node:
         # A proposal leaves out what arrived in the last three gossip rounds (unless
         # nothing older waits): the other validators would have to fetch it first.
         self.app = ChainApp(self.executor, self.mempool, vset, events=self.events,
-                            settle_s=3 * config.p2p.gossip_delay_ms / 1000)
+                            settle_s=3 * config.p2p.gossip_delay_ms / 1000,
+                            max_txs=config.consensus.proposal_max_txs)
         height = self.executor.height
         blocks = self.executor.blocks
         head_mark = HeadMark(self.home.data_dir / "head")
