@@ -104,3 +104,17 @@ def test_a_node_with_a_slow_clock_commits_a_certified_block_but_does_not_vote_fo
     assert core().on_certified_block(block, certificate, 0.0) == [Commit(block, certificate)]
     app.commit(block, certificate)
     assert tc.executor.height == 1
+
+
+def test_a_proposal_takes_at_most_the_nodes_cap_and_leaves_the_rest_for_the_next() -> None:
+    tc = TestChain()
+    pool = Mempool(tc.executor, invalid_tx=InvalidTx)
+    txs = [tc.transfer(ALICE, BOB.address, 1, nonce=n) for n in range(5)]
+    for tx in txs:
+        pool.add(tx)
+    app = ChainApp(tc.executor, pool, vset(), clock_ms=Clock(AHEAD_MS), max_txs=3)
+    block = app.propose(1, 0, None, VALIDATORS[0].address)
+    assert list(block.txs) == txs[:3]  # in nonce order: the next block can take the rest
+    # Without a cap of its own the node takes what genesis allows.
+    uncapped = ChainApp(tc.executor, pool, vset(), clock_ms=Clock(AHEAD_MS))
+    assert list(uncapped.propose(1, 0, None, VALIDATORS[0].address).txs) == txs
