@@ -52,6 +52,7 @@ from chain.block import (
 from chain.block import (
     InvalidBlock as ChainInvalidBlock,
 )
+from chain.codec import packb_plain
 from chain.errors import InvalidGenesis, InvalidTransaction
 from chain.genesis import Genesis
 from chain.hashing import ZERO_HASH, sha256
@@ -95,7 +96,7 @@ def decode_args(data: bytes) -> list[bytes]:
         raise ValueError("undecodable arguments") from None
     if type(args) is not list or len(args) > MAX_ARGS or any(type(a) is not bytes for a in args):
         raise ValueError(f"arguments must be an array of at most {MAX_ARGS} byte strings")
-    if msgpack.packb(args, use_bin_type=True) != data:
+    if packb_plain(args) != data:
         raise ValueError("arguments are not canonically encoded")
     return args
 

@@ -8,8 +8,7 @@ of the gas limit.
 
 from __future__ import annotations
 
-import msgpack
-
+from chain.codec import packb_plain
 from chain.tx import Deploy, Transaction
 
 TX_GAS = 2_000
@@ -27,4 +26,4 @@ def intrinsic_gas(tx: Transaction) -> int:
 
 def encode_args(args: list[bytes]) -> bytes:
     """The ``args`` bytes of a call or deploy: a msgpack array of byte strings."""
-    return msgpack.packb(list(args), use_bin_type=True)
+    return packb_plain(list(args))

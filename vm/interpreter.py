@@ -44,7 +44,7 @@ from typing import NamedTuple, Protocol
 import msgpack
 
 from chain.block import MAX_EVENT_DATA, MAX_EVENTS, MAX_REASON, MAX_RETURN_DATA, Event
-from chain.codec import pack
+from chain.codec import pack, packb_plain
 
 from .fusion import FIRST as FUSED_FIRST
 from .opcodes import (
@@ -194,7 +194,7 @@ def _pack(stack: list, n: int) -> int:
         del stack[-n:]
     if sum(map(len, values)) + 5 * n + 5 > MAX_BYTES:  # before building it
         raise _error("PACK result too long")
-    packed = msgpack.packb(values, use_bin_type=True)
+    packed = packb_plain(values)
     if len(packed) > MAX_BYTES:
         raise _error("PACK result too long")
     stack.append(packed)
@@ -214,7 +214,7 @@ def _unpack(stack: list, n: int) -> int:
         values = None
     if (type(values) is not list or len(values) != n
             or any(type(v) is not bytes for v in values)
-            or msgpack.packb(values, use_bin_type=True) != data):
+            or packb_plain(values) != data):
         raise _revert(f"UNPACK: not a packed array of {n} byte strings")
     stack.extend(values)
     return len(data)

@@ -34,6 +34,7 @@ from typing import cast
 import msgpack
 
 from chain.block import Event
+from chain.codec import packb_plain
 from storage.errors import Corruption
 from storage.state import StateTree
 
@@ -267,7 +268,7 @@ class WorldState:
                 flat: list[bytes] = []
                 for field in sorted(fields):
                     flat += (field, fields[field])
-                value: bytes | None = msgpack.packb(flat, use_bin_type=True)
+                value: bytes | None = packb_plain(flat)
             else:
                 value = None
             committed = self._reads.get(key, _MISSING)
@@ -309,6 +310,6 @@ def decode_record(raw: bytes, *, strict: bool = True) -> tuple[str, dict[bytes, 
         return "a stored record's fields are not strictly ascending, or one is empty", {}
     if len(fields) > MAX_RECORD_FIELDS or sum(map(len, flat)) > MAX_RECORD_BYTES:
         return "a stored record is larger than a record may be", {}
-    if msgpack.packb(flat, use_bin_type=True) != raw:
+    if packb_plain(flat) != raw:
         return "a stored record is not in its one canonical encoding", {}
     return "", fields

@@ -42,6 +42,7 @@ from chain.codec import (
     Str,
     UInt,
     pack,
+    packb_plain,
     record,
     unpack,
 )
@@ -589,3 +590,26 @@ def test_every_single_byte_mutation_of_small_records(value: Record) -> None:
     accepted, rejected = _sweep(type(value), value.encode())
     assert accepted > 0
     assert rejected > 0
+
+
+_PLAIN = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.binary(max_size=40)
+    | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=5), max_leaves=20)
+
+
+@given(_PLAIN)
+def test_the_shared_packer_gives_packbs_bytes(value: object) -> None:
+    assert packb_plain(value) == msgpack.packb(value, use_bin_type=True)
+    assert pack(value) == msgpack.packb(value, use_bin_type=True, strict_types=True)
+
+
+def test_a_failed_pack_leaves_nothing_behind_in_the_shared_packer() -> None:
+    """The packer is shared by every caller: a value it cannot pack, failing half-way
+    through a list, must not leave bytes that the next value's encoding would carry."""
+    with pytest.raises(TypeError):
+        packb_plain([b"x" * 100, 1, object()])
+    with pytest.raises(EncodeError):
+        pack([b"y" * 100, (1, 2)])  # a tuple is not canonical in a strict record
+    assert packb_plain([1]) == b"\x91\x01"
+    assert pack([2]) == b"\x91\x02"
