@@ -80,6 +80,11 @@ log = logging.getLogger("agora.consensus")
 
 #: Messages for the next height kept until this one commits, per kind and sender.
 _MAX_FUTURE = 4096
+#: A peer behind by a height gets the whole decided block at most this often (seconds);
+#: a vote for the decided block is answered with its small COMMIT votes more often.
+_BLOCK_REPLY_INTERVAL = 1.0
+#: Peers remembered for that limit (those helped within the interval are kept).
+_MAX_HELPED = 1024
 #: Pieces of evidence kept (the driver may persist and forget them).
 _MAX_EVIDENCE = 1024
 #: Votes for views further ahead of ours than this are dropped: a Byzantine validator
@@ -286,7 +291,8 @@ class Core:
         self.last_commit = last_commit
         self.last_block = last_block
         self.state = _Height(height + 1, 0.0)
-        self._decision_sent_at = float("-inf")
+        #: When each peer (None: a caller that names none) was last helped behind.
+        self._helped: dict[bytes | None, float] = {}
         self.future: dict[tuple, Message] = {}
         self.evidence: list[Evidence] = []
         self._evidence_keys: set[tuple] = set()
@@ -471,9 +477,11 @@ class Core:
 
     # ------------------------------------------------------------------ messages
 
-    def on_message(self, message: Message, now: float) -> list[Action]:
-        """A message from the network. Raises :class:`InvalidMessage` if it is forged
-        or breaks the protocol (penalise the peer); stale ones are ignored."""
+    def on_message(self, message: Message, now: float,
+                   sender: bytes | None = None) -> list[Action]:
+        """A message from the network (``sender``: the peer it came from, which a
+        :class:`Reply` goes to). Raises :class:`InvalidMessage` if it is forged or
+        breaks the protocol (penalise the peer); stale ones are ignored."""
         self._check_not_committing()
         height = message_height(message)
         st = self.state
@@ -482,7 +490,7 @@ class Core:
         if height < st.height:
             if type(message) is VoteMessage and height == st.height - 1:
                 self._late_commit_vote(message.vote)
-            return self._help_behind(message, height, now)
+            return self._help_behind(message, height, now, sender)
         if height > st.height:
             return self._from_the_future(message, height, now)
         return self._handle(message, now)
@@ -550,19 +558,29 @@ class Core:
                                              cert.signatures + (CommitSig(vote.validator,
                                                                           vote.signature),))
 
-    def _help_behind(self, message: Message, height: int, now: float) -> list[Action]:
+    def _help_behind(self, message: Message, height: int, now: float,
+                     sender: bytes | None) -> list[Action]:
         """A validator still votes on the height we just decided: it missed the
-        COMMITs. Answer the peer that sent it (not everyone) with the decision, at most
-        once per ``block_interval``: an old message anyone can replay must not turn
-        into a flood."""
-        if (height != self.state.height - 1 or self.last_block is None
-                or self.last_commit is None
-                or now - self._decision_sent_at < self.timeouts.block_interval):
+        COMMITs. Answer the peer that sent it (not everyone) with what finishes its
+        height, each peer at most once per ``block_interval`` (the whole block at most
+        once per :data:`_BLOCK_REPLY_INTERVAL`): an old message anyone can replay must
+        turn neither into a flood nor, replayed by one peer, into silence for the
+        validator that really is behind."""
+        cert = self.last_commit
+        if height != self.state.height - 1 or self.last_block is None or cert is None:
+            return []
+        holds_block = (type(message) is VoteMessage
+                       and message.vote.block_hash == cert.block_hash)
+        wait = self.timeouts.block_interval if holds_block else \
+            max(self.timeouts.block_interval, _BLOCK_REPLY_INTERVAL)
+        if now - self._helped.get(sender, float("-inf")) < wait:
             return []
         self._check_signature(message)
-        self._decision_sent_at = now
-        cert = self.last_commit
-        if type(message) is VoteMessage and message.vote.block_hash == cert.block_hash:
+        if len(self._helped) >= _MAX_HELPED:
+            self._helped = {p: t for p, t in self._helped.items()
+                            if now - t < _BLOCK_REPLY_INTERVAL}
+        self._helped[sender] = now
+        if holds_block:
             # It voted for the block, so it holds it: the COMMIT votes finish its height
             # (a few hundred bytes where the whole block would be resent and decoded).
             return [Reply(VoteMessage(Vote(VoteKind.COMMIT, cert.height, cert.view,

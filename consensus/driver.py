@@ -148,7 +148,7 @@ class ConsensusDriver:
             if isinstance(message, CompactProposal):
                 self._assemble(peer, message)
                 return
-            actions = self.core.on_message(message, self._now())
+            actions = self.core.on_message(message, self._now(), peer)
         except InvalidMessage as exc:
             self._refused(peer, exc)
             return
@@ -237,7 +237,7 @@ class ConsensusDriver:
 
     def _feed(self, peer: bytes, proposal: Proposal) -> None:
         try:
-            actions = self.core.on_message(proposal, self._now())
+            actions = self.core.on_message(proposal, self._now(), peer)
         except InvalidMessage as exc:
             self._refused(peer, exc)
             return

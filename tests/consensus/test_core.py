@@ -25,7 +25,9 @@ from chain.hashing import sha256
 from chain.keys import PrivateKey
 from chain.validators import Validator, ValidatorSet
 from consensus.core import (
+    _BLOCK_REPLY_INTERVAL,
     _MAX_FUTURE,
+    _MAX_HELPED,
     _MAX_VIEWS_AHEAD,
     Action,
     Broadcast,
@@ -177,11 +179,12 @@ class Node:
     def restart(self, now: float = 0.0) -> Node:
         return Node(self.index, app=self.app, storage=self.storage, start_at=now)
 
-    def feed(self, *messages: Message, now: float = 0.0) -> list[Action]:
+    def feed(self, *messages: Message, now: float = 0.0,
+             sender: bytes | None = None) -> list[Action]:
         out: list[Action] = []
         for message in messages:
             self.app.clock = now
-            out += self.core.on_message(message, now)
+            out += self.core.on_message(message, now, sender)
         return out
 
     def fire(self, kind: TimerKind, view: int, now: float, height: int | None = None) -> list[Action]:
@@ -1024,10 +1027,54 @@ def test_a_stale_message_for_the_last_height_gets_a_rate_limited_reply() -> None
                      ) == []
     assert node.feed(vote(0, PREPARE, world.blocks[1].hash, height=2), now=t + interval
                      ) == commits
-    assert node.feed(vote(1, PREPARE, b"\x07" * 32, height=2), now=t + 2.5 * interval
-                     ) == [decision]
+    # The whole block goes to a peer at most once per _BLOCK_REPLY_INTERVAL.
+    other = vote(1, PREPARE, b"\x07" * 32, height=2)
+    assert node.feed(other, now=t + 2 * interval) == []
+    assert node.feed(other, now=t + interval + _BLOCK_REPLY_INTERVAL) == [decision]
     for k in range(3, 7):
         assert node.feed(replayed(world.certificates[0]), now=t + k * interval) == []
+
+
+def test_a_peer_replaying_old_votes_does_not_silence_the_reply_to_another() -> None:
+    """Hostile test (replay_late_vote): the reply limit was one for the whole node, so a
+    peer replaying a public COMMIT of the last height every millisecond took every
+    reply, and the validator that really was behind (the next proposer, say) got none
+    and waited for a view change. The limit is now per peer."""
+    world = chain_of(2)
+    node = caught_up(2, world)
+    cert = world.certificates[1]
+    commits = [Reply(VoteMessage(Vote(VoteKind.COMMIT, cert.height, cert.view, cert.block_hash,
+                                      s.validator, s.signature))) for s in cert.signatures]
+    attacker, behind = b"\xaa" * 32, b"\xbb" * 32
+    t, interval = 10.0, TIMEOUTS.block_interval
+    for k in range(100):  # one every 1/100 of the interval
+        out = node.feed(replayed(cert), now=t + k * interval / 100, sender=attacker)
+        assert out == (commits if k == 0 else [])  # the attacker: once per interval
+    assert node.feed(vote(3, COMMIT, world.blocks[1].hash, height=2), now=t + interval / 2,
+                     sender=behind) == commits
+    # A forged vote does not use a peer's turn.
+    forged = vote(2, COMMIT, world.blocks[1].hash, height=2)
+    forged = dataclasses.replace(forged, vote=dataclasses.replace(forged.vote,
+                                                                  signature=bytes(64)))
+    other = b"\xcc" * 32
+    with pytest.raises(InvalidMessage):
+        node.feed(forged, now=t + interval / 2, sender=other)
+    out = node.feed(vote(2, COMMIT, world.blocks[1].hash, height=2), now=t + interval / 2,
+                    sender=other)
+    grown = node.core.last_commit  # (a late COMMIT from outside it joins the certificate)
+    assert grown is not None and out == [
+        Reply(VoteMessage(Vote(VoteKind.COMMIT, grown.height, grown.view, grown.block_hash,
+                               s.validator, s.signature))) for s in grown.signatures]
+
+
+def test_the_peers_remembered_for_the_reply_limit_are_bounded() -> None:
+    world = chain_of(2)
+    node = caught_up(2, world)
+    t = 10.0
+    for k in range(3 * _MAX_HELPED):
+        node.feed(replayed(world.certificates[1]), now=t + k * 0.01,
+                  sender=k.to_bytes(32, "big"))
+        assert len(node.core._helped) <= _MAX_HELPED
 
 
 def test_a_lone_validator_repeats_its_view_change_rather_than_climbing() -> None:

@@ -640,5 +640,9 @@ async def test_a_reply_goes_only_to_the_peer_whose_message_caused_it(drivers) ->
         for s in cert.signatures]  # it voted for the block: the COMMITs finish it
     assert net.sent_to == answer
     assert net.sent == [] and net.punished == []
-    net.deliver(NODE[0], late)  # within block_interval: not answered again
+    net.deliver(NODE[1], late)  # within block_interval: not answered again
     assert net.sent_to == answer and net.sent == []
+    # Another peer has its own turn (one replaying peer cannot use up everyone's).
+    net.deliver(NODE[0], late)
+    assert net.sent_to == answer + [(NODE[0], body) for _, body in answer]
+    assert net.sent == [] and net.punished == []
