@@ -14,15 +14,18 @@ fills. What makes "every ready transaction applies" true:
   its own transactions (fees and values are paid by the sender; contracts move only
   their own coin), so nothing else in a block can make a ready transaction
   unaffordable.
-* The application's ``check_tx`` has passed for each of them (stateless checks, the
-  signature, the gas fields), and the committed state only changes in a block, after
-  which :meth:`Mempool.update` re-checks every sender.
+* The application's checks have passed for each of them (``check_stateless``: chain,
+  the signature, the gas fields; ``check_recipient``), and the committed state only
+  changes in a block, after which :meth:`Mempool.update` re-checks the senders it
+  touched.
 
-Admission (:meth:`Mempool.add`) runs the cheap lookups first — duplicate, size, nonce,
-replacement, sender limit, balance — so floods of replays and stale transactions cost
-no signature verification; then ``check_tx`` (whose signature check the executor caches
-by hash, so a transaction refused later for room is never verified twice); and only
-then makes room, so nothing is evicted for a transaction that is then refused.
+Admission (:meth:`Mempool.add`) runs the cheap lookups first — duplicate, size, and a
+full pool with nothing to give up for the newcomer — so floods of replays and of
+transactions past a full pool cost no signature verification; then the stateless
+checks (whose signature check the executor caches by hash), so a forged transaction or
+one for another chain is told ``invalid`` rather than a code that invites a retry; then
+nonce, replacement, sender limit and balance; and only then makes room, so nothing is
+evicted for a transaction that is then refused.
 
 When a sender's transactions cannot all stay, the lower nonces win: the higher ones
 depend on them. A gap filler or a costlier replacement that the balance cannot carry
@@ -31,9 +34,13 @@ sender at their limit displaces the sender's highest queued nonce. So a sender's
 transactions end up as if gossip had delivered them in nonce order.
 
 When the pool is full, the newcomer may evict the cheapest *tail* — a sender's highest
-nonce, whose removal opens no gap — of another sender whose gas price is strictly
-lower. Tails are found with a heap invalidated lazily (an entry counts only while it is
-still its sender's tail), so admission never scans the pool.
+nonce, whose removal opens no gap — of another sender, if that tail is worth strictly
+less than the newcomer. A tail is worth the lowest gas price among its sender's
+transactions (it runs only after all of them), or nothing if it waits behind a nonce
+gap; the newcomer likewise, counting its sender's lower nonces. So a dear tail cannot
+shield a queue of cheap transactions, and a queue nobody can run is the first to go.
+Tails are found with a heap invalidated lazily (an item counts only while its entry is
+still its sender's tail at the same worth), so admission never scans the pool.
 
 Every refusal is a :class:`TxRejected` with a stable :class:`Code` and a reason for
 people; every transaction the pool lets go of on its own is reported as a
@@ -56,9 +63,13 @@ from chain.tx import Transaction
 class Application(Protocol):
     """What the mempool needs from the state machine (the executor satisfies it)."""
 
-    def check_tx(self, tx: Transaction) -> None:
-        """Refuse ``tx`` by raising, the exception's text being the reason: stateless
-        checks, signature (verified once per hash), gas fields."""
+    def check_stateless(self, tx: Transaction) -> None:
+        """Refuse ``tx`` by raising, the exception's text being the reason, for what no
+        state changes: chain, size, signature (verified once per hash), gas fields."""
+
+    def check_recipient(self, tx: Transaction) -> None:
+        """Refuse ``tx`` likewise if what it acts on cannot take it (a transfer of value
+        to a contract). Nonce and balance are the pool's to check."""
 
     def account(self, address: bytes) -> tuple[int, int]:
         """(nonce, balance) of ``address`` in the committed state."""
@@ -72,7 +83,7 @@ class Code(StrEnum):
     others are races and policy that an honest peer runs into.
     """
 
-    INVALID = "invalid"  # check_tx refused it: signature, chain id, gas fields, size
+    INVALID = "invalid"  # the application refused it: signature, chain id, gas fields, size
     TOO_LARGE = "too_large"  # bigger than the whole pool may hold
     ALREADY_KNOWN = "already_known"
     NONCE_TOO_LOW = "nonce_too_low"  # the nonce is used in the committed state: a replay
@@ -135,7 +146,8 @@ class _Entry:
 class _Sender:
     """One sender's pooled transactions and the committed account they build on."""
 
-    __slots__ = ("address", "nonce", "balance", "txs", "pending", "last", "cost")
+    __slots__ = ("address", "nonce", "balance", "txs", "pending", "last", "cost",
+                 "min_price")
 
     def __init__(self, address: bytes, nonce: int, balance: int) -> None:
         self.address = address
@@ -145,6 +157,21 @@ class _Sender:
         self.pending = nonce  # first nonce past the ready run
         self.last = -1  # highest pooled nonce (-1: none)
         self.cost = 0  # sum of the pooled transactions' costs
+        self.min_price = 0  # lowest gas price among them (0: none pooled)
+
+    def keep_value(self) -> int:
+        """What this sender's tail (its highest nonce, the one eviction takes) is worth
+        keeping: 0 if it waits behind a nonce gap — it cannot run, and a sender who
+        never fills the gap pays nothing for the room it takes — else the lowest gas
+        price among the sender's transactions, since the tail runs only after all of
+        them (a dear tail must not shield a queue of cheap ones)."""
+        return 0 if self.last >= self.pending else self.min_price
+
+    def newcomer_value(self, nonce: int, price: int) -> int:
+        """:meth:`keep_value` for a transaction not yet pooled, compared with it."""
+        if nonce > self.pending:
+            return 0
+        return min([price, *(e.gas_price for n, e in self.txs.items() if n < nonce)])
 
     def cost_below(self, nonce: int) -> int:
         """Cost of the pooled transactions with a lower nonce than ``nonce``."""
@@ -174,7 +201,7 @@ class Mempool:
     ) -> None:
         """A pool over ``app``'s committed state.
 
-        ``invalid_tx`` is the exception ``app.check_tx`` refuses with (the executor's
+        ``invalid_tx`` is the exception ``app``'s checks refuse with (the executor's
         ``InvalidTx``); anything else it raises is a bug and propagates rather than
         becoming a refusal.
 
@@ -197,10 +224,11 @@ class Mempool:
         self._senders: dict[bytes, _Sender] = {}
         self._bytes = 0
         self._seq = 0
-        # (gas price, -seq, push number, entry) of sender tails: the cheapest first and,
-        # among equal prices, the newest. An item is stale once its entry is no longer
-        # pooled or no longer its sender's highest nonce; the same entry may be pushed
-        # twice, so the push number keeps tuples from ever comparing entries.
+        # (keep value, -seq, push number, entry) of sender tails (_Sender.keep_value):
+        # the cheapest first and, among equals, the newest. An item is stale once its
+        # entry is no longer pooled, no longer its sender's highest nonce, or its
+        # sender's value changed; the same entry may be pushed many times, so the push
+        # number keeps tuples from ever comparing entries.
         self._tails: list[tuple[int, int, int, _Entry]] = []
         self._pushes = itertools.count()
 
@@ -255,12 +283,27 @@ class Mempool:
         if sender is None:
             sender = _Sender(address, *self.app.account(address))
         nonce = tx.nonce
-        if nonce < sender.nonce:
-            raise TxRejected(f"nonce {nonce} is already used: the account's next nonce is "
-                             f"{sender.nonce}", Code.NONCE_TOO_LOW)
         price = tx.gas_price
         txs = sender.txs
         old = txs.get(nonce)
+        if old is None and nonce >= sender.nonce and nonce > sender.last and (
+                len(self._by_hash) >= self.max_txs or self._bytes + size > self.max_bytes):
+            # Full, and it would need room: refuse before the signature check when
+            # nothing pooled is worth less (as _make_room would), so a flood past a full
+            # pool costs a lookup per transaction, not an ed25519 verification. (A
+            # forged one is told pool_full for now, and invalid once there is room.)
+            cheapest = self._cheapest_tail()
+            if cheapest is None or cheapest[0] >= sender.newcomer_value(nonce, price):
+                raise self._full(price, queued=nonce > sender.pending)
+        # What no state changes comes before what state decides: a forged transaction
+        # or one for another chain is told "invalid", never a code that invites a retry.
+        try:
+            self.app.check_stateless(tx)
+        except self.invalid_tx as exc:
+            raise TxRejected(str(exc), Code.INVALID) from None
+        if nonce < sender.nonce:
+            raise TxRejected(f"nonce {nonce} is already used: the account's next nonce is "
+                             f"{sender.nonce}", Code.NONCE_TOO_LOW)
         if old is not None:
             if price * 100 < old.gas_price * (100 + self.replace_bump_percent):
                 raise TxRejected(
@@ -284,16 +327,8 @@ class Mempool:
                 f"balance {sender.balance} cannot pay up to {entry.cost} (max fee "
                 f"{tx.max_fee} + value {tx.value}) on top of {below} for the sender's "
                 f"pending transactions with lower nonces", Code.INSUFFICIENT_BALANCE)
-        if old is None and nonce > sender.last and (
-                len(self._by_hash) >= self.max_txs or self._bytes + size > self.max_bytes):
-            # Full, and it would need room: refuse before the signature check when
-            # nothing pooled is cheaper (as _make_room would), so a flood past a full
-            # pool costs a lookup per transaction, not an ed25519 verification.
-            cheapest = self._cheapest_tail()
-            if cheapest is None or cheapest[0] >= price:
-                raise self._full(price)
         try:
-            self.app.check_tx(tx)
+            self.app.check_recipient(tx)
         except self.invalid_tx as exc:
             raise TxRejected(str(exc), Code.INVALID) from None
 
@@ -339,8 +374,10 @@ class Mempool:
     def _make_room(self, extra_txs: int, extra_bytes: int,
                    entry: _Entry) -> list[tuple[_Entry, Code, str]]:
         """Evict the cheapest tails of other senders until ``extra_txs`` transactions and
-        ``extra_bytes`` bytes are freed, each strictly cheaper than ``entry``; if that is
-        not possible, put everything back and refuse ``entry``."""
+        ``extra_bytes`` bytes are freed, each worth strictly less than ``entry``
+        (:meth:`_Sender.keep_value`); if that is not possible, put everything back and
+        refuse ``entry``."""
+        value = entry.sender.newcomer_value(entry.nonce, entry.gas_price)
         victims: list[_Entry] = []
         own: list[tuple[int, int, int, _Entry]] = []  # the newcomer's sender: set aside
         heap = self._tails
@@ -349,12 +386,13 @@ class Mempool:
             if item is not None and item[3].sender is entry.sender:
                 own.append(heapq.heappop(heap))
                 continue
-            if item is None or item[0] >= entry.gas_price:
+            if item is None or item[0] >= value:
                 for victim in reversed(victims):
                     self._link(victim)
                 for kept in own:
                     heapq.heappush(heap, kept)
-                raise self._full(entry.gas_price)
+                raise self._full(entry.gas_price,
+                                 queued=entry.nonce > entry.sender.pending)
             victim = heapq.heappop(heap)[3]
             self._unlink(victim)
             victims.append(victim)
@@ -366,17 +404,22 @@ class Mempool:
                   f"mempool is full")
         return [(v, Code.EVICTED, reason) for v in victims]
 
-    def _full(self, price: int) -> TxRejected:
-        return TxRejected(f"the mempool is full ({len(self._by_hash)} transactions, "
-                          f"{self._bytes} bytes) and holds nothing evictable cheaper than "
-                          f"gas price {price}", Code.POOL_FULL)
+    def _full(self, price: int, *, queued: bool = False) -> TxRejected:
+        full = f"the mempool is full ({len(self._by_hash)} transactions, {self._bytes} bytes)"
+        if queued:
+            return TxRejected(f"{full}, and a transaction behind a nonce gap displaces "
+                              f"nothing: send the missing nonces first", Code.POOL_FULL)
+        return TxRejected(f"{full} and holds nothing evictable cheaper than gas price "
+                          f"{price} (counting the sender's lower nonces)", Code.POOL_FULL)
 
     def _cheapest_tail(self) -> tuple[int, int, int, _Entry] | None:
         """The top of the tail heap after discarding stale items."""
         heap = self._tails
         while heap:
-            entry = heap[0][3]
-            if self._by_hash.get(entry.hash) is entry and entry.sender.last == entry.nonce:
+            value, _, _, entry = heap[0]
+            sender = entry.sender
+            if (self._by_hash.get(entry.hash) is entry and sender.last == entry.nonce
+                    and value == sender.keep_value()):
                 return heap[0]
             heapq.heappop(heap)
         return None
@@ -463,6 +506,8 @@ class Mempool:
             while pending in sender.txs:
                 pending += 1
             sender.pending = pending
+            if sender.txs:
+                self._push_tail(sender)
         self._compact_tails()
         return dropped
 
@@ -495,6 +540,10 @@ class Mempool:
         sender = entry.sender
         if not sender.txs:
             self._senders[sender.address] = sender
+            sender.min_price = entry.gas_price
+        elif entry.gas_price < sender.min_price:
+            sender.min_price = entry.gas_price
+        before = sender.keep_value() if sender.last >= 0 else None
         nonce = entry.nonce
         self._by_hash[entry.hash] = entry
         sender.txs[nonce] = entry
@@ -507,7 +556,9 @@ class Mempool:
             sender.pending = pending
         if nonce >= sender.last:
             sender.last = nonce
-            heapq.heappush(self._tails, (entry.gas_price, -entry.seq, next(self._pushes), entry))
+            self._push_tail(sender)
+        elif sender.keep_value() != before:
+            self._push_tail(sender)
 
     def _unlink(self, entry: _Entry) -> None:
         sender = entry.sender
@@ -520,16 +571,24 @@ class Mempool:
             sender.pending = max(nonce, sender.nonce)
         if not sender.txs:
             sender.last = -1
+            sender.min_price = 0
             del self._senders[sender.address]
-        elif nonce == sender.last:
+            return
+        if entry.gas_price == sender.min_price:
+            sender.min_price = min(e.gas_price for e in sender.txs.values())
+        if nonce == sender.last:
             sender.last = max(sender.txs)
-            tail = sender.txs[sender.last]
-            heapq.heappush(self._tails, (tail.gas_price, -tail.seq, next(self._pushes), tail))
+        self._push_tail(sender)
+
+    def _push_tail(self, sender: _Sender) -> None:
+        """(Re)enter ``sender``'s tail in the eviction heap at its current value."""
+        tail = sender.txs[sender.last]
+        heapq.heappush(self._tails, (sender.keep_value(), -tail.seq, next(self._pushes), tail))
 
     def _compact_tails(self) -> None:
         """Rebuild the tail heap once stale items outnumber live ones, so it stays
         within a small multiple of the number of senders."""
         if len(self._tails) > 2 * len(self._senders) + 64:
-            tails = [s.txs[s.last] for s in self._senders.values()]
-            self._tails = [(e.gas_price, -e.seq, next(self._pushes), e) for e in tails]
+            self._tails = [(s.keep_value(), -s.txs[s.last].seq, next(self._pushes),
+                            s.txs[s.last]) for s in self._senders.values()]
             heapq.heapify(self._tails)

@@ -273,18 +273,28 @@ class Executor:
             self._verified.popitem(last=False)
 
     def check_tx(self, tx: Transaction) -> None:
-        """May ``tx`` enter the mempool? Raises InvalidTx with the reason. A nonce ahead
+        """May ``tx`` enter a mempool? Raises InvalidTx with the reason. A nonce ahead
         of the account's is accepted (it may follow queued transactions)."""
-        self.verify_signature(tx)
-        self._check_fields(tx)
-        world = self._world()
-        nonce, balance = world.account(tx.sender_address)
+        self.check_stateless(tx)
+        nonce, balance = self._world().account(tx.sender_address)
         if tx.nonce < nonce:
             raise InvalidTx(f"nonce {tx.nonce} already used (account is at {nonce})")
         if balance < tx.max_fee + tx.value:
             raise InvalidTx(f"balance {balance} cannot pay up to {tx.max_fee + tx.value}")
+        self.check_recipient(tx)
+
+    def check_stateless(self, tx: Transaction) -> None:
+        """The checks no state changes: chain, size, signature (once per hash), gas
+        fields. Raises InvalidTx."""
+        self.verify_signature(tx)
+        self._check_fields(tx)
+
+    def check_recipient(self, tx: Transaction) -> None:
+        """Can what ``tx`` acts on take it? A transfer of value to a contract cannot
+        (contracts take value through calls). Raises InvalidTx."""
         action = tx.action
-        if type(action) is Transfer and action.amount and world.code(action.to) is not None:
+        if type(action) is Transfer and action.amount and \
+                self._world().code(action.to) is not None:
             raise InvalidTx(TRANSFER_TO_CONTRACT)
 
     def _check_fields(self, tx: Transaction) -> int:

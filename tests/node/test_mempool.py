@@ -329,7 +329,8 @@ def test_full_pool_evicts_the_cheapest_tail_of_another_sender(tc: TestChain) -> 
     err = refused(pool, pay(tc, DAVE, 0, price=3))  # Carol's 3 is not strictly cheaper
     assert err.code == Code.POOL_FULL
     assert err.reason == (f"the mempool is full (3 transactions, {pool.size_bytes} bytes) "
-                          "and holds nothing evictable cheaper than gas price 3")
+                          "and holds nothing evictable cheaper than gas price 3 (counting the "
+                          "sender's lower nonces)")
 
 
 def test_full_pool_never_evicts_a_transaction_other_nonces_depend_on(tc: TestChain) -> None:
@@ -338,10 +339,12 @@ def test_full_pool_never_evicts_a_transaction_other_nonces_depend_on(tc: TestCha
                           pay(tc, CAROL, 0, price=6))
     for tx in (bob0, bob1, carol0):
         pool.add(tx)
-    # Bob's nonce 0 is the cheapest, but removing it would strand his nonce 1.
-    assert refused(pool, pay(tc, ALICE, 0, price=5)).code == Code.POOL_FULL
-    alice0 = pay(tc, ALICE, 0, price=7)
-    assert [d.tx for d in pool.add(alice0)] == [carol0]
+    # Bob's nonce 0 is the cheapest, but removing it would strand his nonce 1. His
+    # tail, nonce 1, runs only after nonce 0, so it is worth what nonce 0 bids (1), not
+    # its own 9: the tail goes, nonce 0 stays.
+    assert refused(pool, pay(tc, ALICE, 0, price=1)).code == Code.POOL_FULL
+    assert [d.tx for d in pool.add(pay(tc, ALICE, 0, price=5))] == [bob1]
+    assert bob0.hash in pool and carol0.hash in pool
 
 
 def test_full_pool_by_bytes_evicts_as_many_as_needed_or_none(tc: TestChain) -> None:
@@ -484,8 +487,11 @@ def test_update_rereads_only_the_accounts_the_block_changed(tc: TestChain) -> No
     app, reads = pool.app, []
 
     class Counting:
-        def check_tx(self, tx: Transaction) -> None:
-            app.check_tx(tx)
+        def check_stateless(self, tx: Transaction) -> None:
+            app.check_stateless(tx)
+
+        def check_recipient(self, tx: Transaction) -> None:
+            app.check_recipient(tx)
 
         def account(self, address: bytes) -> tuple[int, int]:
             reads.append(address)
@@ -518,14 +524,18 @@ class FakeInvalid(Exception):
 
 
 class FakeApp:
-    """Committed accounts the test changes itself; ``check_tx`` refuses memo "bad"."""
+    """Committed accounts the test changes itself; ``check_stateless`` refuses memo
+    "bad"."""
 
     def __init__(self, balances: list[int]) -> None:
         self.accounts = {k.address: [0, b] for k, b in zip(KEYS, balances, strict=True)}
 
-    def check_tx(self, tx: Transaction) -> None:
+    def check_stateless(self, tx: Transaction) -> None:
         if tx.memo == "bad":
             raise FakeInvalid("bad memo")
+
+    def check_recipient(self, tx: Transaction) -> None:
+        pass
 
     def account(self, address: bytes) -> tuple[int, int]:
         nonce, balance = self.accounts[address]
@@ -643,3 +653,74 @@ def test_random_operations_keep_the_invariants(balances: list[int], script: list
             hashes = sorted(pool_hashes(pool))
             assert pool.remove([hashes[op[1] % len(hashes)]]) == 1
         check_invariants(pool, app)
+
+
+def test_a_dear_tail_behind_a_gap_does_not_shield_a_queue_of_cheap_junk() -> None:
+    """Hostile test (attack2e_tailshield): eviction compared only each sender's tail
+    price. Senders who never sent nonce 0 filled a pool with nonces 1..15 at price 1
+    behind a tail at price 1000: nothing of theirs could run or be evicted, they paid
+    nothing, and a legitimate transaction at any price up to 1000 was refused
+    pool_full. A tail behind a gap is now worth 0, and a ready tail no more than its
+    sender's cheapest transaction."""
+    attackers = [key(f"mempool-shield-{i}") for i in range(4)]
+    tc = TestChain(genesis=make_genesis({k.address: RICH for k in [ALICE, *attackers]}))
+    pool = pool_of(tc, max_txs=64, max_nonce_ahead=16)
+    for attacker in attackers:
+        for n in range(1, 17):  # nonce 0 never sent: all queued behind a gap
+            pool.add(pay(tc, attacker, n, price=1000 if n == 16 else 1))
+    assert len(pool) == 64 and pool.status()["ready"] == 0
+    victim = pay(tc, ALICE, 0, price=2)
+    [evicted] = pool.add(victim)
+    assert evicted.code == Code.EVICTED and evicted.tx.gas_price == 1000  # a queued tail
+    assert victim.hash in pool and len(pool) == 64
+    # A transaction behind a gap of its own displaces nothing, whatever it bids.
+    err = refused(pool, pay(tc, ALICE, 2, price=10_000))
+    assert err.code == Code.POOL_FULL and "behind a nonce gap" in err.reason
+
+
+def test_a_dear_tail_does_not_shield_its_senders_cheap_ready_queue(tc: TestChain) -> None:
+    """The same with the queue ready: Bob's tail bids 1000 but runs only after his
+    nonces at price 1, so it is worth 1 when room is needed."""
+    pool = pool_of(tc, max_txs=4)
+    for n in range(3):
+        pool.add(pay(tc, BOB, n, price=1))
+    bob3 = pay(tc, BOB, 3, price=1000)
+    pool.add(bob3)
+    [evicted] = pool.add(pay(tc, CAROL, 0, price=2))
+    assert evicted.tx == bob3
+    # Carol's own nonce 1 at a high price is worth what her nonce 0 bids (2): Bob's
+    # new tail (1) goes for it, but not a tail at 2.
+    assert [d.tx.nonce for d in pool.add(pay(tc, CAROL, 1, price=500))] == [2]
+    assert refused(pool, pay(tc, ALICE, 0, price=1)).code == Code.POOL_FULL
+
+
+def test_a_forged_transaction_is_told_invalid_before_any_code_that_invites_a_retry(
+        tc: TestChain) -> None:
+    """Hostile test (attack4_broadcast_txs): with the signature checked after the pool's
+    own checks, a forged transaction or one for another chain was told nonce_gap,
+    nonce_too_low or insufficient_balance — and a client retries a nonce gap. Only a
+    full pool (a flood must not cost a verification each) still answers first."""
+    pool = pool_of(tc, max_txs=2)
+    tc.run([pay(tc, ALICE, 0)])
+    pool.update([], None)
+
+    def forged(tx: Transaction) -> Transaction:
+        return fresh(dataclasses.replace(tx, signature=bytes(64)))
+
+    def other_chain(sender, nonce: int) -> Transaction:
+        return Transaction.create(sender, "another-chain", nonce, Transfer(BOB.address, 1),
+                                  gas_limit=GAS, gas_price=1)
+
+    cases = {
+        "used nonce": forged(pay(tc, ALICE, 0)),
+        "far nonce": forged(pay(tc, ALICE, 40)),
+        "unfunded": forged(pay(tc, key("mempool-nobody"), 0)),
+        "other chain, far nonce": other_chain(ALICE, 40),
+        "other chain, unfunded": other_chain(key("mempool-nobody"), 0),
+    }
+    for what, tx in cases.items():
+        assert refused(pool, tx).code == Code.INVALID, what
+    pool.add(pay(tc, BOB, 0, price=5))
+    pool.add(pay(tc, CAROL, 0, price=5))
+    # Full, and nothing pooled is worth less: refused for room, unverified.
+    assert refused(pool, forged(pay(tc, ALICE, 1, price=2))).code == Code.POOL_FULL
