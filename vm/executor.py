@@ -35,6 +35,7 @@ instructions use the rest of the gas limit.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -134,6 +135,14 @@ class _TreeAt:
     def get(self, key: bytes) -> bytes | None:
         return self._tree.get_at(key, self._version)
 
+
+
+@functools.lru_cache(maxsize=256)
+def _transfer_receipt(gas_used: int) -> Receipt:
+    """A successful transfer's receipt: the same record for the same gas (receipts are
+    immutable), so each block's receipts root finds its encoding cached rather than
+    packing one per transfer."""
+    return Receipt(ReceiptStatus.OK, gas_used, b"", "", ())
 
 class Executor:
     """The state transition over one store: state tree and block store side by side."""
@@ -336,7 +345,7 @@ class Executor:
             world.set_account(sender, nonce + 1, balance - fee - amount)
             if amount:
                 world.add_balance(action.to, amount)
-            return Receipt(ReceiptStatus.OK, need, b"", "", ()), fee
+            return _transfer_receipt(need), fee
         max_fee = tx.gas_limit * price
         if balance < max_fee + action.value:
             raise InvalidTx(f"balance {balance} cannot pay up to {max_fee + action.value}")
