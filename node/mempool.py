@@ -36,9 +36,11 @@ transactions end up as if gossip had delivered them in nonce order.
 When the pool is full, the newcomer may evict the cheapest *tail* — a sender's highest
 nonce, whose removal opens no gap — of another sender, if that tail is worth strictly
 less than the newcomer. A tail is worth the lowest gas price among its sender's
-transactions (it runs only after all of them), or nothing if it waits behind a nonce
-gap; the newcomer likewise, counting its sender's lower nonces. So a dear tail cannot
-shield a queue of cheap transactions, and a queue nobody can run is the first to go.
+transactions (it runs only after all of them); the newcomer likewise, counting its
+sender's lower nonces. So a dear tail cannot shield a queue of cheap transactions.
+Transactions queued behind a gap may never run (their sender need never fill it) and
+so never pay: at most ``max_queued`` of them (a quarter of the pool by default) are
+admitted, so parking them cannot take the room of transactions that can run.
 Tails are found with a heap invalidated lazily (an item counts only while its entry is
 still its sender's tail at the same worth), so admission never scans the pool.
 
@@ -161,16 +163,13 @@ class _Sender:
 
     def keep_value(self) -> int:
         """What this sender's tail (its highest nonce, the one eviction takes) is worth
-        keeping: 0 if it waits behind a nonce gap — it cannot run, and a sender who
-        never fills the gap pays nothing for the room it takes — else the lowest gas
-        price among the sender's transactions, since the tail runs only after all of
-        them (a dear tail must not shield a queue of cheap ones)."""
-        return 0 if self.last >= self.pending else self.min_price
+        keeping: the lowest gas price among the sender's transactions, since the tail
+        runs only after all of them — a dear tail must not shield a queue of cheap
+        ones."""
+        return self.min_price
 
     def newcomer_value(self, nonce: int, price: int) -> int:
         """:meth:`keep_value` for a transaction not yet pooled, compared with it."""
-        if nonce > self.pending:
-            return 0
         return min([price, *(e.gas_price for n, e in self.txs.items() if n < nonce)])
 
     def cost_below(self, nonce: int) -> int:
@@ -197,6 +196,7 @@ class Mempool:
         max_per_sender: int = 64,
         max_nonce_ahead: int = 16,
         replace_bump_percent: int = 10,
+        max_queued: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """A pool over ``app``'s committed state.
@@ -210,7 +210,9 @@ class Mempool:
         ``max_nonce_ahead``: how far past the sender's next executable nonce a queued
         transaction may be, so gaps cannot park transactions that will likely never
         run; a replacement (same sender and nonce) must bid ``replace_bump_percent``
-        more gas price than the one it replaces, so replacing is never free spam.
+        more gas price than the one it replaces, so replacing is never free spam;
+        ``max_queued`` (default a quarter of ``max_txs``): how many transactions may
+        wait behind nonce gaps, pool-wide.
         """
         self.app = app
         self.invalid_tx = invalid_tx
@@ -219,6 +221,10 @@ class Mempool:
         self.max_per_sender = max_per_sender
         self.max_nonce_ahead = max_nonce_ahead
         self.replace_bump_percent = replace_bump_percent
+        self.max_queued = max_txs // 4 if max_queued is None else max_queued
+        # Transactions behind a gap: counted at each block (update) and raised with
+        # each queued admission in between (never lowered there: an upper bound).
+        self._queued = 0
         self.clock = clock
         self._by_hash: dict[bytes, _Entry] = {}
         self._senders: dict[bytes, _Sender] = {}
@@ -294,7 +300,7 @@ class Mempool:
             # forged one is told pool_full for now, and invalid once there is room.)
             cheapest = self._cheapest_tail()
             if cheapest is None or cheapest[0] >= sender.newcomer_value(nonce, price):
-                raise self._full(price, queued=nonce > sender.pending)
+                raise self._full(price)
         # What no state changes comes before what state decides: a forged transaction
         # or one for another chain is told "invalid", never a code that invites a retry.
         try:
@@ -317,6 +323,12 @@ class Mempool:
                     f"nonce {nonce} is too far ahead: the sender's next nonce is "
                     f"{sender.pending} and at most {self.max_nonce_ahead} more may wait "
                     f"behind a gap", Code.NONCE_GAP)
+            if nonce > sender.pending and self._queued >= self.max_queued:
+                raise TxRejected(
+                    f"nonce {nonce} would wait behind a gap (the sender's next nonce is "
+                    f"{sender.pending}) and the mempool already holds its limit of "
+                    f"{self.max_queued} such transactions: send the missing nonces first",
+                    Code.NONCE_GAP)
             if len(txs) >= self.max_per_sender and nonce > sender.last:
                 raise TxRejected(f"the sender already has {len(txs)} transactions in the "
                                  f"mempool, the limit", Code.SENDER_LIMIT)
@@ -341,6 +353,8 @@ class Mempool:
             if victim.sender is sender:  # evicted ones are unlinked already
                 self._unlink(victim)
         self._seq += 1
+        if nonce > sender.pending:
+            self._queued += 1
         self._link(entry)
         self._compact_tails()
         return [Dropped(e.tx, code, reason) for e, code, reason in dropped]
@@ -391,8 +405,7 @@ class Mempool:
                     self._link(victim)
                 for kept in own:
                     heapq.heappush(heap, kept)
-                raise self._full(entry.gas_price,
-                                 queued=entry.nonce > entry.sender.pending)
+                raise self._full(entry.gas_price)
             victim = heapq.heappop(heap)[3]
             self._unlink(victim)
             victims.append(victim)
@@ -404,13 +417,11 @@ class Mempool:
                   f"mempool is full")
         return [(v, Code.EVICTED, reason) for v in victims]
 
-    def _full(self, price: int, *, queued: bool = False) -> TxRejected:
-        full = f"the mempool is full ({len(self._by_hash)} transactions, {self._bytes} bytes)"
-        if queued:
-            return TxRejected(f"{full}, and a transaction behind a nonce gap displaces "
-                              f"nothing: send the missing nonces first", Code.POOL_FULL)
-        return TxRejected(f"{full} and holds nothing evictable cheaper than gas price "
-                          f"{price} (counting the sender's lower nonces)", Code.POOL_FULL)
+    def _full(self, price: int) -> TxRejected:
+        return TxRejected(f"the mempool is full ({len(self._by_hash)} transactions, "
+                          f"{self._bytes} bytes) and holds nothing evictable cheaper than "
+                          f"gas price {price} (counting the sender's lower nonces)",
+                          Code.POOL_FULL)
 
     def _cheapest_tail(self) -> tuple[int, int, int, _Entry] | None:
         """The top of the tail heap after discarding stale items."""
@@ -506,8 +517,7 @@ class Mempool:
             while pending in sender.txs:
                 pending += 1
             sender.pending = pending
-            if sender.txs:
-                self._push_tail(sender)
+        self._queued = sum(len(s.txs) - (s.pending - s.nonce) for s in senders.values())
         self._compact_tails()
         return dropped
 
@@ -538,12 +548,11 @@ class Mempool:
 
     def _link(self, entry: _Entry) -> None:
         sender = entry.sender
+        cheaper = not sender.txs or entry.gas_price < sender.min_price
         if not sender.txs:
             self._senders[sender.address] = sender
+        if cheaper:
             sender.min_price = entry.gas_price
-        elif entry.gas_price < sender.min_price:
-            sender.min_price = entry.gas_price
-        before = sender.keep_value() if sender.last >= 0 else None
         nonce = entry.nonce
         self._by_hash[entry.hash] = entry
         sender.txs[nonce] = entry
@@ -557,7 +566,7 @@ class Mempool:
         if nonce >= sender.last:
             sender.last = nonce
             self._push_tail(sender)
-        elif sender.keep_value() != before:
+        elif cheaper:
             self._push_tail(sender)
 
     def _unlink(self, entry: _Entry) -> None:
@@ -574,11 +583,15 @@ class Mempool:
             sender.min_price = 0
             del self._senders[sender.address]
             return
-        if entry.gas_price == sender.min_price:
-            sender.min_price = min(e.gas_price for e in sender.txs.values())
+        dearer = entry.gas_price == sender.min_price and \
+            sender.min_price != (min_price := min(e.gas_price for e in sender.txs.values()))
+        if dearer:
+            sender.min_price = min_price
         if nonce == sender.last:
             sender.last = max(sender.txs)
-        self._push_tail(sender)
+            self._push_tail(sender)
+        elif dearer:
+            self._push_tail(sender)
 
     def _push_tail(self, sender: _Sender) -> None:
         """(Re)enter ``sender``'s tail in the eviction heap at its current value."""

@@ -660,22 +660,47 @@ def test_a_dear_tail_behind_a_gap_does_not_shield_a_queue_of_cheap_junk() -> Non
     price. Senders who never sent nonce 0 filled a pool with nonces 1..15 at price 1
     behind a tail at price 1000: nothing of theirs could run or be evicted, they paid
     nothing, and a legitimate transaction at any price up to 1000 was refused
-    pool_full. A tail behind a gap is now worth 0, and a ready tail no more than its
-    sender's cheapest transaction."""
+    pool_full. A tail is now worth its sender's cheapest transaction."""
     attackers = [key(f"mempool-shield-{i}") for i in range(4)]
     tc = TestChain(genesis=make_genesis({k.address: RICH for k in [ALICE, *attackers]}))
-    pool = pool_of(tc, max_txs=64, max_nonce_ahead=16)
+    pool = pool_of(tc, max_txs=64, max_nonce_ahead=16, max_queued=64)  # no quota here
     for attacker in attackers:
         for n in range(1, 17):  # nonce 0 never sent: all queued behind a gap
             pool.add(pay(tc, attacker, n, price=1000 if n == 16 else 1))
     assert len(pool) == 64 and pool.status()["ready"] == 0
     victim = pay(tc, ALICE, 0, price=2)
     [evicted] = pool.add(victim)
-    assert evicted.code == Code.EVICTED and evicted.tx.gas_price == 1000  # a queued tail
+    assert evicted.code == Code.EVICTED and evicted.tx.gas_price == 1000  # a tail worth 1
     assert victim.hash in pool and len(pool) == 64
-    # A transaction behind a gap of its own displaces nothing, whatever it bids.
-    err = refused(pool, pay(tc, ALICE, 2, price=10_000))
-    assert err.code == Code.POOL_FULL and "behind a nonce gap" in err.reason
+
+
+def test_transactions_behind_gaps_may_hold_only_a_quarter_of_the_pool() -> None:
+    """The same attack with every nonce at price 1000: worth 1000 each, never run, never
+    paid for. At most max_queued (a quarter of the pool by default) are admitted; the
+    rest of the pool stays for transactions that can run."""
+    attackers = [key(f"mempool-park-{i}") for i in range(4)]
+    honest = [key(f"mempool-honest-{i}") for i in range(48)]
+    tc = TestChain(genesis=make_genesis({k.address: RICH for k in [*attackers, *honest]}))
+    pool = pool_of(tc, max_txs=64, max_nonce_ahead=16)
+    assert pool.max_queued == 16
+    refusals = []
+    for attacker in attackers:
+        for n in range(1, 17):
+            try:
+                pool.add(pay(tc, attacker, n, price=1000))
+            except TxRejected as exc:
+                refusals.append(exc)
+    assert len(pool) == 16 and len(refusals) == 48
+    assert {e.code for e in refusals} == {Code.NONCE_GAP}
+    assert "send the missing nonces first" in refusals[0].reason
+    for k in honest:  # ready ones at a low price still find room
+        pool.add(pay(tc, k, 0, price=1))
+    assert len(pool) == 64 and pool.status()["ready"] == 48
+    # A gap filled makes room for more queued ones once the next block counts again.
+    tc.run([pay(tc, attackers[0], 0, price=1000)])
+    pool.update([], tc.executor.changed_accounts)
+    assert pool.status()["queued"] == 0 and pool.status()["ready"] == 64
+    pool.add(pay(tc, attackers[1], 0, price=1000))  # evicts an honest tail worth 1
 
 
 def test_a_dear_tail_does_not_shield_its_senders_cheap_ready_queue(tc: TestChain) -> None:
