@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import os
 import re
@@ -559,8 +560,22 @@ def run_node(home_path: Path | str) -> None:
                          f"{home.config_path}") from None
 
 
+def tune_gc() -> None:
+    """Set the cyclic garbage collector for a long-running node: what exists now
+    (modules, the genesis, the node's objects) is moved out of its sight for good, and
+    it runs far less often. With the defaults, a loaded node's transactions (pooled
+    for seconds, so they outlive two young collections) drove a full collection of the
+    whole heap about once a second, 100-500 ms each: a fifth of the node's time and
+    its longest heights. Nearly everything here is freed by reference counting; the
+    collector is for the rare cycle, and still runs."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def _run_node(home: Home) -> None:
     node = Node(home)
+    tune_gc()
     logging.basicConfig(
         level=node.config.log.level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

@@ -64,7 +64,11 @@ class TxRelay:
             try:
                 self.mempool.add(tx)
             except TxRejected as exc:
-                outcomes.append(exc)
+                # Without its traceback: a kept exception holds this frame, whose
+                # ``outcomes`` holds the exception — a reference cycle per refusal,
+                # which under a flood of refusals kept the cyclic collector running
+                # full collections of the whole heap every second.
+                outcomes.append(exc.with_traceback(None))
                 continue
             outcomes.append(None)
             admitted.append(tx)
