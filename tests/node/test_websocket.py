@@ -103,8 +103,10 @@ async def running_node(home_path: Path, **rpc: Any) -> AsyncIterator[Running]:
         node=NodeSection(mode="validator", moniker="ws-test"),
         p2p=P2PSection(listen=f"127.0.0.1:{p2p_port}", pex=False),
         rpc=RPCSection(listen=f"127.0.0.1:{rpc_port}", **rpc),
+        # (The burst test wants its ~2,000 transactions in one block: no proposer cap
+        # below the chain's.)
         consensus=ConsensusSection(block_interval_ms=10, idle_interval_ms=20,
-                                   view_timeout_ms=1_000),
+                                   view_timeout_ms=1_000, proposal_max_txs=5_000),
     ))
     genesis = json.loads(home.genesis_path.read_text())
     genesis["balances"] = [{"address": address_to_text(key.address), "amount": str(10**21)}
