@@ -263,3 +263,14 @@ def test_gossip_forgets_removed_peers_and_locally_published_txs_are_seen() -> No
     g.remove_peer(b"p1")
     assert g.take(b"p1") == [] and g.pending_peers() == []
     g.publish([_tx(2)])  # no peers: nothing queued, nothing raised
+
+
+def test_bounded_set_stays_within_its_capacity_and_keeps_the_newest_half() -> None:
+    s = BoundedSet(1_000)
+    items = [i.to_bytes(4, "big") for i in range(10_000)]
+    for k, item in enumerate(items):
+        assert s.add(item)
+        assert len(s) <= 1_000
+        if k % 97 == 0:
+            assert all(x in s for x in items[max(0, k - 499):k + 1])  # the newest 500
+    assert items[0] not in s and not s.add(items[-1])
