@@ -300,15 +300,21 @@ async def _measure(args: argparse.Namespace, workload: Workload, accounts: Accou
             say(f"set-up done in {time.monotonic() - t:.1f} s (off the clock)")
         cpu0 = time.process_time()
         phases = []
+        ran: list[Phase] = []
         async for phase in workload.phases(net):
             phases.append(await _run_phase(args, net, phase, workload, generators, procs, say))
+            ran.append(phase)
         missed = sum(1 for b in observer.blocks.values() if b.missed)
         report = _summary(args, workload, phases, procs)
         report["setup"] = setup
         seen = sorted((b for b in observer.blocks.values() if b.height > height and not b.missed),
                       key=lambda b: b.height)
+        # A height counts from the one before only if that one came after its phase's
+        # load began: the first loaded height follows an idle block, not a slow one.
         gaps = [(b.at - a.at, b.height) for a, b in zip(seen, seen[1:], strict=False)
-                if b.height == a.height + 1]
+                if b.height == a.height + 1 and any(
+                    p.from_height < b.height <= p.to_height and a.at >= p.started_at
+                    for p in ran)]
         worst = max(gaps, default=(0.0, 0))
         report["longest_height_ms"] = {"ms": round(worst[0] * 1000), "height": worst[1]}
         report["stopped_validator"] = bool(args.stop_validator)
@@ -337,7 +343,7 @@ async def _run_phase(args: argparse.Namespace, net: Net, phase: Phase, workload:
     observer = net.observer
     phase.from_height = observer.height
     cpu0 = {i: cpu_seconds(p.pid) for i, p in procs.items()}
-    start_at = time.monotonic() + 0.3
+    start_at = phase.started_at = time.monotonic() + 0.3
     shares = [s["txs"] / total if total else 0 for s in signed]
     params = [RunParams(start_at=start_at,
                         rate=args.rate * share if args.rate else None,

@@ -120,6 +120,8 @@ class Phase:
     expect: dict[str, int] = field(default_factory=dict)
     from_height: int = 0
     to_height: int = 0
+    #: When its load started (time.monotonic()); set by the runner.
+    started_at: float = 0.0
 
 
 @dataclass

@@ -499,7 +499,7 @@ def _shared_packer(*, strict_types: bool) -> Callable[[Any], bytes]:
     fails. The pure-Python fallback is none of that, so it keeps packb."""
     if msgpack.Packer.__module__ != "msgpack._cmsgpack":  # pragma: no cover
         return lambda raw: msgpack.packb(raw, use_bin_type=True, strict_types=strict_types)
-    return msgpack.Packer(use_bin_type=True, strict_types=strict_types).pack  # type: ignore[no-any-return]
+    return msgpack.Packer(use_bin_type=True, strict_types=strict_types).pack
 
 
 #: msgpack.packb(raw, use_bin_type=True) without its per-call Packer (lists and tuples
