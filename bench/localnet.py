@@ -309,10 +309,12 @@ async def _measure(args: argparse.Namespace, workload: Workload, accounts: Accou
         report["setup"] = setup
         seen = sorted((b for b in observer.blocks.values() if b.height > height and not b.missed),
                       key=lambda b: b.height)
-        # A height counts from the one before only if that one came after its phase's
-        # load began: the first loaded height follows an idle block, not a slow one.
+        # A height counts from the one before only if both carry transactions and the
+        # one before came after its phase's load began: a block after an idle one
+        # (the load starting, or resends trickling in after the drain) measures the
+        # idle interval, not a slow height.
         gaps = [(b.at - a.at, b.height) for a, b in zip(seen, seen[1:], strict=False)
-                if b.height == a.height + 1 and any(
+                if b.height == a.height + 1 and a.tx_count and b.tx_count and any(
                     p.from_height < b.height <= p.to_height and a.at >= p.started_at
                     for p in ran)]
         worst = max(gaps, default=(0.0, 0))
@@ -643,7 +645,7 @@ def print_report(r: dict[str, Any], out: TextIO) -> None:
     if r.get("longest_height_ms"):
         worst = r["longest_height_ms"]
         line("longest", f"height {worst['height']} took {worst['ms']:,} ms from the one "
-                        f"before (commit to commit, as observed)"
+                        f"before (commit to commit, as observed, between blocks with transactions)"
                         + ("; the last validator stopped throughout"
                            if r.get("stopped_validator") else ""))
     line("nodes", "; ".join(
