@@ -589,6 +589,15 @@ def check_invariants(pool: Mempool, app: FakeApp) -> None:
         ready += run - nonce
     assert pool.status()["ready"] == ready
     assert pool.status()["queued"] == len(pooled) - ready
+    # Eviction bookkeeping: each sender's worth is its cheapest transaction, and its
+    # tail is in the heap at that worth (so _cheapest_tail finds the true minimum).
+    live = {(item[0], item[3].hash) for item in pool._tails}
+    for sender in pool._senders.values():
+        assert sender.min_price == min(e.gas_price for e in sender.txs.values())
+        assert (sender.min_price, sender.txs[sender.last].hash) in live
+    cheapest = pool._cheapest_tail()
+    assert (cheapest[0] if cheapest else None) == min(
+        (s.min_price for s in pool._senders.values()), default=None)
     # Reaping everything gives exactly the ready transactions, each sender's in nonce
     # order from the committed nonce, and each the dearest of the senders' next ones.
     reaped = pool.reap(**UNLIMITED)
@@ -616,6 +625,14 @@ def test_random_operations_keep_the_invariants(balances: list[int], script: list
             dropped = pool.add(tx)
         except TxRejected as exc:
             assert exc.code in set(Code) - {Code.REPLACED, Code.EVICTED}
+            if exc.code == Code.POOL_FULL and len(pool) == pool.max_txs and \
+                    pool.size_bytes + len(tx.encode()) <= pool.max_bytes:
+                # Room for one more by count only: nothing of another sender was worth
+                # less than the newcomer (it would have been evicted).
+                mine = pool._senders.get(tx.sender_address)
+                value = mine.newcomer_value(tx.nonce, tx.gas_price) if mine else tx.gas_price
+                assert all(s.min_price >= value for s in pool._senders.values()
+                           if s is not mine)
             assert exc.code != Code.INVALID or tx.memo == "bad"
             assert (exc.code == Code.ALREADY_KNOWN) == was_pooled
             event(f"refused: {exc.code}")
