@@ -494,9 +494,12 @@ def _encode_value(kind: Kind, value: Any) -> bytes:
 def _shared_packer(*, strict_types: bool) -> Callable[[Any], bytes]:
     """A packing function with msgpack.packb's result and a fraction of its cost: packb
     builds a Packer, with its buffer, on every call (4x the work of packing a small
-    record); one shared C Packer does not. Sharing it is safe: it packs in one call that
-    holds the GIL, calls back into no Python code, and empties its buffer when packing
-    fails. The pure-Python fallback is none of that, so it keeps packb."""
+    record); one shared C Packer does not. Sharing it is safe for what the callers pass
+    — exact lists, tuples, bytes, str and ints, never a subclass (whose ``__iter__`` the
+    packer would call back into, re-entrantly) and no threads: it packs in one call that
+    holds the GIL and empties its buffer when packing fails. (Its buffer keeps the size
+    of the largest value packed, at most a block.) The pure-Python fallback is none of
+    that, so it keeps packb."""
     if msgpack.Packer.__module__ != "msgpack._cmsgpack":  # pragma: no cover
         return lambda raw: msgpack.packb(raw, use_bin_type=True, strict_types=strict_types)
     return msgpack.Packer(use_bin_type=True, strict_types=strict_types).pack

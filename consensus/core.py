@@ -577,8 +577,10 @@ class Core:
             return []
         self._check_signature(message)
         if len(self._helped) >= _MAX_HELPED:
-            self._helped = {p: t for p, t in self._helped.items()
-                            if now - t < _BLOCK_REPLY_INTERVAL}
+            longest = max(self.timeouts.block_interval, _BLOCK_REPLY_INTERVAL)
+            self._helped = {p: t for p, t in self._helped.items() if now - t < longest}
+            if len(self._helped) >= _MAX_HELPED:  # that many peers helped at once
+                self._helped.clear()
         self._helped[sender] = now
         if holds_block:
             # It voted for the block, so it holds it: the COMMIT votes finish its height

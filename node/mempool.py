@@ -20,10 +20,12 @@ fills. What makes "every ready transaction applies" true:
   touched.
 
 Admission (:meth:`Mempool.add`) runs the cheap lookups first — duplicate, size, and a
-full pool with nothing to give up for the newcomer — so floods of replays and of
-transactions past a full pool cost no signature verification; then the stateless
+full pool with nothing to give up for the newcomer — so floods of pooled duplicates and
+of transactions past a full pool cost no signature verification; then the stateless
 checks (whose signature check the executor caches by hash), so a forged transaction or
-one for another chain is told ``invalid`` rather than a code that invites a retry; then
+one for another chain is told ``invalid`` rather than a code that invites a retry (a
+replay of a committed transaction is verified before it is told ``nonce_too_low``,
+unless the executor still remembers its hash); then
 nonce, replacement, sender limit and balance; and only then makes room, so nothing is
 evicted for a transaction that is then refused.
 
@@ -161,6 +163,10 @@ class _Sender:
         self.cost = 0  # sum of the pooled transactions' costs
         self.min_price = 0  # lowest gas price among them (0: none pooled)
 
+    def queued(self) -> int:
+        """How many of its pooled transactions wait behind a gap."""
+        return len(self.txs) - (self.pending - self.nonce) if self.txs else 0
+
     def keep_value(self) -> int:
         """What this sender's tail (its highest nonce, the one eviction takes) is worth
         keeping: the lowest gas price among the sender's transactions, since the tail
@@ -221,9 +227,9 @@ class Mempool:
         self.max_per_sender = max_per_sender
         self.max_nonce_ahead = max_nonce_ahead
         self.replace_bump_percent = replace_bump_percent
-        self.max_queued = max_txs // 4 if max_queued is None else max_queued
-        # Transactions behind a gap: counted at each block (update) and raised with
-        # each queued admission in between (never lowered there: an upper bound).
+        self.max_queued = max(1, max_txs // 4) if max_queued is None else max_queued
+        # Transactions behind a gap, pool-wide: kept exact by every change to a
+        # sender's transactions, nonce or ready run (each bracketed by _Sender.queued).
         self._queued = 0
         self.clock = clock
         self._by_hash: dict[bytes, _Entry] = {}
@@ -353,8 +359,6 @@ class Mempool:
             if victim.sender is sender:  # evicted ones are unlinked already
                 self._unlink(victim)
         self._seq += 1
-        if nonce > sender.pending:
-            self._queued += 1
         self._link(entry)
         self._compact_tails()
         return [Dropped(e.tx, code, reason) for e, code, reason in dropped]
@@ -405,6 +409,7 @@ class Mempool:
                     self._link(victim)
                 for kept in own:
                     heapq.heappush(heap, kept)
+                self._compact_tails()  # the relinked victims pushed their tails again
                 raise self._full(entry.gas_price)
             victim = heapq.heappop(heap)[3]
             self._unlink(victim)
@@ -497,7 +502,9 @@ class Mempool:
             nonce, balance = self.app.account(sender.address)
             if nonce == sender.nonce and balance == sender.balance:
                 continue  # untouched by the block: still consistent
+            queued = sender.queued()
             sender.nonce, sender.balance = nonce, balance
+            self._queued += sender.queued() - queued
             spent = 0
             for n in sorted(sender.txs):
                 entry = sender.txs[n]
@@ -516,8 +523,9 @@ class Mempool:
             pending = nonce
             while pending in sender.txs:
                 pending += 1
+            queued = sender.queued()
             sender.pending = pending
-        self._queued = sum(len(s.txs) - (s.pending - s.nonce) for s in senders.values())
+            self._queued += sender.queued() - queued
         self._compact_tails()
         return dropped
 
@@ -548,6 +556,7 @@ class Mempool:
 
     def _link(self, entry: _Entry) -> None:
         sender = entry.sender
+        queued = sender.queued()
         cheaper = not sender.txs or entry.gas_price < sender.min_price
         if not sender.txs:
             self._senders[sender.address] = sender
@@ -563,6 +572,7 @@ class Mempool:
             while pending in sender.txs:
                 pending += 1
             sender.pending = pending
+        self._queued += sender.queued() - queued
         if nonce >= sender.last:
             sender.last = nonce
             self._push_tail(sender)
@@ -571,6 +581,7 @@ class Mempool:
 
     def _unlink(self, entry: _Entry) -> None:
         sender = entry.sender
+        queued = sender.queued()
         nonce = entry.nonce
         del self._by_hash[entry.hash]
         del sender.txs[nonce]
@@ -578,6 +589,7 @@ class Mempool:
         self._bytes -= entry.size
         if nonce < sender.pending:
             sender.pending = max(nonce, sender.nonce)
+        self._queued += sender.queued() - queued
         if not sender.txs:
             sender.last = -1
             sender.min_price = 0

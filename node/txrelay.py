@@ -64,10 +64,12 @@ class TxRelay:
             try:
                 self.mempool.add(tx)
             except TxRejected as exc:
-                # Without its traceback: a kept exception holds this frame, whose
+                # Without its traceback or the exception it replaced (whose traceback
+                # holds the same frames): a kept exception holds this frame, whose
                 # ``outcomes`` holds the exception — a reference cycle per refusal,
                 # which under a flood of refusals kept the cyclic collector running
                 # full collections of the whole heap every second.
+                exc.__context__ = exc.__cause__ = None
                 outcomes.append(exc.with_traceback(None))
                 continue
             outcomes.append(None)

@@ -6,9 +6,11 @@ Theory of operation
 State version h is the state after block h (version 0: genesis). Consensus drives the
 executor with three calls:
 
-* :meth:`Executor.check_tx` — may this transaction enter the mempool? Stateless checks
+* :meth:`Executor.check_tx` — may this transaction enter a mempool? Stateless checks
   (signature verified once and remembered by hash), then nonce and balance against the
-  committed state.
+  committed state. The node's mempool keeps nonces and balances itself and calls the
+  two halves it needs, :meth:`Executor.check_stateless` and
+  :meth:`Executor.check_recipient`.
 * :meth:`Executor.execute_block` — run a proposed block on a scratch
   :class:`~vm.world.WorldState` over the committed state and return the state root and
   receipts. Nothing is written: a block that never commits is simply forgotten.

@@ -229,7 +229,10 @@ def test_refusals_in_a_batch_leave_no_reference_cycles() -> None:
 
     node = make_node(make_genesis(), "cycle-node", 0)
     txs = [Transaction.create(ALICE, CHAIN, n, Transfer(BOB.address, 1), gas_limit=GAS,
-                              gas_price=GAS_PRICE) for n in range(40, 240)]  # far ahead
+                              gas_price=GAS_PRICE) for n in range(40, 140)]  # far ahead
+    # Refused "invalid" (another chain): TxRejected raised in place of InvalidTx.
+    txs += [Transaction.create(ALICE, "another-chain", n, Transfer(BOB.address, 1),
+                               gas_limit=GAS, gas_price=GAS_PRICE) for n in range(100)]
     gc.collect()
     was_enabled = gc.isenabled()
     gc.disable()

@@ -589,6 +589,7 @@ def check_invariants(pool: Mempool, app: FakeApp) -> None:
         ready += run - nonce
     assert pool.status()["ready"] == ready
     assert pool.status()["queued"] == len(pooled) - ready
+    assert pool._queued == pool.status()["queued"]  # kept exact, not recounted
     # Eviction bookkeeping: each sender's worth is its cheapest transaction, and its
     # tail is in the heap at that worth (so _cheapest_tail finds the true minimum).
     live = {(item[0], item[3].hash) for item in pool._tails}
@@ -766,3 +767,20 @@ def test_a_forged_transaction_is_told_invalid_before_any_code_that_invites_a_ret
     pool.add(pay(tc, CAROL, 0, price=5))
     # Full, and nothing pooled is worth less: refused for room, unverified.
     assert refused(pool, forged(pay(tc, ALICE, 1, price=2))).code == Code.POOL_FULL
+
+
+def test_a_filled_gap_frees_its_place_in_the_queued_quota_at_once() -> None:
+    """Review: the queued count only rose between blocks, so out-of-order delivery
+    (nonce 1 before 0) from more senders than the quota was refused nonce_gap until the
+    next block even though nothing waited behind a gap any more."""
+    senders = [key(f"mempool-reorder-{i}") for i in range(20)]
+    tc = TestChain(genesis=make_genesis({k.address: RICH for k in senders}))
+    pool = pool_of(tc, max_queued=10)
+    for k in senders:
+        pool.add(pay(tc, k, 1))
+        pool.add(pay(tc, k, 0))
+    assert len(pool) == 40 and pool.status()["queued"] == 0
+    # remove() opens gaps: they count against the quota at once.
+    pool.remove([pay(tc, k, 0).hash for k in senders[:10]])
+    assert pool.status()["queued"] == 10
+    assert refused(pool, pay(tc, senders[10], 3)).code == Code.NONCE_GAP
