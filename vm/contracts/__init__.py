@@ -178,3 +178,43 @@ def decode_result(contract: str, method: str, data: bytes) -> object:
 __all__ = ["Commerce", "CommerceLimits", "Demo", "deploy_commerce", "genesis_contracts",
            "publish_demo", "compiled", "method_abi", "encode_call", "decode_result",
            "GENESIS_DISTRIBUTOR"]
+
+
+# ---------------------------------------------------------------- governance
+#
+# The validator set's governance contract (governance.agc) is not part of the commerce
+# set: genesis_contracts emits ADDRESSES only, so its address is kept apart here.
+
+from chain.system import EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS  # noqa: E402
+
+SOURCES["governance"] = "governance.agc"
+#: contracts built by their own genesis builder, beside the commerce set
+GOVERNANCE_ADDRESSES = {"governance": GOVERNANCE_ADDRESS}
+
+
+def governance_contract(validators: list[tuple[bytes, int, str]], *,
+                        proposal_ttl: int = 1000,
+                        time_ms: int = 1_767_225_600_000) -> dict:
+    """The genesis entry of the governance contract at ``GOVERNANCE_ADDRESS``, built by
+    the real calls: deployed by ``GENESIS_DISTRIBUTOR`` with ``proposal_ttl`` (heights)
+    and ``EVIDENCE_ADDRESS`` as the evidence reporter, each ``(public_key, power,
+    name)`` of ``validators`` named a genesis member in order, then sealed. The entry
+    has the shape of :func:`genesis_contracts`' (address, code, balance, storage)."""
+    env = Env(time_ms=time_ms)
+    governance = env.deploy(compiled("governance"), proposal_ttl, EVIDENCE_ADDRESS,
+                            sender=GENESIS_DISTRIBUTOR, at=GOVERNANCE_ADDRESS)
+    for public_key, power, name in validators:
+        governance.genesis_member(public_key, power, name, sender=GENESIS_DISTRIBUTOR)
+    governance.seal(sender=GENESIS_DISTRIBUTOR)
+    prefix = b"s" + GOVERNANCE_ADDRESS
+    storage = {k[len(prefix):]: v for k, v in env.world.changes().items()
+               if k.startswith(prefix) and v}
+    return {
+        "address": address_to_text(GOVERNANCE_ADDRESS),
+        "code": compiled("governance").code.hex(),
+        "balance": str(env.world.balance(GOVERNANCE_ADDRESS)),
+        "storage": {k.hex(): v.hex() for k, v in sorted(storage.items())},
+    }
+
+
+__all__ += ["governance_contract", "GOVERNANCE_ADDRESSES"]
