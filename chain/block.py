@@ -208,6 +208,38 @@ class CommitCertificate(Record):
                     f"signature of {validator.address.hex()} does not verify"
                 )
 
+    def verify_trusting(self, chain_id: str, trusted: ValidatorSet, *,
+                        block_hash: bytes | None = None) -> None:
+        """Check that validators of an earlier, ``trusted`` set holding more than a
+        third of its power signed this certificate (so at least one honest validator
+        of that set did); signers outside it are not counted. For a certificate of a
+        height whose own set is not known yet: it proves the chain got there, not the
+        block (a syncing node then checks each block against its own height's set, and
+        a light node skips ahead this way; CometBFT's trust level). Raises
+        InvalidCertificate."""
+        if block_hash is not None and self.block_hash != block_hash:
+            raise InvalidCertificate("certificate is for another block")
+        body = Vote.signing_body(VoteKind.COMMIT, self.height, self.view, self.block_hash)
+        message = signing_bytes(Domain.VOTE, chain_id, body)
+        seen: set[bytes] = set()
+        counted = []
+        for sig in self.signatures:
+            if sig.validator in seen:
+                raise InvalidCertificate(f"signer {sig.validator.hex()} appears twice")
+            seen.add(sig.validator)
+            validator = trusted.get(sig.validator)
+            if validator is not None:
+                counted.append((validator, sig.signature))
+        power = sum(v.power for v, _ in counted)
+        if not trusted.exceeds_one_third(power):
+            raise InvalidCertificate(f"signers of the trusted set hold {power} of "
+                                     f"{trusted.total_power} power; need more than 1/3")
+        for validator, signature in counted:
+            if not verify(validator.public_key, message, signature):
+                raise InvalidCertificate(
+                    f"signature of {validator.address.hex()} does not verify"
+                )
+
 
 @record(("contract", Address), ("name", Str(64)), ("data", Bytes(max_len=MAX_EVENT_DATA)))
 class Event(Record):

@@ -11,6 +11,8 @@ server and the contracts themselves name each other without a lookup:
   arbiters (``escrow.agc``).
 * ``REVIEWS_ADDRESS`` — reviews tied to ended orders, and their reputation
   (``reviews.agc``).
+* ``GOVERNANCE_ADDRESS`` — the validator set's governance (``governance.agc``), and
+  ``EVIDENCE_ADDRESS``, where evidence of equivocation is sent.
 
 Each is the first 20 bytes of SHA-256 of a fixed tag; no key can sign for them (the
 address of a key is SHA-256 of a public key).
@@ -24,6 +26,12 @@ TOKEN_ADDRESS = sha256(b"agora/system/token")[:20]
 CATALOG_ADDRESS = sha256(b"agora/system/catalog")[:20]
 ESCROW_ADDRESS = sha256(b"agora/system/escrow")[:20]
 REVIEWS_ADDRESS = sha256(b"agora/system/reviews")[:20]
+#: The validator-set governance contract (``governance.agc``): proposals and votes.
+GOVERNANCE_ADDRESS = sha256(b"agora/system/governance")[:20]
+#: Not a contract: a call to it carries evidence of a double vote, which the executor
+#: checks itself (it verifies signatures, which contracts cannot), records, and passes
+#: on to the governance contract as a removal proposal sent from this address.
+EVIDENCE_ADDRESS = sha256(b"agora/system/evidence")[:20]
 
 #: name -> address, in the order genesis lists them
 COMMERCE_CONTRACTS = {
@@ -32,6 +40,10 @@ COMMERCE_CONTRACTS = {
     "escrow": ESCROW_ADDRESS,
     "reviews": REVIEWS_ADDRESS,
 }
+
+#: Every contract genesis places at a fixed address, by name: the commerce set and
+#: the validator set's governance.
+SYSTEM_CONTRACTS = {**COMMERCE_CONTRACTS, "governance": GOVERNANCE_ADDRESS}
 
 #: How people read the native coin: amounts on chain are base units, and one coin is
 #: 10**COIN_DECIMALS of them (like the reward token's 18 decimals).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from .codec import Bytes, Record, UInt, record
 from .errors import RemoteError
@@ -87,3 +88,80 @@ class ValidatorSet:
     def quorum_power(self) -> int:
         """The least power that is more than two thirds of the total."""
         return 2 * self.total_power // 3 + 1
+
+
+#: Governance never takes a set below this many validators (a set of 4 tolerates one
+#: Byzantine validator; fewer tolerate none).
+MIN_VALIDATORS = 4
+
+
+def power_change(old: ValidatorSet, new: ValidatorSet) -> int:
+    """How much voting power moves between two sets: the sum, over every validator in
+    either, of the difference of its power (a removed one's whole power, an added
+    one's whole power)."""
+    moved = 0
+    for v in old:
+        now = new.get(v.address)
+        moved += abs(v.power - (now.power if now is not None else 0))
+    for v in new:
+        if old.get(v.address) is None:
+            moved += v.power
+    return moved
+
+
+def check_step(old: ValidatorSet, new: ValidatorSet) -> None:
+    """The rules of one governance step, which keep consecutive sets overlapping by
+    more than two thirds of the power (what light nodes rely on to skip ahead): less
+    than a third of the old set's power moves, and a set does not shrink below
+    :data:`MIN_VALIDATORS`. Raises InvalidValidatorSet."""
+    if len(new) < len(old) and len(new) < MIN_VALIDATORS:
+        raise InvalidValidatorSet(f"a validator set may not shrink below {MIN_VALIDATORS} "
+                                  "validators")
+    moved = power_change(old, new)
+    if 3 * moved >= old.total_power:
+        raise InvalidValidatorSet(f"a step may move less than a third of the voting power "
+                                  f"({moved} of {old.total_power} would move)")
+
+
+def apply_updates(old: ValidatorSet, updates: Iterable[tuple[bytes, int]]) -> ValidatorSet:
+    """``old`` with each (public key, power) applied in order: power 0 removes the
+    validator, a new key is appended, a known key gets the new power (keeping its
+    place). Raises InvalidValidatorSet if the result breaks a rule."""
+    rows = [(v.public_key, v.power) for v in old]
+    for key, power in updates:
+        index = next((i for i, (k, _) in enumerate(rows) if k == key), None)
+        if index is None:
+            if power:
+                rows.append((key, power))
+        elif power:
+            rows[index] = (key, power)
+        else:
+            del rows[index]
+    if not rows:
+        raise InvalidValidatorSet("the update removes every validator")
+    return ValidatorSet(Validator(k, p) for k, p in rows)
+
+
+@dataclass(frozen=True)
+class SetRecord:
+    """A validator set as stored for the heights it is in force: from ``height`` on
+    (until the next record). ``names`` and ``p2p`` (by validator address) are what
+    people and nodes read — a name, and the node address the validator announced —
+    and are not part of the set's hash."""
+
+    height: int
+    validators: ValidatorSet
+    names: dict[bytes, str] = field(default_factory=dict)
+    p2p: dict[bytes, str] = field(default_factory=dict)
+
+    def rows(self) -> list[tuple[bytes, int, str, str]]:
+        return [(v.public_key, v.power, self.names.get(v.address, ""),
+                 self.p2p.get(v.address, "")) for v in self.validators]
+
+    @classmethod
+    def from_rows(cls, height: int, rows: Iterable[tuple[bytes, int, str, str]]) -> SetRecord:
+        rows = list(rows)
+        vset = ValidatorSet(Validator(k, p) for k, p, _, _ in rows)
+        names = {address_of(k): n for k, _, n, _ in rows if n}
+        p2p = {address_of(k): a for k, _, _, a in rows if a}
+        return cls(height, vset, names, p2p)

@@ -11,6 +11,9 @@ Records, all CRC-sealed (see :mod:`storage.records`), under the store's namespac
 ``N`` + block hash                          its height
 ``T`` + tx hash                             [height, index, tx, receipt]
 ``A`` + address + ~height + ~index          tx hash: the account history index
+``V`` + height                              the validator set in force from that height
+                                            on: [[public key, power, name, p2p], ...]
+``P`` + height + name                       a chain parameter's value from that height on
 ==========================================  ==========================================
 
 Heights and indexes are big-endian so keys sort by them; the history index stores them
@@ -44,6 +47,8 @@ _RECEIPTS = b"R"
 _BY_HASH = b"N"
 _TX = b"T"
 _ACCOUNT = b"A"
+_VALIDATORS = b"V"
+_PARAMS = b"P"
 _MAX64 = (1 << 64) - 1
 _MAX32 = (1 << 32) - 1
 
@@ -244,7 +249,52 @@ class BlockStore:
                 break
         return out
 
+    def validator_sets(self) -> list[tuple[int, list[tuple[bytes, int, str, str]]]]:
+        """Every stored validator set, oldest first: (the height it is in force from,
+        [(public key, power, name, p2p address), ...] in order)."""
+        out = []
+        base = self.prefix + _VALIDATORS
+        for key, raw in self.kv.iterate(base):
+            if len(key) != len(base) + 8:
+                raise Corruption(key, "malformed validator set key")
+            rows = load_plain(key, raw)
+            if type(rows) is not list or not rows or any(
+                    type(r) is not list or len(r) != 4 or type(r[0]) is not bytes
+                    or type(r[1]) is not int or type(r[2]) is not str or type(r[3]) is not str
+                    for r in rows):
+                raise Corruption(key, "malformed validator set record")
+            out.append((int.from_bytes(key[len(base):], "big"),
+                        [(r[0], r[1], r[2], r[3]) for r in rows]))
+        return out
+
+    def param_changes(self) -> list[tuple[int, str, int]]:
+        """Every scheduled chain-parameter change: (from height, name, value), by height."""
+        out = []
+        base = self.prefix + _PARAMS
+        for key, raw in self.kv.iterate(base):
+            value = load_plain(key, raw)
+            if len(key) <= len(base) + 8 or type(value) is not int:
+                raise Corruption(key, "malformed parameter change record")
+            try:
+                name = key[len(base) + 8:].decode()
+            except UnicodeDecodeError:
+                raise Corruption(key, "malformed parameter change key") from None
+            out.append((int.from_bytes(key[len(base):len(base) + 8], "big"), name, value))
+        return out
+
     # ---------------------------------------------------------------- writes
+
+    def put_validator_set(self, batch: WriteBatch, height: int,
+                          rows: Sequence[tuple[bytes, int, str, str]]) -> None:
+        """The validator set in force from ``height`` on, into ``batch``."""
+        batch.check_open()
+        batch.put(self.prefix + _VALIDATORS + _be64(height),
+                  seal(pack([list(r) for r in rows])))
+
+    def put_param_change(self, batch: WriteBatch, height: int, name: str, value: int) -> None:
+        """Chain parameter ``name`` is ``value`` from ``height`` on, into ``batch``."""
+        batch.check_open()
+        batch.put(self.prefix + _PARAMS + _be64(height) + name.encode(), seal(pack(value)))
 
     def put_block(
         self,
