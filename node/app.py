@@ -17,6 +17,7 @@ from collections.abc import Callable
 from chain.block import Block, CommitCertificate, receipts_root
 from chain.validators import ValidatorSet
 from consensus.errors import InvalidProposal
+from storage.errors import VersionNotAvailable
 from vm.errors import InvalidBlock
 from vm.executor import Executor
 
@@ -38,7 +39,7 @@ def wall_clock_ms() -> int:
 class ChainApp:
     """Executor + mempool for consensus."""
 
-    def __init__(self, executor: Executor, mempool: Mempool, validators: ValidatorSet, *,
+    def __init__(self, executor: Executor, mempool: Mempool, *,
                  clock_ms: Callable[[], int] = wall_clock_ms,
                  events: EventBus | None = None, settle_s: float = 0.0,
                  max_txs: int | None = None) -> None:
@@ -49,10 +50,19 @@ class ChainApp:
         #: are any (see Mempool.reap): the others have them by gossip, no fetching.
         self.settle_s = settle_s
         self.mempool = mempool
-        self.validators = validators
         self.clock_ms = clock_ms
         #: Told of each committed block (RPC waiters, subscriptions, metrics, index).
         self.events = events if events is not None else EventBus()
+
+    def validator_set(self, height: int) -> ValidatorSet:
+        """The validator set of ``height`` (known up to the committed height + 2)."""
+        return self.executor.validator_set(height)
+
+    def known_validator_set(self, height: int) -> ValidatorSet | None:
+        try:
+            return self.executor.validator_set(height)
+        except VersionNotAvailable:
+            return None
 
     def has_pending_txs(self) -> bool:
         return self.mempool.status()["ready"] > 0
@@ -71,25 +81,32 @@ class ChainApp:
                                 max_gas=params.max_block_gas,
                                 max_txs=min(params.max_block_txs, self.max_txs or params.max_block_txs),
                                 settled=self.settle_s)
-        vhash = self.validators.hash
+        # Block h names the set deciding it and commits to the set of h + 1, which
+        # block h - 1 decided (CometBFT: a change is in force two heights after the
+        # block that passes it).
+        vhash = ex.validator_set(height).hash
+        nhash = ex.validator_set(height + 1).hash
         try:
             return ex.build_block(txs, time_ms=time_ms, proposer=proposer, validators_hash=vhash,
-                                  next_validators_hash=vhash, last_commit=last_commit)
+                                  next_validators_hash=nhash, last_commit=last_commit)
         except InvalidBlock as exc:
             # The mempool keeps only transactions that apply; if one does not, our
             # view of state is off. An empty block keeps the chain going meanwhile.
             log.error("could not build block %d from the mempool (%s); proposing it empty",
                       height, exc)
             return ex.build_block([], time_ms=time_ms, proposer=proposer, validators_hash=vhash,
-                                  next_validators_hash=vhash, last_commit=last_commit)
+                                  next_validators_hash=nhash, last_commit=last_commit)
 
     def validate(self, block: Block, *, certified: bool = False) -> None:
         h = block.header
-        if h.validators_hash != self.validators.hash:
-            raise InvalidProposal("the block names another validator set")
-        if h.next_validators_hash != self.validators.hash:
-            raise InvalidProposal("the block changes the validator set, which this chain "
-                                  "does not do")
+        if h.height != self.executor.height + 1:
+            raise InvalidProposal(f"block {h.height} does not follow height "
+                                  f"{self.executor.height}")
+        if h.validators_hash != self.executor.validator_set(h.height).hash:
+            raise InvalidProposal("the block names another validator set than its height's")
+        if h.next_validators_hash != self.executor.validator_set(h.height + 1).hash:
+            raise InvalidProposal("the block commits to another next validator set than "
+                                  "the one the chain decided")
         if h.time_ms <= self._parent_time():
             raise InvalidProposal("the block's time is not after its parent's")
         if not certified and h.time_ms > self.clock_ms() + MAX_CLOCK_DRIFT_MS:

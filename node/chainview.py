@@ -25,7 +25,7 @@ from chain.block import Block, CommitCertificate, Event, Header, Receipt
 from chain.errors import InvalidAddress
 from chain.genesis import Genesis
 from chain.merkle import InclusionProof, MerkleTree
-from chain.validators import ValidatorSet
+from chain.validators import SetRecord, ValidatorSet
 from storage.blockstore import HistoryEntry, TxRecord
 from storage.errors import VersionNotAvailable
 from storage.proof import StateProof
@@ -72,12 +72,13 @@ class KnownContract:
 
 
 def known_contracts(genesis: Genesis) -> dict[bytes, KnownContract]:
-    """The genesis contracts whose code is our compiled commerce code, by address."""
-    from vm.contracts import ADDRESSES, compiled
+    """The genesis contracts whose code is our compiled system code (commerce and
+    governance), by address."""
+    from vm.contracts import ADDRESSES, GOVERNANCE_ADDRESSES, compiled
 
     out: dict[bytes, KnownContract] = {}
     codes = {c.address: c.code for c in genesis.contracts}
-    for name, address in ADDRESSES.items():
+    for name, address in {**ADDRESSES, **GOVERNANCE_ADDRESSES}.items():
         build = compiled(name)
         if codes.get(address) == build.code:
             out[address] = KnownContract(name, address, build.abi)
@@ -287,9 +288,21 @@ class ChainView:
         return found
 
     def validators(self, height: int | None = None) -> ValidatorSet:
-        """The validator set of ``height`` (this chain's set never changes yet)."""
-        self._height(height)
-        return self.genesis.validators
+        """The validator set of ``height`` (default: the latest block's)."""
+        return self.validator_record(height).validators
+
+    def validator_record(self, height: int | None = None) -> SetRecord:
+        """The validator set of ``height`` with names and node addresses; known up to
+        two heights past the chain (block h decides the set of h + 2)."""
+        h = self.height if height is None else height
+        if not 0 <= h <= self.height + 2:
+            raise NotFound(f"the validator set of height {h} is not known: the chain is at "
+                           f"{self.height}, and its sets are known up to {self.height + 2}")
+        return self._ex.validator_record(max(h, 1))
+
+    def validator_records(self) -> list[SetRecord]:
+        """Every validator set of the chain, oldest first."""
+        return self._ex.validator_records()
 
     # ------------------------------------------------------------ transactions
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain.address import address_to_text
-from vm.contracts import Demo, genesis_contracts
+from vm.contracts import Demo, genesis_contracts, governance_contract
 
 #: 2026-01-01T00:00:00Z: the start time of fixed (reproducible) chains.
 FIXED_TIME_MS = 1_767_225_600_000
@@ -60,12 +60,16 @@ def genesis_document(
     commerce: bool = False,
     token_balances: Mapping[bytes, int] | None = None,
     demo: Demo | None = None,
+    governance: bool = True,
+    proposal_ttl: int = 1_000,
 ) -> dict[str, Any]:
     """The genesis document of a chain: ``validators`` in order, native coin
     ``balances`` by address, and with ``commerce`` the token, catalog, escrow and
     reviews contracts as their constructors leave them at ``time_ms`` (with
     ``token_balances`` minted, and with ``demo`` its arbiter registered and its
-    merchant's listings published)."""
+    merchant's listings published). ``governance``: the validator set's governance
+    contract, its members the validators, its proposals open for ``proposal_ttl``
+    heights (without it the set never changes)."""
     if not commerce and (token_balances or demo is not None):
         raise ValueError("token balances and a demo need the commerce contracts "
                          "(commerce=True)")
@@ -77,7 +81,14 @@ def genesis_document(
         "balances": [{"address": address_to_text(a), "amount": str(amount)}
                      for a, amount in (balances or {}).items()],
     }
+    contracts = []
     if commerce:
-        document["contracts"] = genesis_contracts(
+        contracts += genesis_contracts(
             token_balances=dict(token_balances or {}), demo=demo, time_ms=time_ms)
+    if governance:
+        contracts.append(governance_contract(
+            [(v.public_key, v.power, v.name) for v in validators],
+            proposal_ttl=proposal_ttl, time_ms=time_ms))
+    if contracts:
+        document["contracts"] = contracts
     return document

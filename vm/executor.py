@@ -47,6 +47,7 @@ import msgpack
 from chain.block import (
     Block,
     CommitCertificate,
+    Event,
     Header,
     Receipt,
     ReceiptStatus,
@@ -56,12 +57,21 @@ from chain.block import (
     InvalidBlock as ChainInvalidBlock,
 )
 from chain.codec import packb_plain
-from chain.errors import InvalidGenesis, InvalidTransaction
-from chain.genesis import Genesis
+from chain.errors import DecodeError, InvalidGenesis, InvalidTransaction
+from chain.evidence import DoubleSign, InvalidEvidence
+from chain.genesis import ConsensusParams, Genesis
 from chain.hashing import ZERO_HASH, sha256
 from chain.keys import ADDRESS_SIZE
 from chain.merkle import merkle_root
+from chain.system import EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS
 from chain.tx import Call, Deploy, Transaction, Transfer
+from chain.validators import (
+    InvalidValidatorSet,
+    SetRecord,
+    ValidatorSet,
+    apply_updates,
+    check_step,
+)
 from storage.blockstore import BlockStore
 from storage.errors import VersionNotAvailable
 from storage.kv import KVStore
@@ -73,12 +83,24 @@ from .interpreter import BlockEnv, Machine, Status, fit_reason
 from .program import Program, load_program
 from .world import ACCOUNT, RECORD, STORAGE, WorldState, decode_record
 
+#: Gas to check and record a piece of evidence (two signatures), beside the governance
+#: call it makes.
+EVIDENCE_GAS = 40_000
+#: Evidence is a call of this method of EVIDENCE_ADDRESS, its one argument the
+#: encoded chain.evidence.DoubleSign.
+EVIDENCE_METHOD = "submit"
+#: Where a recorded piece of evidence lives in the state: under EVIDENCE_ADDRESS's
+#: storage, this prefix + DoubleSign.key.
+EVIDENCE_PREFIX = STORAGE + EVIDENCE_ADDRESS + b"e"
+
 MAX_ARGS = 64
 _PROGRAM_CACHE_BYTES = 4 * 1024 * 1024  # of code; decoded, ~130 times as much memory
 _GENESIS_KEY = b"G"  # beside the state (b"s...") and block (b"b...") namespaces
 _VERIFIED_CACHE = 200_000
 TRANSFER_TO_CONTRACT = ("coin cannot be sent to a contract by a transfer: call one of its "
                         "payable methods")
+#: The chain parameters governance may change, with the values it may give them.
+CHANGEABLE_PARAMS = {"min_gas_price": (0, 1 << 63), "max_block_gas": (1_000_000, 1 << 63)}
 
 
 def contract_address(sender: bytes, nonce: int) -> bytes:
@@ -125,6 +147,22 @@ class Execution:
     gas_used: int = 0
     fees: int = 0
     block_hash: bytes | None = field(default=None)
+    #: The validator set from height + 2 on, if governance changed it in this block.
+    next_set: SetRecord | None = None
+    #: Chain parameter changes passed in this block: (from height, name, value).
+    param_changes: tuple[tuple[int, str, int], ...] = ()
+
+
+def _event_fields(data: bytes, count: int) -> list[bytes]:
+    """The fields of a system contract's event (a packed array of byte strings)."""
+    try:
+        fields = msgpack.unpackb(data, raw=False)
+    except (ValueError, msgpack.UnpackException):
+        fields = None
+    if type(fields) is not list or len(fields) != count or \
+            any(type(f) is not bytes for f in fields):
+        raise InvalidBlock("the governance contract emitted a malformed event")
+    return fields
 
 
 class _TreeAt:
@@ -185,6 +223,13 @@ class Executor:
                 f"the database is inconsistent: state at height {self.tree.version}, blocks "
                 f"at {self.blocks.height}"
             )
+        #: The validator sets, oldest first, each from the height it is in force.
+        self._sets: list[SetRecord] = [
+            SetRecord.from_rows(h, rows) for h, rows in self.blocks.validator_sets()]
+        if not self._sets:  # a store made before sets were stored: genesis' set
+            self._sets = [self._genesis_set()]
+        self._param_changes = self.blocks.param_changes()
+        self.params = self.params_at(self.height + 1)
 
     # ------------------------------------------------------------------ state
 
@@ -241,6 +286,118 @@ class Executor:
             self._program_bytes -= len(old.code)
         return program
 
+    def _genesis_set(self) -> SetRecord:
+        g = self.genesis
+        names = {v.address: n for v, n in zip(g.validators, g.validator_names, strict=True)
+                 if n}
+        return SetRecord(1, g.validators, names)
+
+    # ------------------------------------------------------------------ validators
+
+    def validator_record(self, height: int) -> SetRecord:
+        """The validator set in force at ``height`` (known up to the committed height
+        + 2: block h decides the set of h + 2), with names and node addresses."""
+        if height > self.height + 2:
+            raise VersionNotAvailable(f"the validator set of height {height} is not known "
+                                      f"yet (the chain is at {self.height})")
+        sets = self._sets
+        for record in reversed(sets):
+            if record.height <= height:
+                return record
+        return sets[0]
+
+    def validator_set(self, height: int) -> ValidatorSet:
+        return self.validator_record(height).validators
+
+    def validator_records(self) -> list[SetRecord]:
+        """Every validator set of the chain, oldest first."""
+        return list(self._sets)
+
+    def params_at(self, height: int) -> ConsensusParams:
+        """The chain parameters of block ``height``: genesis', with every change
+        governance scheduled for ``height`` or before."""
+        update = {name: value for h, name, value in self._param_changes if h <= height}
+        if not update:
+            return self.genesis.consensus
+        return self.genesis.consensus.model_copy(update=update)
+
+    def param_changes(self) -> list[tuple[int, str, int]]:
+        """Every parameter change governance passed: (from height, name, value)."""
+        return list(self._param_changes)
+
+    def _governance(self, receipts: list[Receipt], height: int
+                    ) -> tuple[SetRecord | None, tuple[tuple[int, str, int], ...]]:
+        """What the governance contract passed in block ``height``: the set from
+        height + 2 on, and parameter changes. The contract keeps to the rules; they are
+        checked again here, so a contract bug cannot break what consensus relies on."""
+        updates: list[tuple[bytes, int, str, str]] = []
+        params: list[tuple[int, str, int]] = []
+        for receipt in receipts:
+            if receipt.status != ReceiptStatus.OK:
+                continue
+            for event in receipt.events:
+                if event.contract != GOVERNANCE_ADDRESS:
+                    continue
+                if event.name == "ValidatorUpdate":
+                    key, power_b, name_b, p2p_b = _event_fields(event.data, 4)
+                    updates.append((key, int.from_bytes(power_b, "big"),
+                                    name_b.decode("utf-8", "replace"),
+                                    p2p_b.decode("utf-8", "replace")))
+                elif event.name == "ParamChange":
+                    param_b, value_b, at_b = _event_fields(event.data, 3)
+                    param = param_b.decode("utf-8", "replace")
+                    value, at = int.from_bytes(value_b, "big"), int.from_bytes(at_b, "big")
+                    bounds = CHANGEABLE_PARAMS.get(param)
+                    if bounds is None or not bounds[0] <= value < bounds[1] or at < height + 2:
+                        raise InvalidBlock(f"governance passed a parameter change the chain "
+                                           f"refuses: {param} = {value} from height {at}")
+                    params.append((at, param, value))
+        if not updates:
+            return None, tuple(params)
+        current = self.validator_record(height + 1)
+        try:
+            new = apply_updates(current.validators, [(k, p) for k, p, _, _ in updates])
+            check_step(current.validators, new)
+        except InvalidValidatorSet as exc:
+            raise InvalidBlock(f"governance passed a validator set the chain refuses: "
+                               f"{exc}") from None
+        names, addresses = dict(current.names), dict(current.p2p)
+        for key, _, name, p2p in updates:
+            validator = new.get(sha256(key)[:ADDRESS_SIZE])
+            if validator is None:
+                continue
+            if name:
+                names[validator.address] = name
+            if p2p:
+                addresses[validator.address] = p2p
+        keep = {v.address for v in new}
+        return (SetRecord(height + 2, new, {a: n for a, n in names.items() if a in keep},
+                          {a: t for a, t in addresses.items() if a in keep}), tuple(params))
+
+    def _check_governance(self, world: WorldState) -> None:
+        """A genesis with the governance contract must name the genesis validators,
+        with their powers, as its members: it counts their votes, and the executor
+        applies what they pass to the genesis set."""
+        if world.code(GOVERNANCE_ADDRESS) is None:
+            return
+        machine = Machine(world, BlockEnv(0, self.genesis.time_ms), GOVERNANCE_ADDRESS)
+
+        def ask(method: str, *args: bytes) -> int:
+            out = machine.call(GOVERNANCE_ADDRESS, GOVERNANCE_ADDRESS, method.encode(),
+                               list(args), 0, 10_000_000)
+            if out.status != Status.OK:
+                raise InvalidGenesis(f"the governance contract cannot answer {method}: "
+                                     f"{out.reason}")
+            return int.from_bytes(out.data, "big")
+
+        validators = self.genesis.validators
+        if ask("member_count") != len(validators) or \
+                ask("total_power") != validators.total_power or \
+                any(ask("member_power", v.address) != v.power for v in validators):
+            raise InvalidGenesis("the governance contract's members are not the genesis "
+                                 "validators with their powers")
+        world.forget_journal()
+
     def _write_genesis(self) -> None:
         world = self._world()
         for address, amount in self.genesis.balances:
@@ -262,10 +419,12 @@ class Executor:
                     raise InvalidGenesis(f"genesis contract {contract.address.hex()}: "
                                          f"storage key {key.hex()}: {problem}")
                 world.put(STORAGE + contract.address + key, value)
+        self._check_governance(world)
         update = self.tree.prepare(world.changes(), 0)
         with self.kv.batch(sync=True) as batch:
             self.tree.write(update, batch)
             batch.put(_GENESIS_KEY, self._genesis_hash)
+            self.blocks.put_validator_set(batch, 1, self._genesis_set().rows())
         self.tree.committed(update)
 
     # ------------------------------------------------------------------ mempool
@@ -299,6 +458,33 @@ class Executor:
         fields. Raises InvalidTx."""
         self.verify_signature(tx)
         self._check_fields(tx)
+        action = tx.action
+        if type(action) is Call and action.contract == EVIDENCE_ADDRESS:
+            self.evidence_of(action)
+
+    def evidence_of(self, action: Call) -> DoubleSign:
+        """The evidence an evidence call carries, checked against the validator set of
+        its height; InvalidTx if it proves nothing (forged, malformed, no conflict)."""
+        if action.method != EVIDENCE_METHOD or action.value:
+            raise InvalidTx(f"evidence is sent as {EVIDENCE_METHOD}(evidence), with no value")
+        try:
+            args = decode_args(action.args)
+            if len(args) != 1:
+                raise ValueError("one argument: the encoded evidence")
+            evidence = DoubleSign.decode(args[0])
+        except (ValueError, DecodeError) as exc:
+            raise InvalidTx(f"malformed evidence: {exc}") from None
+        if evidence.height > self.height + 1:
+            raise InvalidTx(f"evidence from height {evidence.height}, which the chain has "
+                            "not reached")
+        try:
+            evidence.verify(self.chain_id, self.validator_set(evidence.height))
+        except InvalidEvidence as exc:
+            raise InvalidTx(f"invalid evidence: {exc}") from None
+        return evidence
+
+    def evidence_recorded(self, evidence: DoubleSign) -> bool:
+        return self._world().get(EVIDENCE_PREFIX + evidence.key) is not None
 
     def check_recipient(self, tx: Transaction) -> None:
         """Can what ``tx`` acts on take it? A transfer of value to a contract cannot
@@ -351,11 +537,17 @@ class Executor:
         max_fee = tx.gas_limit * price
         if balance < max_fee + action.value:
             raise InvalidTx(f"balance {balance} cannot pay up to {max_fee + action.value}")
+        evidence = None
+        if type(action) is Call and action.contract == EVIDENCE_ADDRESS:
+            evidence = self.evidence_of(action)  # forged evidence makes the block invalid
         world.set_account(sender, nonce + 1, balance - max_fee)
         world.forget_journal()
         world.events = []
         gas_box = [tx.gas_limit - need]  # the action's gas; _run_action leaves what is left
-        status, data, reason = self._run_action(world, action, sender, nonce, env, gas_box)
+        if evidence is not None:
+            status, data, reason = self._record_evidence(world, evidence, env, gas_box)
+        else:
+            status, data, reason = self._run_action(world, action, sender, nonce, env, gas_box)
         gas_used = tx.gas_limit - gas_box[0]
         fee = gas_used * price
         world.add_balance(sender, max_fee - fee)  # the unused gas back
@@ -363,6 +555,35 @@ class Executor:
         # starts a fresh event list and journal.
         events = tuple(world.events)
         return Receipt(status, gas_used, data, fit_reason(reason), events), fee
+
+    def _record_evidence(self, world: WorldState, evidence: DoubleSign, env: BlockEnv,
+                         gas_box: list[int]) -> tuple[int, bytes, str]:
+        """Record verified evidence once, and propose the equivocator's removal to the
+        governance contract (which declines when it cannot be removed: the evidence
+        stays recorded). A second report of the same conflict is reverted."""
+        if gas_box[0] < EVIDENCE_GAS:
+            gas_box[0] = 0
+            return Status.OUT_OF_GAS, b"", "out of gas recording evidence"
+        gas_box[0] -= EVIDENCE_GAS
+        key = EVIDENCE_PREFIX + evidence.key
+        if world.get(key) is not None:
+            return Status.REVERTED, b"", "this evidence is already recorded"
+        checkpoint = world.checkpoint()
+        world.put(key, evidence.encode())
+        world.emit(Event(EVIDENCE_ADDRESS, "Equivocation", packb_plain([
+            evidence.validator, evidence.height.to_bytes(8, "big").lstrip(b"\0"),
+            evidence.view.to_bytes(4, "big").lstrip(b"\0"), bytes([evidence.kind]).lstrip(b"\0"),
+            evidence.encode()])))
+        machine = Machine(world, env, EVIDENCE_ADDRESS)
+        out = machine.call(EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS, b"propose_removal_by_evidence",
+                           [evidence.validator], 0, gas_box[0])
+        gas_box[0] = out.gas_left
+        if out.status == Status.OUT_OF_GAS:
+            # Recorded without its removal proposal would be recorded for good: all or
+            # nothing, so the sender can send it again with more gas.
+            world.revert(checkpoint)
+            return Status.OUT_OF_GAS, b"", "out of gas proposing the equivocator's removal"
+        return Status.OK, out.data if out.status == Status.OK else b"", ""
 
     def _run_action(
         self, world: WorldState, action: Call | Deploy, sender: bytes, nonce: int,
@@ -419,9 +640,11 @@ class Executor:
             gas_used += receipt.gas_used
         if fees:
             world.add_balance(ctx.proposer, fees)
+        next_set, param_changes = self._governance(receipts, ctx.height)
         update = self.tree.prepare(world.changes(), ctx.height)
         return Execution(ctx.height, update.root_hash, receipts, update,
-                         receipts_root(receipts), gas_used, fees)
+                         receipts_root(receipts), gas_used, fees, next_set=next_set,
+                         param_changes=param_changes)
 
     def build_block(
         self,
@@ -503,7 +726,18 @@ class Executor:
         with self.kv.batch(sync=sync) as batch:
             self.tree.write(execution.update, batch)
             self.blocks.put_block(batch, block, certificate, execution.receipts)
+            # The set and parameters governance changed go in the same atomic batch.
+            if execution.next_set is not None:
+                self.blocks.put_validator_set(batch, execution.next_set.height,
+                                              execution.next_set.rows())
+            for at, name, value in execution.param_changes:
+                self.blocks.put_param_change(batch, at, name, value)
         self.tree.committed(execution.update)
+        if execution.next_set is not None:
+            self._sets.append(execution.next_set)
+        if execution.param_changes:
+            self._param_changes = sorted(self._param_changes + list(execution.param_changes))
+        self.params = self.params_at(self.height + 1)
         self._executed.clear()  # prepared on the old version: useless now
         self.changed_accounts = frozenset(
             key[1:] for key in execution.update.changes

@@ -298,12 +298,15 @@ class ValidatorView(View):
     public_key: Hex
     power: int
     name: str
+    p2p: str = Field("", description="The node address (id@host:port) the validator "
+                                     "announced when it was voted in; empty for genesis'.")
 
 
 class ValidatorsView(View):
     height: int
     hash: Hex
     total_power: int
+    since: int = Field(description="The height this set has been in force from.")
     validators: list[ValidatorView]
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from chain.address import address_from_text, address_to_text
 from chain.errors import InvalidAddress
 from chain.keys import PrivateKey
-from chain.system import COIN_DECIMALS, COIN_SYMBOL, COMMERCE_CONTRACTS
+from chain.system import COIN_DECIMALS, COIN_SYMBOL, SYSTEM_CONTRACTS
 from chain.tx import Call, Transaction, Transfer
 
 from ..rpc.client import TRANSFER_GAS, NodeUnreachable, RPCFailed, SyncClient
@@ -160,7 +160,7 @@ class Session:
         if name not in known:
             raise Refused(f"the node at {self.node_url} has no {name} contract: is it an "
                           "Agora chain with the commerce contracts?")
-        fixed = COMMERCE_CONTRACTS.get(name)
+        fixed = SYSTEM_CONTRACTS.get(name)
         if fixed is not None and known[name]["address"] != address_to_text(fixed):
             raise Refused(f"the node at {self.node_url} says the {name} contract is at "
                           f"{known[name]['address']}, but Agora's {name} contract is at "
@@ -262,7 +262,7 @@ class Session:
             for store in self._stores():
                 for info in _safe_list(store):
                     self._names.setdefault(info.address, info.name)
-            for contract, known in COMMERCE_CONTRACTS.items():
+            for contract, known in SYSTEM_CONTRACTS.items():
                 self._names.setdefault(known, f"{contract} contract")
         return self._names.get(address)
 

@@ -37,7 +37,7 @@ class Clock:
 
 
 def chain_app(tc: TestChain, clock: Clock) -> ChainApp:
-    return ChainApp(tc.executor, Mempool(tc.executor, invalid_tx=InvalidTx), vset(),
+    return ChainApp(tc.executor, Mempool(tc.executor, invalid_tx=InvalidTx),
                     clock_ms=clock)
 
 
@@ -112,9 +112,9 @@ def test_a_proposal_takes_at_most_the_nodes_cap_and_leaves_the_rest_for_the_next
     txs = [tc.transfer(ALICE, BOB.address, 1, nonce=n) for n in range(5)]
     for tx in txs:
         pool.add(tx)
-    app = ChainApp(tc.executor, pool, vset(), clock_ms=Clock(AHEAD_MS), max_txs=3)
+    app = ChainApp(tc.executor, pool, clock_ms=Clock(AHEAD_MS), max_txs=3)
     block = app.propose(1, 0, None, VALIDATORS[0].address)
     assert list(block.txs) == txs[:3]  # in nonce order: the next block can take the rest
     # Without a cap of its own the node takes what genesis allows.
-    uncapped = ChainApp(tc.executor, pool, vset(), clock_ms=Clock(AHEAD_MS))
+    uncapped = ChainApp(tc.executor, pool, clock_ms=Clock(AHEAD_MS))
     assert list(uncapped.propose(1, 0, None, VALIDATORS[0].address).txs) == txs

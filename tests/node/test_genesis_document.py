@@ -9,7 +9,7 @@ import pytest
 
 from chain.genesis import Genesis
 from chain.keys import PrivateKey
-from chain.system import COMMERCE_CONTRACTS
+from chain.system import COMMERCE_CONTRACTS, GOVERNANCE_ADDRESS, SYSTEM_CONTRACTS
 from node.genesis import FIXED_TIME_MS, GenesisValidator, format_time, genesis_document
 from vm.contracts import Demo
 
@@ -31,7 +31,10 @@ def test_a_plain_genesis_has_its_validators_balances_and_time() -> None:
         [(k.public_key, 10 + i) for i, k in enumerate(VALIDATORS)]
     assert g.validator_names == ("v0", "v1", "v2")
     assert dict(g.balances) == {ALICE: 5, BOB: 7}
-    assert g.contracts == ()
+    # Every chain gets the validator set's governance; without it, a fixed set.
+    assert [c.address for c in g.contracts] == [GOVERNANCE_ADDRESS]
+    fixed = Genesis.from_dict(genesis_document("agora-doc", validators(), governance=False))
+    assert fixed.contracts == ()
 
 
 def test_the_commerce_contracts_with_a_demo_and_token_balances() -> None:
@@ -39,7 +42,8 @@ def test_the_commerce_contracts_with_a_demo_and_token_balances() -> None:
                            commerce=True, token_balances={ALICE: 3},
                            demo=Demo(merchant=ALICE, arbiter=BOB))
     g = Genesis.from_dict(doc)
-    assert {c.address for c in g.contracts} == set(COMMERCE_CONTRACTS.values())
+    assert {c.address for c in g.contracts} == set(SYSTEM_CONTRACTS.values())
+    assert set(COMMERCE_CONTRACTS.values()) < set(SYSTEM_CONTRACTS.values())
     plain = Genesis.from_dict(genesis_document("agora-doc", validators(),
                                                time_ms=FIXED_TIME_MS + 1_000, commerce=True))
     assert plain.contracts != g.contracts  # the demo and the tokens are in the state

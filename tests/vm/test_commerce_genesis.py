@@ -22,6 +22,7 @@ from chain.system import (
     COMMERCE_CONTRACTS,
     ESCROW_ADDRESS,
     REVIEWS_ADDRESS,
+    SYSTEM_CONTRACTS,
     TOKEN_ADDRESS,
 )
 from chain.tx import Call, Transaction
@@ -142,7 +143,7 @@ def test_a_demo_genesis_has_a_registered_arbiter_and_two_listings_one_a_group_de
 def test_agora_init_puts_the_commerce_contracts_in_a_validators_genesis(tmp_path) -> None:
     init_home(tmp_path / "v", chain_id="solo", validator=True)
     genesis = Genesis.load(tmp_path / "v" / "genesis.json")
-    assert {c.address for c in genesis.contracts} == set(COMMERCE_CONTRACTS.values())
+    assert {c.address for c in genesis.contracts} == set(SYSTEM_CONTRACTS.values())
 
 
 def test_the_localnet_genesis_has_the_demo_accounts_listings_and_contract_addresses(
@@ -150,7 +151,7 @@ def test_the_localnet_genesis_has_the_demo_accounts_listings_and_contract_addres
     infos = localnet_init(tmp_path / "net", validators=1, base_port=30_000)
     manifest = json.loads((tmp_path / "net" / "localnet.json").read_text())
     assert {n: address_from_text(a) for n, a in manifest["contracts"].items()} == \
-        COMMERCE_CONTRACTS
+        SYSTEM_CONTRACTS
     accounts = {a["name"]: address_from_text(a["address"]) for a in manifest["accounts"]}
     assert set(accounts) == {"buyer", "merchant", "arbiter", "referrer"}
     genesis = Genesis.load(infos[0].home / "genesis.json")

@@ -69,6 +69,9 @@ class TestChain:
         self.executor = Executor(self.kv, self.genesis, **executor_options)
         self.nonces: dict[bytes, int] = {}
         self.last_commit: CommitCertificate | None = None
+        #: Validator keys by address: the ones that sign each height's certificate are
+        #: those of that height's set (a test adds the keys of validators it votes in).
+        self.validator_keys = {k.address: k for k in VALIDATORS}
 
     # -- transactions -------------------------------------------------------------
 
@@ -112,15 +115,21 @@ class TestChain:
 
     def build(self, txs: list[Transaction], proposer: bytes = PROPOSER) -> Block:
         """The block a proposer makes of ``txs`` on top of the committed state."""
-        return self.executor.build_block(
-            txs, time_ms=GENESIS_TIME_MS + (self.height + 1) * BLOCK_INTERVAL_MS,
-            proposer=proposer, validators_hash=vset().hash, next_validators_hash=vset().hash,
+        ex = self.executor
+        height = self.height + 1
+        return ex.build_block(
+            txs, time_ms=GENESIS_TIME_MS + height * BLOCK_INTERVAL_MS,
+            proposer=proposer, validators_hash=ex.validator_set(height).hash,
+            next_validators_hash=ex.validator_set(height + 1).hash,
             last_commit=self.last_commit,
         )
 
     def certify(self, block: Block) -> CommitCertificate:
+        """Every validator of the block's height signs (all their keys are known)."""
+        signers = [self.validator_keys[v.address]
+                   for v in self.executor.validator_set(block.height)]
         votes = [Vote.create(k, CHAIN, VoteKind.COMMIT, block.height, 0, block.hash)
-                 for k in VALIDATORS]
+                 for k in signers]
         return CommitCertificate.from_votes(votes)
 
     def commit(self, block: Block) -> list[Receipt]:

@@ -88,18 +88,20 @@ class ValidatorsParams(Params):
 
 @rpc_method("validators", ValidatorsParams, ValidatorsView)
 async def validators(ctx: RPCContext, p: ValidatorsParams) -> ValidatorsView:
-    """The validator set of a height (the latest when omitted)."""
+    """The validator set of a height (the latest block's when omitted). The sets of
+    the next two heights are known too: block h decides the set of h + 2."""
     chain = ctx.chain
     with answering():
-        vset = chain.validators(p.height)
-    names = chain.genesis.validator_names
+        record = chain.validator_record(p.height)
+    vset = record.validators
     return ValidatorsView(
         height=chain.height if p.height is None else p.height, hash=vset.hash.hex(),
-        total_power=sum(v.power for v in vset),
+        total_power=vset.total_power, since=record.height,
         validators=[ValidatorView(address=address_to_text(v.address),
                                   public_key=v.public_key.hex(), power=v.power,
-                                  name=names[i] if i < len(names) else "")
-                    for i, v in enumerate(vset)])
+                                  name=record.names.get(v.address, ""),
+                                  p2p=record.p2p.get(v.address, ""))
+                    for v in vset])
 
 
 @rpc_method("mempool_status", NoParams, MempoolView)

@@ -1,0 +1,254 @@
+"""Governance through the executor: what the governance contract passes in block H is
+the validator set of H + 2, stored with the block in one batch, committed to by block
+H + 1's header; parameter changes take effect at their stated height; evidence of a
+double vote is checked, recorded once and proposes the equivocator's removal.
+"""
+
+from __future__ import annotations
+
+import pytest
+from vm_helpers import ALICE, RICH, VALIDATORS, TestChain, key, make_genesis
+
+from chain.block import ReceiptStatus, Vote
+from chain.evidence import COMMIT, PREPARE, PROPOSAL, DoubleSign
+from chain.hashing import Domain, sha256
+from chain.system import EVIDENCE_ADDRESS, GOVERNANCE_ADDRESS
+from chain.tx import Call
+from chain.validators import MIN_VALIDATORS
+from storage.kv import MemoryKV
+from vm.contracts import decode_result, encode_call, governance_contract
+from vm.errors import InvalidBlock, InvalidTx
+from vm.executor import EVIDENCE_METHOD, EVIDENCE_PREFIX, Executor, encode_args
+
+NEWCOMER = key("validator-new")
+OUTSIDER = key("outsider")
+CHAIN = "agora-vm-test"
+
+
+def gov_chain(kv: MemoryKV | None = None, *, ttl: int = 50) -> TestChain:
+    entry = governance_contract([(k.public_key, 10, f"v{i}") for i, k in enumerate(VALIDATORS)],
+                                proposal_ttl=ttl)
+    balances = {k.address: RICH for k in [*VALIDATORS, ALICE, NEWCOMER, OUTSIDER]}
+    tc = TestChain(kv, make_genesis(balances, [entry]))
+    tc.validator_keys[NEWCOMER.address] = NEWCOMER
+    return tc
+
+
+def gov(tc: TestChain, sender, method: str, *args):
+    return tc.call(sender, GOVERNANCE_ADDRESS, method,
+                   list(encode_call_args(method, *args)))
+
+
+def encode_call_args(method: str, *args) -> list[bytes]:
+    import msgpack
+    return msgpack.unpackb(encode_call("governance", method, *args))
+
+
+def view(tc: TestChain, method: str, *args):
+    status, data, reason = tc.executor.call_view(ALICE.address, GOVERNANCE_ADDRESS, method,
+                                                 encode_call_args(method, *args))
+    assert status == ReceiptStatus.OK, reason
+    return decode_result("governance", method, data)
+
+
+def vote_in_newcomer(tc: TestChain) -> int:
+    """Propose the newcomer (v0, counted yes) and have v1, v2 vote yes: passes in the
+    block of the last vote. Returns that block's height."""
+    r = tc.run_one(gov(tc, VALIDATORS[0], "propose_add", NEWCOMER.public_key, 10, "new",
+                       "ab" * 20 + "@127.0.0.1:9"))
+    assert r.status == ReceiptStatus.OK, r.reason
+    pid = decode_result("governance", "propose_add", r.return_data)
+    for v in VALIDATORS[1:3]:
+        r = tc.run_one(gov(tc, v, "vote", pid, True))
+        assert r.status == ReceiptStatus.OK, r.reason
+    return tc.height
+
+
+def test_a_passed_addition_is_in_force_two_heights_later_and_in_the_next_header() -> None:
+    tc = gov_chain()
+    genesis_set = tc.executor.validator_set(1)
+    passed_at = vote_in_newcomer(tc)
+    ex = tc.executor
+    assert ex.validator_set(passed_at + 1) == genesis_set or \
+        ex.validator_set(passed_at + 1).hash == genesis_set.hash
+    new = ex.validator_set(passed_at + 2)
+    assert len(new) == 5 and new.get(NEWCOMER.address).power == 10
+    record = ex.validator_record(passed_at + 2)
+    assert record.names[NEWCOMER.address] == "new"
+    assert record.p2p[NEWCOMER.address].endswith("@127.0.0.1:9")
+    block = tc.build([])  # block passed_at + 1 commits to the new set
+    assert block.header.validators_hash == genesis_set.hash
+    assert block.header.next_validators_hash == new.hash
+    tc.commit(block)
+    block = tc.build([])  # block passed_at + 2 is decided by the new set
+    assert block.header.validators_hash == new.hash
+    cert = tc.certify(block)
+    assert any(s.validator == NEWCOMER.address for s in cert.signatures)
+    tc.commit(block)
+    assert view(tc, "member_count") == 5
+
+
+def test_the_sets_survive_a_restart() -> None:
+    kv = MemoryKV()
+    tc = gov_chain(kv)
+    passed_at = vote_in_newcomer(tc)
+    again = Executor(kv, tc.genesis)
+    assert again.validator_set(passed_at + 2).hash == tc.executor.validator_set(passed_at + 2).hash
+    assert again.validator_set(passed_at + 1).hash == tc.executor.validator_set(1).hash
+    assert [r.height for r in again.validator_records()] == [1, passed_at + 2]
+
+
+def test_two_yes_of_four_do_not_pass() -> None:
+    tc = gov_chain()
+    r = tc.run_one(gov(tc, VALIDATORS[0], "propose_add", NEWCOMER.public_key, 10, "", ""))
+    pid = decode_result("governance", "propose_add", r.return_data)
+    tc.run_one(gov(tc, VALIDATORS[1], "vote", pid, True))
+    tc.run([])
+    tc.run([])
+    assert len(tc.executor.validator_set(tc.height + 2)) == 4
+    assert [r.height for r in tc.executor.validator_records()] == [1]
+
+
+def test_a_block_whose_header_ignores_the_decided_set_is_refused_by_the_app() -> None:
+    import dataclasses
+
+    from consensus.errors import InvalidProposal
+    from node.app import ChainApp
+    from node.mempool import Mempool
+
+    tc = gov_chain()
+    vote_in_newcomer(tc)
+    app = ChainApp(tc.executor, Mempool(tc.executor, invalid_tx=InvalidTx),
+                   clock_ms=lambda: 2_000_000_000_000)
+    block = tc.build([])
+    lie = dataclasses.replace(block, header=dataclasses.replace(
+        block.header, next_validators_hash=block.header.validators_hash))
+    with pytest.raises(InvalidProposal, match="next validator set"):
+        app.validate(lie)
+    app.validate(block)
+
+
+def test_a_parameter_change_takes_effect_at_its_height() -> None:
+    tc = gov_chain()
+    at = tc.height + 6
+    r = tc.run_one(gov(tc, VALIDATORS[0], "propose_param", "min_gas_price", 7, at))
+    assert r.status == ReceiptStatus.OK, r.reason
+    pid = decode_result("governance", "propose_param", r.return_data)
+    tc.run([gov(tc, VALIDATORS[1], "vote", pid, True), gov(tc, VALIDATORS[2], "vote", pid, True)])
+    assert tc.executor.param_changes() == [(at, "min_gas_price", 7)]
+    while tc.height + 1 < at:
+        assert tc.executor.params.min_gas_price == 1
+        tc.run([])
+    assert tc.executor.params.min_gas_price == 7
+    cheap = tc.transfer(ALICE, OUTSIDER.address, 1, gas_price=1)
+    with pytest.raises(InvalidTx, match="below the minimum 7"):
+        tc.executor.check_tx(cheap)
+    again = Executor(tc.kv, tc.genesis)
+    assert again.params.min_gas_price == 7
+
+
+# ---------------------------------------------------------------- evidence
+
+
+def double_commit(k, height: int = 1, view_: int = 0, kind: int = COMMIT) -> DoubleSign:
+    a, b = sha256(b"block a"), sha256(b"block b")
+    if kind == PROPOSAL:
+        sign = lambda h: k.sign(Domain.PROPOSAL, CHAIN, [height, view_, h])  # noqa: E731
+    else:
+        sign = lambda h: Vote.create(k, CHAIN, kind, height, view_, h).signature  # noqa: E731
+    return DoubleSign.of(kind, height, view_, k.address, (a, sign(a)), (b, sign(b)))
+
+
+def evidence_tx(tc: TestChain, sender, record: DoubleSign):
+    return tc.call(sender, EVIDENCE_ADDRESS, EVIDENCE_METHOD, [record.encode()], gas_limit=3_000_000)
+
+
+@pytest.mark.parametrize("kind", [PROPOSAL, PREPARE, COMMIT])
+def test_evidence_is_recorded_once_and_proposes_removal(kind: int) -> None:
+    tc = gov_chain()
+    vote_in_newcomer(tc)  # five validators: one may be removed
+    tc.run([])
+    record = double_commit(VALIDATORS[3], height=tc.height, kind=kind)
+    r = tc.run_one(evidence_tx(tc, ALICE, record))
+    assert r.status == ReceiptStatus.OK, r.reason
+    names = [e.name for e in r.events]
+    assert names[0] == "Equivocation" and "Proposed" in names
+    assert tc.executor.evidence_recorded(record)
+    pid = view(tc, "proposal_count")
+    p = view(tc, "proposal", pid)
+    assert p["kind"] == 2 and p["validator"] == VALIDATORS[3].address
+    # Reported again, by anyone: the fee is paid, nothing is recorded twice.
+    again = tc.run_one(evidence_tx(tc, OUTSIDER, record))
+    assert again.status == ReceiptStatus.REVERTED and "already recorded" in again.reason
+    assert view(tc, "proposal_count") == pid
+
+
+def test_evidence_in_a_set_of_four_is_recorded_without_a_removal_proposal() -> None:
+    tc = gov_chain()
+    tc.run([])
+    record = double_commit(VALIDATORS[3])
+    r = tc.run_one(evidence_tx(tc, ALICE, record))
+    assert r.status == ReceiptStatus.OK, r.reason
+    assert [e.name for e in r.events] == ["Equivocation"]
+    assert tc.executor.evidence_recorded(record)
+    assert view(tc, "proposal_count") == 0
+
+
+def test_evidence_removes_the_equivocator_from_a_set_of_five() -> None:
+    tc = gov_chain()
+    vote_in_newcomer(tc)
+    tc.run([])
+    tc.run([])
+    record = double_commit(VALIDATORS[3], height=tc.height)
+    r = tc.run_one(evidence_tx(tc, ALICE, record))
+    assert r.status == ReceiptStatus.OK, r.reason
+    pid = view(tc, "proposal_count")
+    for v in [*VALIDATORS[:3], NEWCOMER]:
+        r = tc.run_one(gov(tc, v, "vote", pid, True))
+        assert r.status == ReceiptStatus.OK, r.reason
+        if view(tc, "status", pid) == 1:
+            break
+    after = tc.executor.validator_set(tc.height + 2)
+    assert len(after) == MIN_VALIDATORS and after.get(VALIDATORS[3].address) is None
+
+
+def test_forged_evidence_is_refused_at_admission_and_in_a_block() -> None:
+    tc = gov_chain()
+    tc.run([])
+    honest = double_commit(VALIDATORS[2])
+    forged = DoubleSign(honest.kind, honest.height, honest.view, honest.validator,
+                        honest.hash_a, honest.signature_a, honest.hash_b, bytes(64))
+    not_a_validator = double_commit(OUTSIDER)
+    same = DoubleSign(honest.kind, honest.height, honest.view, honest.validator,
+                      honest.hash_a, honest.signature_a, honest.hash_a, honest.signature_a)
+    future = double_commit(VALIDATORS[2], height=tc.height + 5)
+    for bad, reason in ((forged, "does not verify"), (not_a_validator, "not a validator"),
+                        (same, "must differ"), (future, "not reached")):
+        tx = evidence_tx(tc, ALICE, bad)
+        with pytest.raises(InvalidTx, match=reason):
+            tc.executor.check_tx(tx)
+        with pytest.raises(InvalidBlock, match=reason):
+            tc.build([tx])
+        tc.nonces.clear()
+    junk = tc.call(ALICE, EVIDENCE_ADDRESS, EVIDENCE_METHOD, [b"junk"])
+    with pytest.raises(InvalidTx, match="malformed evidence"):
+        tc.executor.check_tx(junk)
+    tc.nonces.clear()
+    wrong_method = tc.tx(ALICE, Call(EVIDENCE_ADDRESS, "other",
+                                     encode_args([honest.encode()]), 0))
+    with pytest.raises(InvalidTx, match="submit"):
+        tc.executor.check_tx(wrong_method)
+    assert not tc.executor.evidence_recorded(honest)
+    assert tc.executor.tree.get(EVIDENCE_PREFIX + honest.key) is None
+
+
+def test_evidence_out_of_gas_records_nothing() -> None:
+    tc = gov_chain()
+    tc.run([])
+    record = double_commit(VALIDATORS[1])
+    tx = tc.call(ALICE, EVIDENCE_ADDRESS, EVIDENCE_METHOD, [record.encode()], gas_limit=60_000)
+    r = tc.run_one(tx)
+    assert r.status == ReceiptStatus.OUT_OF_GAS
+    assert not tc.executor.evidence_recorded(record)
+    r = tc.run_one(evidence_tx(tc, ALICE, record))
+    assert r.status == ReceiptStatus.OK, r.reason
