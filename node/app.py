@@ -123,9 +123,26 @@ class ChainApp:
             raise InvalidProposal("the block's receipts root is not the one its "
                                   "transactions give")
 
+    def _drop_unfit(self) -> None:
+        """Governance changed the parameters of the next block: drop the waiting
+        transactions they no longer admit (a gas price below the new minimum, a gas
+        limit above the new block limit), or every block built from the pool would be
+        invalid. Their senders resend at the new price."""
+        params = self.executor.params
+        unfit = [tx.hash for tx in self.mempool
+                 if tx.gas_price < params.min_gas_price or tx.gas_limit > params.max_block_gas]
+        if unfit:
+            self.mempool.remove(unfit)
+            log.info("dropped %d waiting transactions the new chain parameters refuse "
+                     "(min gas price %d, block gas limit %d)", len(unfit),
+                     params.min_gas_price, params.max_block_gas)
+
     def commit(self, block: Block, certificate: CommitCertificate) -> None:
         """Write the block (one atomic, synced batch), re-check the mempool, then
         publish the block on the event bus."""
+        params = self.executor.params
         receipts = self.executor.commit(block, certificate)
+        if self.executor.params is not params:
+            self._drop_unfit()
         self.mempool.update(block.txs, self.executor.changed_accounts)
         self.events.block_committed(block, receipts)

@@ -7,7 +7,7 @@ double vote is checked, recorded once and proposes the equivocator's removal.
 from __future__ import annotations
 
 import pytest
-from vm_helpers import ALICE, RICH, VALIDATORS, TestChain, key, make_genesis
+from vm_helpers import ALICE, CAROL, RICH, VALIDATORS, TestChain, key, make_genesis
 
 from chain.block import ReceiptStatus, Vote
 from chain.evidence import COMMIT, PREPARE, PROPOSAL, DoubleSign
@@ -28,7 +28,7 @@ CHAIN = "agora-vm-test"
 def gov_chain(kv: MemoryKV | None = None, *, ttl: int = 50) -> TestChain:
     entry = governance_contract([(k.public_key, 10, f"v{i}") for i, k in enumerate(VALIDATORS)],
                                 proposal_ttl=ttl)
-    balances = {k.address: RICH for k in [*VALIDATORS, ALICE, NEWCOMER, OUTSIDER]}
+    balances = {k.address: RICH for k in [*VALIDATORS, ALICE, CAROL, NEWCOMER, OUTSIDER]}
     tc = TestChain(kv, make_genesis(balances, [entry]))
     tc.validator_keys[NEWCOMER.address] = NEWCOMER
     return tc
@@ -252,3 +252,32 @@ def test_evidence_out_of_gas_records_nothing() -> None:
     assert not tc.executor.evidence_recorded(record)
     r = tc.run_one(evidence_tx(tc, ALICE, record))
     assert r.status == ReceiptStatus.OK, r.reason
+
+
+def test_a_raised_minimum_price_drops_waiting_cheap_transactions_from_the_pool() -> None:
+    """Otherwise every block built from the pool would hold a transaction the new
+    parameters refuse, and the proposer would propose empty blocks for ever."""
+    from node.app import ChainApp
+    from node.mempool import Mempool
+
+    tc = gov_chain()
+    pool = Mempool(tc.executor, invalid_tx=InvalidTx)
+    app = ChainApp(tc.executor, pool, clock_ms=lambda: 2_000_000_000_000)
+    at = tc.height + 4
+    r = tc.run_one(gov(tc, VALIDATORS[0], "propose_param", "min_gas_price", 5, at))
+    pid = decode_result("governance", "propose_param", r.return_data)
+    tc.run([gov(tc, VALIDATORS[1], "vote", pid, True), gov(tc, VALIDATORS[2], "vote", pid, True)])
+    cheap = tc.transfer(ALICE, OUTSIDER.address, 1, gas_price=1)
+    dear = tc.transfer(CAROL, OUTSIDER.address, 1, gas_price=9)
+    pool.add(cheap)
+    pool.add(dear)
+    while tc.height + 1 < at:  # empty blocks: both wait in the pool until the switch
+        block = tc.build([])
+        app.validate(block)
+        cert = tc.certify(block)
+        app.commit(block, cert)
+        tc.last_commit = cert
+    assert tc.executor.params.min_gas_price == 5
+    assert cheap.hash not in pool and dear.hash in pool
+    block = app.propose(tc.height + 1, 0, tc.last_commit, VALIDATORS[0].address)
+    assert [t.hash for t in block.txs] == [dear.hash]
