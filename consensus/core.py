@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -119,6 +120,11 @@ class ConsensusApp(Protocol):
         raise :class:`InvalidProposal` with the reason. ``certified``: a quorum has
         committed it already, so checks that depend on our own view of the world (our
         clock) do not apply — only that it executes to its roots."""
+
+
+#: The validator set of a height, or None while the chain has not decided it (block h
+#: decides the set of h + 2, so after committing h the sets up to h + 2 are known).
+SetSource = Callable[[int], ValidatorSet | None]
 
 
 @dataclass(frozen=True)
@@ -258,7 +264,7 @@ class Core:
     def __init__(
         self,
         chain_id: str,
-        validators: ValidatorSet,
+        validators: ValidatorSet | SetSource,
         app: ConsensusApp,
         signlog: SignLog,
         *,
@@ -274,19 +280,30 @@ class Core:
         ``last_commit`` its certificate; ``recent_blocks`` the last committed blocks,
         oldest first (up to :data:`REPUTATION_WINDOW`, for the proposer rotation).
 
+        ``validators``: the set of every height (a function of the height, see
+        :data:`SetSource`), or one set for every height. A key outside the set of the
+        height being decided signs nothing there (a validator voted in starts at its
+        first height, one voted out stops).
+
         ``double_sign_guard``: this validator has lost its sign log, so it may have
         signed, before, something for the heights now being decided. It signs nothing
         until it has seen a height commit by votes it collected live: that height was
         in progress after this process started, so at or past any height the lost log
         covered (CometBFT's ``double_sign_check_height``, made exact)."""
         self.chain_id = chain_id
-        self.validators = validators
+        if isinstance(validators, ValidatorSet):
+            fixed = validators
+            self._set_source: SetSource = lambda _height: fixed
+        else:
+            self._set_source = validators
+        self._sets: dict[int, ValidatorSet] = {}
         self.app = app
         self.signlog = signlog
         self.key = key
-        self.address = key.address if key is not None else None
-        if self.address is not None and validators.get(self.address) is None:
-            self.address = None  # a node with a key that is not (or no longer) a validator
+        #: The key's address, validator or not; ``address`` is it while the key is in
+        #: the set of the height being decided, else None.
+        self.key_address = key.address if key is not None else None
+        self.address: bytes | None = None
         self.timeouts = timeouts or Timeouts()
         self.last_commit = last_commit
         self.last_block = last_block
@@ -305,15 +322,46 @@ class Core:
         self._activity: list[frozenset[bytes]] = [
             block_activity(b) for b in (recent_blocks or [])][-REPUTATION_WINDOW - 1:]
         self._rotations: dict[int, tuple[bytes, ...]] = {}
-        self.guarded = double_sign_guard and self.address is not None
-        if self.guarded:
-            others = validators.total_power - self._power([self.address])
-            if not validators.has_quorum(others):
+        self._update_address()
+        self.guarded = double_sign_guard and self.key_address is not None
+        if self.guarded and self.address is not None:
+            validators_now = self.validators
+            others = validators_now.total_power - self._power([self.address])
+            if not validators_now.has_quorum(others):
                 log.warning("double-sign guard off: the other validators cannot commit "
                             "without this one, so waiting for them would halt the chain")
                 self.guarded = False
 
     # ------------------------------------------------------------------ queries
+
+    def set_at(self, height: int) -> ValidatorSet | None:
+        """The validator set of ``height``, or None if the chain has not decided it."""
+        found = self._sets.get(height)
+        if found is None:
+            found = self._set_source(height)
+            if found is not None:
+                if len(self._sets) > 16:  # keep the heights around the one decided
+                    low = self.state.height - 2
+                    self._sets = {h: v for h, v in self._sets.items() if h >= low}
+                self._sets[height] = found
+        return found
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The validator set of ``height``; InvalidMessage if it is not known yet."""
+        found = self.set_at(height)
+        if found is None:
+            raise InvalidMessage(f"the validator set of height {height} is not known yet")
+        return found
+
+    @property
+    def validators(self) -> ValidatorSet:
+        """The validator set of the height being decided."""
+        return self.validators_at(self.state.height)
+
+    def _update_address(self) -> None:
+        key = self.key_address
+        self.address = key if key is not None and \
+            self.validators.get(key) is not None else None
 
     @property
     def height(self) -> int:
@@ -344,7 +392,7 @@ class Core:
         cached = self._rotations.get(height)
         if cached is not None:
             return cached
-        everyone = tuple(v.address for v in self.validators.validators)
+        everyone = tuple(v.address for v in self.validators_at(height).validators)
         # The window of height h ends at block h-2; _activity ends at block
         # self.height-1, so drop (self.height + 1 - h) entries from its end.
         lag = self.state.height + 1 - height
@@ -359,10 +407,13 @@ class Core:
         self._rotations[height] = rotation
         return rotation
 
-    def _power(self, addresses) -> int:
+    def _power(self, addresses, height: int | None = None) -> int:
+        """The power of ``addresses`` in the set of ``height`` (default: the height
+        being decided)."""
+        vset = self.validators if height is None else self.validators_at(height)
         total = 0
         for address in addresses:
-            validator = self.validators.get(address)
+            validator = vset.get(address)
             if validator is not None:
                 total += validator.power
         return total
@@ -520,8 +571,7 @@ class Core:
         certificate = block.last_commit if block is not None else None
         if certificate is not None and certificate.height >= st.height:
             try:
-                certificate.verify(self.chain_id, self.validators,
-                                   height=certificate.height, block_hash=certificate.block_hash)
+                self._verify_ahead(certificate)
             except InvalidCertificate as exc:
                 raise InvalidMessage(f"parent certificate: {exc}") from None
             if height == st.height + 1:
@@ -596,13 +646,38 @@ class Core:
         if block.height < st.height:
             return []
         try:
-            certificate.verify(self.chain_id, self.validators, height=block.height,
-                               block_hash=block.hash)
+            self._verify_ahead(certificate, block.hash)
         except InvalidCertificate as exc:
             raise InvalidMessage(f"decision for block {block.height}: {exc}") from None
         if block.height > st.height:
             return self._request_sync(block.height)
         return self.on_certified_block(block, certificate, now)
+
+    def _verify_ahead(self, certificate: CommitCertificate,
+                      block_hash: bytes | None = None) -> None:
+        """Check a certificate of the height being decided or a later one: against its
+        own height's set when the chain has decided it, else (too far ahead) against
+        the newest set we know, of which more than a third must have signed — enough
+        to go syncing, where each block is checked against its own set. Raises
+        InvalidCertificate."""
+        vset = self.set_at(certificate.height)
+        if vset is not None:
+            certificate.verify(self.chain_id, vset, height=certificate.height,
+                               block_hash=certificate.block_hash if block_hash is None
+                               else block_hash)
+            return
+        certificate.verify_trusting(self.chain_id, self.validators_at(self.state.height + 1),
+                                    block_hash=block_hash)
+
+    def _check_set_hashes(self, block: Block) -> None:
+        """A certified block names the sets the chain decided for its height and the
+        next (the application checks it too; this keeps a core over a bare
+        application honest about which set it checked the certificate against)."""
+        header = block.header
+        vset = self.set_at(header.height)
+        if vset is not None and header.validators_hash != vset.hash:
+            raise InvalidMessage(f"block {header.height} names another validator set than "
+                                 "its height's")
 
     def _store_future(self, message: Message) -> None:
         if len(self.future) >= _MAX_FUTURE:
@@ -637,16 +712,16 @@ class Core:
 
     # ---- signatures
 
-    def _public_key(self, validator: bytes) -> bytes:
-        entry = self.validators.get(validator)
+    def _public_key(self, validator: bytes, height: int) -> bytes:
+        entry = self.validators_at(height).get(validator)
         if entry is None:
-            raise InvalidMessage(f"{validator.hex()} is not a validator")
+            raise InvalidMessage(f"{validator.hex()} is not a validator at height {height}")
         return entry.public_key
 
     def _check_vote(self, vote: Vote, kind: int | None = None) -> None:
         if kind is not None and vote.kind != kind:
             raise InvalidMessage("a vote of the wrong kind")
-        if not vote.verify(self.chain_id, self._public_key(vote.validator)):
+        if not vote.verify(self.chain_id, self._public_key(vote.validator, vote.height)):
             raise InvalidMessage(f"vote signature of {vote.validator.hex()} does not verify")
 
     def _check_signature(self, message: Message) -> None:
@@ -665,7 +740,7 @@ class Core:
         if fresh and block.header.proposer != expected:
             raise InvalidMessage(f"block {block.height} view {proposal.view} names proposer "
                                  f"{block.header.proposer.hex()}, expected {expected.hex()}")
-        if not proposal.verify(self.chain_id, self._public_key(expected)):
+        if not proposal.verify(self.chain_id, self._public_key(expected, block.height)):
             raise InvalidMessage("proposal signature does not verify")
 
     def _check_prepared(self, cert: PreparedCertificate, height: int, before_view: int) -> None:
@@ -680,13 +755,13 @@ class Core:
                 raise InvalidMessage("prepared certificate names a validator twice")
             signers.add(vote.validator)
             self._check_vote(vote)
-        if not self.validators.has_quorum(self._power(signers)):
+        if not self.validators_at(height).has_quorum(self._power(signers, height)):
             raise InvalidMessage("prepared certificate lacks a quorum")
 
     def _check_view_change(self, vc: ViewChange) -> None:
         if vc.view == 0:
             raise InvalidMessage("a view change to view 0")
-        if not vc.verify(self.chain_id, self._public_key(vc.validator)):
+        if not vc.verify(self.chain_id, self._public_key(vc.validator, vc.height)):
             raise InvalidMessage(f"view change signature of {vc.validator.hex()} does not verify")
         if vc.prepared is not None:
             self._check_prepared(vc.prepared, vc.height, vc.view)
@@ -740,8 +815,8 @@ class Core:
             if lc is None:
                 raise InvalidProposal("the block lacks its parent's certificate")
             try:
-                lc.verify(self.chain_id, self.validators, height=st.height - 1,
-                          block_hash=block.header.prev_hash)
+                lc.verify(self.chain_id, self.validators_at(st.height - 1),
+                          height=st.height - 1, block_hash=block.header.prev_hash)
             except InvalidCertificate as exc:
                 raise InvalidProposal(f"parent certificate: {exc}") from None
         self.app.validate(block, certified=certified)
@@ -839,6 +914,12 @@ class Core:
         self.last_commit = certificate
         self.last_block = block
         self.state = _Height(st.height + 1, now)
+        was = self.address
+        self._update_address()
+        if self.address != was and self.key_address is not None:
+            log.warning("this node's validator key %s %s the validator set at height %d",
+                        self.key_address.hex()[:12],
+                        "joins" if self.address is not None else "leaves", st.height + 1)
         self._committing = True
         return [Commit(block, certificate)]
 
@@ -866,6 +947,7 @@ class Core:
                                block_hash=block.hash)
         except InvalidCertificate as exc:
             raise InvalidMessage(f"synced block {block.height}: {exc}") from None
+        self._check_set_hashes(block)
         try:
             self._validate(block, certified=True)
         except InvalidProposal as exc:

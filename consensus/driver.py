@@ -113,6 +113,8 @@ class ConsensusDriver:
         self._running = False
         #: Told why, when a block could not be written (the node stops on it).
         self.on_fatal: Callable[[str], None] = lambda reason: None
+        #: Told of each piece of evidence the core finds (the node puts it on chain).
+        self.on_evidence: Callable[[Evidence], None] = lambda evidence: None
         network.on_consensus = self._received
         network.request_handlers[BLOCK_REQUEST] = self._serve_block
         network.request_handlers[TXS_REQUEST] = self._serve_txs
@@ -185,11 +187,13 @@ class ConsensusDriver:
             # Too far ahead to know its proposer (the rotation follows the chain we
             # lack): fetch only for a proposal its named proposer signed; else leave
             # it, without blame — sync brings the chain.
-            named = core.validators.get(compact.header.proposer)
+            vset = core.set_at(compact.height) or core.validators_at(core.height + 1)
+            named = vset.get(compact.header.proposer)
             if named is None or not compact.verify(core.chain_id, named.public_key):
                 return
         else:
-            proposer = core.validators.get(core.proposer(compact.height, compact.view))
+            proposer = core.validators_at(compact.height).get(
+                core.proposer(compact.height, compact.view))
             if proposer is None or not compact.verify(core.chain_id, proposer.public_key):
                 raise InvalidMessage("compact proposal signature does not verify")
         task = asyncio.get_running_loop().create_task(self._fetch_txs(peer, compact, found,
@@ -338,7 +342,9 @@ class ConsensusDriver:
                 self._sync_to(action.height)
             elif type(action) is Evidence:
                 self.evidence.append(action)
-                log.warning("evidence against validator %s kept", action.validator.hex())
+                del self.evidence[:-64]  # the chain keeps it; this is the latest few
+                log.warning("evidence against validator %s found", action.validator.hex())
+                self.on_evidence(action)
 
     # ------------------------------------------------------------------ sync
 

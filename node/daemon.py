@@ -55,6 +55,7 @@ from .app import ChainApp
 from .chainview import ChainView
 from .config import Config
 from .events import BlockCommitted, CommitWaiters, EventBus, NodeStopping
+from .evidence import EvidenceReporter
 from .home import Home, HomeError
 from .index import ChainIndex
 from .mempool import Mempool
@@ -174,13 +175,13 @@ class Node:
         self.mempool = Mempool(self.executor, invalid_tx=InvalidTx, max_txs=m.max_txs,
                                max_bytes=m.max_bytes, max_per_sender=m.max_per_sender,
                                max_nonce_ahead=m.max_nonce_ahead)
-        vset = self.genesis.validators
-        validator_address = (self.validator_key.address
-                             if self.validator_key is not None
-                             and vset.get(self.validator_key.address) is not None else b"")
-        if self.validator_key is not None and not validator_address:
-            log.warning("the validator key %s is not in the genesis validator set: running "
-                        "as a full node", self.validator_key.address.hex())
+        validator_address = (self.validator_key.address if self.validator_key is not None
+                             else b"")
+        if validator_address and self.executor.validator_set(
+                self.executor.height + 1).get(validator_address) is None:
+            log.warning("the validator key %s is not in the current validator set: this node "
+                        "follows the chain as a full node and starts signing at the height "
+                        "governance votes it in", validator_address.hex())
         self.network = PeerManager(self.node_key, self.genesis.chain_id, p2p_settings(config),
                                    height=lambda: self.executor.height,
                                    validator=validator_address)
@@ -188,7 +189,7 @@ class Node:
                              max_tx_bytes=self.executor.params.max_tx_bytes)
         # A proposal leaves out what arrived in the last three gossip rounds (unless
         # nothing older waits): the other validators would have to fetch it first.
-        self.app = ChainApp(self.executor, self.mempool, vset, events=self.events,
+        self.app = ChainApp(self.executor, self.mempool, events=self.events,
                             settle_s=3 * config.p2p.gossip_delay_ms / 1000,
                             max_txs=config.consensus.proposal_max_txs)
         height = self.executor.height
@@ -216,14 +217,24 @@ class Node:
                         "from signing anything that conflicts", signed_to, height)
         recent = [b for h in range(max(1, height - REPUTATION_WINDOW), height + 1)
                   if (b := blocks.block(h)) is not None]
-        self.core = Core(self.genesis.chain_id, vset, self.app, self.signlog,
-                         key=self.validator_key if validator_address else None,
+        self.core = Core(self.genesis.chain_id, self.app.known_validator_set, self.app,
+                         self.signlog, key=self.validator_key,
                          height=height, last_commit=blocks.commit(height) if height else None,
                          last_block=blocks.block(height) if height else None,
                          timeouts=timeouts(config), recent_blocks=recent,
                          double_sign_guard=lost_signlog)
         self.driver = ConsensusDriver(self.core, self.network, self.app, blocks, self.mempool)
         self.driver.on_fatal = self._fatal
+        # A validator voted in announced its node address: keep a link to it from
+        # the block that passes it (two heights before it signs).
+        self._announced_from = 0
+        self._dial_announced()
+        stack.callback(self.events.listen(BlockCommitted, lambda e: self._dial_announced()))
+        self.evidence: EvidenceReporter | None = None
+        if self.validator_key is not None:
+            self.evidence = EvidenceReporter(self.validator_key, self.executor,
+                                             self.mempool.pending_nonce, self.relay.submit)
+            self.driver.on_evidence = self.evidence.report
         self.relay.on_admitted.append(self._txs_admitted)
         self.waiters = CommitWaiters(self.events)
         # Clients waiting for a commit are told first on the way down, so the RPC
@@ -245,6 +256,17 @@ class Node:
                  f"validator {validator_address.hex()}" if validator_address else "full node",
                  self.network.listen_address,
                  config.rpc.listen if config.rpc.enabled else "off")
+
+    def _dial_announced(self) -> None:
+        """Dial the node addresses the newest validator set announced (once per set)."""
+        newest = self.executor.validator_records()[-1]
+        if newest.height <= self._announced_from:
+            return
+        self._announced_from = newest.height
+        own = self.validator_key.address if self.validator_key is not None else None
+        for address, text in newest.p2p.items():
+            if address != own:
+                self.network.add_persistent(text)
 
     def _signlog_lost(self, validator_address: bytes) -> bool:
         """Find the sign log (moving one from data/, where older homes kept it); True
