@@ -220,12 +220,19 @@ def start(home: str) -> None:
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=None,
               help="Node i listens on BASE+2i (p2p) and BASE+2i+1 (rpc) [default: 26600, "
                    "or what an existing localnet was made with].")
+@click.option("--standby", type=click.IntRange(0, 16), default=None,
+              help="Full nodes with a validator key outside the genesis set, for the "
+                   "validators to vote in [default: 0; an existing one keeps its own].")
 @click.pass_context
 def localnet(ctx: click.Context, validators: int | None, home: str,
-             base_port: int | None) -> None:
+             base_port: int | None, standby: int | None) -> None:
     """Run N validators on 127.0.0.1 until Ctrl-C (creating them on first use).
 
     Prints where each node listens, then a status line every few seconds.
+
+    \b
+        agora localnet
+        agora localnet --validators 4 --standby 1 --home ./gov-net
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -235,7 +242,7 @@ def localnet(ctx: click.Context, validators: int | None, home: str,
     from node.home import HomeError
 
     try:
-        ln.run(Path(home), validators, base_port, click.echo)
+        ln.run(Path(home), validators, base_port, click.echo, standby=standby)
     except HomeError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -246,7 +253,9 @@ def localnet(ctx: click.Context, validators: int | None, home: str,
               show_default=True)
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=None,
               help="Node i listens on BASE+2i (p2p) and BASE+2i+1 (rpc) [default: 26600].")
-def localnet_init(validators: int, home: str, base_port: int | None) -> None:
+@click.option("--standby", type=click.IntRange(0, 16), default=0, show_default=True,
+              help="Full nodes with a validator key outside the genesis set.")
+def localnet_init(validators: int, home: str, base_port: int | None, standby: int) -> None:
     """Generate the localnet's keys, genesis and node homes, without starting it."""
     from pathlib import Path
 
@@ -254,7 +263,7 @@ def localnet_init(validators: int, home: str, base_port: int | None) -> None:
     from node.home import HomeError
 
     try:
-        infos = ln.init(Path(home), validators, base_port)
+        infos = ln.init(Path(home), validators, base_port, standby=standby)
     except HomeError as exc:
         raise click.ClickException(str(exc)) from None
     for info in infos:

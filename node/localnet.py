@@ -37,7 +37,7 @@ import aiohttp
 
 from chain.address import address_to_text
 from chain.keys import PrivateKey
-from chain.system import COMMERCE_CONTRACTS
+from chain.system import SYSTEM_CONTRACTS
 from vm.contracts import Demo
 
 from .config import Config, ConsensusSection, NodeSection, P2PSection, RPCSection
@@ -61,6 +61,9 @@ class NodeInfo:
     rpc: str
     validator: str
     node_id: str
+    #: A full node holding a validator key that is not in the genesis set: the
+    #: validators can vote it in (``agora validator propose-add``).
+    standby: bool = False
 
 
 def _ephemeral_floor() -> int:
@@ -93,36 +96,51 @@ def free_base_port(count: int) -> int:
 def node_infos(home: Path) -> list[NodeInfo]:
     data = json.loads((home / "localnet.json").read_text())
     return [NodeInfo(n["index"], Path(n["home"]), n["p2p"], n["rpc"], n["address"],
-                     n["node_id"]) for n in data["nodes"]]
+                     n["node_id"], bool(n.get("standby", False))) for n in data["nodes"]]
 
 
 def init(home: Path, validators: int = 4, base_port: int | None = DEFAULT_BASE_PORT,
          chain_id: str = CHAIN_ID, consensus: ConsensusSection | None = None,
-         extra_balances: dict[bytes, int] | None = None) -> list[NodeInfo]:
+         extra_balances: dict[bytes, int] | None = None, standby: int = 0,
+         proposal_ttl: int = 1_000) -> list[NodeInfo]:
     """Generate keys, genesis and N node homes under ``home`` (``consensus``: the
     nodes' consensus timing, default the config's; ``extra_balances``: more funded
-    accounts, for benchmarks)."""
+    accounts, for benchmarks), and ``standby`` more full nodes with validator keys
+    outside the genesis set, for the validators to vote in.
+
+    Each validator key (standbys' too) is funded and also written to ``HOME/keys`` as
+    ``nodeI``, so the operator commands can sign with it (``agora validator vote
+    --from node0``)."""
     if validators < 1:
         raise HomeError("a localnet needs at least one validator")
+    if standby < 0:
+        raise HomeError("the number of standby nodes cannot be negative")
     if (home / "localnet.json").exists():
         raise HomeError(f"{home} already holds a localnet (localnet.json exists)")
     if base_port is None:
         base_port = DEFAULT_BASE_PORT
     home.mkdir(parents=True, exist_ok=True)
-    node_keys = [PrivateKey.generate() for _ in range(validators)]
-    validator_keys = [PrivateKey.generate() for _ in range(validators)]
+    total = validators + standby
+    node_keys = [PrivateKey.generate() for _ in range(total)]
+    validator_keys = [PrivateKey.generate() for _ in range(total)]
     accounts = {}
     for name in DEMO_ACCOUNTS:
         key = PrivateKey.generate()
         write_key(home / "keys" / f"{name}.json", key)
         accounts[name] = key.address
+    for i, key in enumerate(validator_keys):
+        write_key(home / "keys" / f"node{i}.json", key)
     # The merchant starts with two listings (one a group deal) and the arbiter is
     # registered: the real calls, run into genesis (vm.contracts.publish_demo).
     genesis = genesis_document(
         chain_id,
-        [GenesisValidator(k.public_key, 10, f"node{i}") for i, k in enumerate(validator_keys)],
+        [GenesisValidator(k.public_key, 10, f"node{i}")
+         for i, k in enumerate(validator_keys[:validators])],
         time_ms=now_ms(),
-        balances={**{a: DEMO_COINS for a in accounts.values()}, **(extra_balances or {})},
+        balances={**{a: DEMO_COINS for a in accounts.values()},
+                  **{k.address: DEMO_COINS for k in validator_keys},
+                  **(extra_balances or {})},
+        proposal_ttl=proposal_ttl,
         commerce=True,
         token_balances={a: DEMO_TOKENS for a in accounts.values()},
         demo=Demo(merchant=accounts["merchant"], arbiter=accounts["arbiter"]))
@@ -130,7 +148,7 @@ def init(home: Path, validators: int = 4, base_port: int | None = DEFAULT_BASE_P
     infos = []
     p2p_addresses = [f"{k.address.hex()}@127.0.0.1:{base_port + 2 * i}"
                      for i, k in enumerate(node_keys)]
-    for i in range(validators):
+    for i in range(total):
         node_home = Home(home / f"node{i}")
         config = Config(
             node=NodeSection(mode="validator", moniker=f"node{i}"),
@@ -147,7 +165,7 @@ def init(home: Path, validators: int = 4, base_port: int | None = DEFAULT_BASE_P
         infos.append(NodeInfo(i, node_home.path.resolve(), f"127.0.0.1:{base_port + 2 * i}",
                               f"http://127.0.0.1:{base_port + 2 * i + 1}",
                               address_to_text(validator_keys[i].address),
-                              node_keys[i].address.hex()))
+                              node_keys[i].address.hex(), standby=i >= validators))
     write_manifest(home, infos, accounts, pids={})
     return infos
 
@@ -164,9 +182,9 @@ def write_manifest(home: Path, infos: list[NodeInfo], accounts: dict[str, bytes]
     manifest = {
         "chain_id": json.loads((home / "genesis.json").read_text())["chain_id"],
         "nodes": [{"index": n.index, "home": str(n.home), "p2p": n.p2p, "rpc": n.rpc,
-                   "address": n.validator, "node_id": n.node_id,
+                   "address": n.validator, "node_id": n.node_id, "standby": n.standby,
                    "pid": (pids or {}).get(n.index)} for n in infos],
-        "contracts": {name: address_to_text(a) for name, a in COMMERCE_CONTRACTS.items()},
+        "contracts": {name: address_to_text(a) for name, a in SYSTEM_CONTRACTS.items()},
         "accounts": listed,
     }
     tmp = path.with_suffix(".tmp")
@@ -344,10 +362,11 @@ def stop_processes(procs: dict[int, subprocess.Popen], timeout: float = 15.0) ->
 
 
 def run(home: Path, validators: int | None, base_port: int | None, echo,
-        status_every: float = 5.0) -> None:
+        status_every: float = 5.0, standby: int | None = None) -> None:
     """Init if needed, start every node, print status lines until Ctrl-C, stop.
     ``base_port`` None: an existing localnet's own ports (a new one's: 26600);
-    ``validators`` None: an existing localnet's own count (a new one's: 4)."""
+    ``validators`` None: an existing localnet's own count (a new one's: 4);
+    ``standby`` None: an existing localnet's own standby nodes (a new one's: 0)."""
     home.mkdir(parents=True, exist_ok=True)
     try:
         release = take_lock(home / "localnet.lock")
@@ -358,14 +377,21 @@ def run(home: Path, validators: int | None, base_port: int | None, echo,
     try:
         if not (home / "localnet.json").exists():
             validators = validators or DEFAULT_VALIDATORS
-            init(home, validators, base_port)
-            echo(f"created a {validators}-validator localnet in {home}")
+            init(home, validators, base_port, standby=standby or 0)
+            extra = f" and {standby} standby node(s)" if standby else ""
+            echo(f"created a {validators}-validator localnet{extra} in {home}")
         else:
             infos = node_infos(home)
-            if validators is not None and validators != len(infos):
-                raise HomeError(f"the localnet in {home} has {len(infos)} validators, not "
+            genesis_count = sum(not i.standby for i in infos)
+            if validators is not None and validators != genesis_count:
+                raise HomeError(f"the localnet in {home} has {genesis_count} validators, not "
                                 f"{validators}: run it without --validators, or make a new "
                                 f"one with another --home")
+            standbys = len(infos) - genesis_count
+            if standby is not None and standby != standbys:
+                raise HomeError(f"the localnet in {home} has {standbys} standby node(s), not "
+                                f"{standby}: run it without --standby, or make a new one "
+                                f"with another --home")
             refuse_if_running(home, infos)
             if base_port is not None and (moved := move_ports(home, base_port)):
                 echo(f"moved the localnet in {home} to ports {base_port}-"
@@ -382,8 +408,14 @@ def _run(home: Path, infos: list[NodeInfo], echo, status_every: float) -> None:
             procs[info.index] = start_node(info.home, info.home / "node.log")
         write_manifest(home, infos, pids={i: p.pid for i, p in procs.items()})
         for info in infos:
-            echo(f"node{info.index}: rpc {info.rpc}  p2p {info.p2p}  validator {info.validator}"
+            role = "standby (validator key, not yet voted in)" if info.standby else "validator"
+            echo(f"node{info.index}: rpc {info.rpc}  p2p {info.p2p}  {role} {info.validator}"
                  f"  log {info.home / 'node.log'}")
+        if any(info.standby for info in infos):
+            first = next(info for info in infos if info.standby)
+            echo(f"vote node{first.index} in: agora validator propose-add --from node0 "
+                 f"--home {home} --key {first.validator} (then `agora validator vote` "
+                 "by the other validators)")
         echo(f"demo accounts: {', '.join(DEMO_ACCOUNTS)} (keys in {home / 'keys'}); "
              "Ctrl-C stops every node")
         stop = asyncio.Event()

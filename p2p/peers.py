@@ -154,6 +154,10 @@ def short(node_id: bytes | None) -> str:
     return node_id.hex()[:12] if node_id else "?"
 
 
+#: Persistent peers kept at most (configured ones and validators announced on chain).
+_MAX_PERSISTENT = 1024
+
+
 class PeerManager:
     """The node's peers. ``height`` reports the node's committed height for HELLO;
     ``validator`` is its validator address (empty if it is not one)."""
@@ -358,6 +362,25 @@ class PeerManager:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._stopping.wait()
+
+    def add_persistent(self, text: str) -> bool:
+        """Keep a link to the peer at ``text`` (``nodeid@host:port``) from now on, as
+        to a configured persistent peer: a validator voted into the set announced it,
+        so it is connected before its first height. False (and nothing done) if it is
+        malformed, this node, already kept, or too many are kept."""
+        try:
+            address = PeerAddress.parse(text)
+        except LocalError:
+            log.warning("not dialling the announced peer %r: malformed address", text[:200])
+            return False
+        if (address.node_id == self.node_id or self._is_persistent(address.node_id)
+                or len(self.persistent) >= _MAX_PERSISTENT):
+            return False
+        self.persistent.append(address)
+        if self._server is not None and not self._stopping.is_set():
+            self._spawn(self._keep_dialling(address))
+        log.info("keeping a link to announced validator node %s", address)
+        return True
 
     # ------------------------------------------------------------------ one link
 

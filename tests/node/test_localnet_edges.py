@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from chain.address import address_to_text
-from chain.system import COMMERCE_CONTRACTS
+from chain.system import SYSTEM_CONTRACTS
 from node import localnet
 from node.config import ConsensusSection
 from node.home import Home, init_home
@@ -113,8 +113,8 @@ def test_localnet_json_names_the_commerce_contracts_and_accounts(tmp_path: Path)
     localnet.init(home, 1, localnet.free_base_port(2))
     manifest = json.loads((home / "localnet.json").read_text())
     assert manifest["contracts"] == {name: address_to_text(address)
-                                     for name, address in COMMERCE_CONTRACTS.items()}
-    assert set(manifest["contracts"]) == {"token", "catalog", "escrow", "reviews"}
+                                     for name, address in SYSTEM_CONTRACTS.items()}
+    assert set(manifest["contracts"]) == {"token", "catalog", "escrow", "reviews", "governance"}
     assert [a["name"] for a in manifest["accounts"]] == list(localnet.DEMO_ACCOUNTS)
     assert [n["pid"] for n in manifest["nodes"]] == [None]
 
