@@ -123,6 +123,7 @@ async def _run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
 
         async def load() -> None:
             nonces = [0] * SENDERS
+            pending: set[asyncio.Future[Any]] = set()
             period = 1.0 / args.rate
             k = 0
             next_at = time.monotonic()
@@ -132,7 +133,8 @@ async def _run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
                 tx = transfer(senders[i], chain_id, nonces[i], senders[(i + 1) % SENDERS].address, 1)
                 nonces[i] += 1
                 submitted[tx.hash.hex()] = time.monotonic()
-                asyncio.get_running_loop().create_task(clients[k % 4].broadcast_tx_async(tx))
+                pending.add(asyncio.ensure_future(clients[k % 4].broadcast_tx_async(tx)))
+                pending.difference_update({t for t in pending if t.done()})
                 k += 1
                 cpu[0] += time.process_time() - c0
                 next_at += period
@@ -184,7 +186,8 @@ async def _run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
                  for h in heights if h - 1 in observer.blocks and h > first}
     near = [v for h, v in intervals.items() if h in around]
     other = [v for h, v in intervals.items() if h not in around]
-    lat_near, lat_other = [], []
+    lat_near: list[float] = []
+    lat_other: list[float] = []
     for tx_hash, (at, height) in observer.txs.items():
         sent = submitted.get(tx_hash)
         if sent is None or height <= first:
