@@ -325,8 +325,8 @@ def bench(validators: int, txs: int | None, duration: float | None, rate: float 
 # does the work (node/wallet/actions.py, query.py); node/wallet/runner.py runs it.
 
 _WALLET_EPILOG = ("The node is --node URL, else $AGORA_NODE, else the localnet in (or in "
-                  "./localnet under) the current directory, else the --home node's RPC "
-                  "listener, else http://127.0.0.1:26657. Exit codes: 0 done, 1 refused "
+                  "./localnet under) the current directory or at --home, else the --home "
+                  "node's RPC listener, else http://127.0.0.1:26657. Exit codes: 0 done, 1 refused "
                   "or reverted, 2 usage.")
 
 
@@ -892,6 +892,151 @@ def query_events(contract: str, name: str | None, from_height: int | None,
     """
     return _query("events", contract, name=name, from_height=from_height,
                   to_height=to_height, limit=limit)
+
+
+# ---------------------------------------------------------------------- validators
+
+
+@main.group("validator")
+def validator_group() -> None:
+    """Validator-set governance: propose adding, removing or re-weighting a validator
+    (or a chain parameter), vote, and read the set, the proposals and the evidence of
+    double votes.
+
+    Only validators propose and vote, each with its power. A proposal passes when
+    validators holding more than two thirds of the power have voted yes; the change
+    takes effect two heights after the block that passed it.
+
+    \b
+        agora validator propose-add --from node0 --validator node4 --power 10
+        agora validator vote --from node1 1 yes
+    """
+
+
+def _gov(function: str, *args: Any, **kwargs: Any) -> Any:
+    return _invoke(function, *args, module="governance", **kwargs)
+
+
+#: A validator's voting power (governance.agc: 1 to below 2**60).
+_POWER = click.IntRange(1, 2**60 - 1)
+
+
+@_wallet_command(validator_group, "propose-add", signing=True)
+@click.option("--validator", "--key", "validator", required=True,
+              metavar="PUBKEY_HEX|KEYNAME",
+              help="The new validator: its public key (64 hex digits), or the name (or "
+                   "address) of a key held here.")
+@click.option("--power", type=_POWER, required=True, help="Its voting power.")
+@click.option("--name", help="Its name in the set [default: the key's name].")
+@click.option("--p2p", metavar="NODEID@HOST:PORT",
+              help="Where its node is reached [default in a localnet: its node's].")
+def validator_propose_add(sender: str, validator: str, power: int, name: str | None,
+                          p2p: str | None) -> Any:
+    """Propose adding a validator (your own yes vote is counted with it).
+
+    \b
+        agora validator propose-add --from node0 --validator node4 --power 10
+        agora validator propose-add --from node0 --power 5 --name carol \\
+            --validator 3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29 \\
+            --p2p 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b@10.0.0.7:26656
+    """
+    return _gov("propose_add", sender, validator, power, name=name, p2p=p2p)
+
+
+@_wallet_command(validator_group, "propose-remove", signing=True)
+@click.option("--validator", required=True, metavar="ADDRESS|KEYNAME",
+              help="The validator to remove: its address, a key's name or its name in "
+                   "the set.")
+def validator_propose_remove(sender: str, validator: str) -> Any:
+    """Propose removing a validator (the set keeps at least 4).
+
+    \b
+        agora validator propose-remove --from node0 --validator node3
+    """
+    return _gov("propose_remove", sender, validator)
+
+
+@_wallet_command(validator_group, "propose-power", signing=True)
+@click.option("--validator", required=True, metavar="ADDRESS|KEYNAME",
+              help="The validator: its address, a key's name or its name in the set.")
+@click.option("--power", type=_POWER, required=True, help="Its new voting power.")
+def validator_propose_power(sender: str, validator: str, power: int) -> Any:
+    """Propose giving a validator another voting power (less than a third of the total
+    power may move in one step).
+
+    \b
+        agora validator propose-power --from node0 --validator node2 --power 12
+    """
+    return _gov("propose_power", sender, validator, power)
+
+
+@_wallet_command(validator_group, "propose-param", signing=True)
+@click.option("--name", required=True, type=click.Choice(["min_gas_price", "max_block_gas"]),
+              help="The chain parameter.")
+@click.option("--value", required=True, type=click.IntRange(0, 2**63 - 1),
+              help="Its new value.")
+@click.option("--effective", type=_ID, metavar="HEIGHT",
+              help="The height it takes effect at (at least two blocks after the "
+                   "proposal's) [default: the earliest].")
+def validator_propose_param(sender: str, name: str, value: int, effective: int | None) -> Any:
+    """Propose changing a chain parameter from a height on.
+
+    \b
+        agora validator propose-param --from node0 --name min_gas_price --value 2 \\
+            --effective 500
+    """
+    return _gov("propose_param", sender, name, value, effective)
+
+
+@_wallet_command(validator_group, "vote", signing=True)
+@click.argument("proposal_id", type=_ID, metavar="PROPOSAL")
+@click.argument("choice", type=click.Choice(["yes", "no"], case_sensitive=False),
+                metavar="yes|no")
+def validator_vote(sender: str, proposal_id: int, choice: str) -> Any:
+    """Vote on a proposal with all your power; says whether it passed and from which
+    height the change holds.
+
+    \b
+        agora validator vote --from node1 3 yes
+    """
+    return _gov("vote", sender, proposal_id, choice)
+
+
+@_wallet_command(validator_group, "proposals")
+@click.option("--state", type=click.Choice(["open", "passed", "rejected", "expired", "void"]),
+              help="Only proposals of this status.")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+def validator_proposals(state: str | None, limit: int) -> Any:
+    """The governance proposals, newest first, with their votes and what they need.
+
+    \b
+        agora validator proposals --state open
+    """
+    return _gov("proposals", state=state, limit=limit)
+
+
+@_wallet_command(validator_group, "list")
+@click.option("--height", type=_ID, help="The set of this height [default: the latest].")
+def validator_list(height: int | None) -> Any:
+    """The validator set: names, addresses, power and share, since when, node addresses.
+
+    \b
+        agora validator list
+        agora validator list --height 120 --json
+    """
+    return _gov("validators", height=height)
+
+
+@_wallet_command(validator_group, "evidence")
+@click.option("--validator", metavar="ADDRESS|KEYNAME", help="Only this validator's.")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+def validator_evidence(validator: str | None, limit: int) -> Any:
+    """Double votes recorded on chain, and the removals they proposed.
+
+    \b
+        agora validator evidence --validator node2
+    """
+    return _gov("evidence", validator=validator, limit=limit)
 
 
 # ---------------------------------------------------------------------- keys

@@ -209,7 +209,21 @@ class RPCMethods(Generic[R]):
             name=name, from_height=from_height, to_height=to_height, limit=limit,
             before=before))
 
+    # ------------------------------------------------------------ governance
 
+    def proposals(self, *, state: str | None = None, limit: int | None = None,
+                  before: str | None = None) -> R:
+        """The governance contract's proposals, newest first (``state``: only those
+        open, passed, rejected, expired or void)."""
+        return self.call("proposals", **_opt(state=state, limit=limit, before=before))
+
+    def evidence(self, *, validator: bytes | str | None = None,
+                 from_height: int | None = None, to_height: int | None = None,
+                 limit: int | None = None, before: str | None = None) -> R:
+        """Double votes recorded on chain (of ``validator``, or everyone's), newest first."""
+        return self.call("evidence", **_opt(
+            validator=_address(validator) if validator is not None else None,
+            from_height=from_height, to_height=to_height, limit=limit, before=before))
 
 
 class RPCClient(RPCMethods[Awaitable[Any]]):

@@ -310,6 +310,88 @@ class ValidatorsView(View):
     validators: list[ValidatorView]
 
 
+# ---------------------------------------------------------------- governance
+
+
+class ProposalView(View):
+    """A proposal of the governance contract (governance.agc Proposal), with its status
+    at the answer's height."""
+
+    id: int
+    kind: str = Field(description="add, remove, power or param")
+    status: str = Field(description="open, passed, rejected, expired (its ttl ran out) or "
+                                    "void (the validator set changed since it was made)")
+    validator: Address | None = Field(description="The validator it adds, removes or "
+                                                  "re-weights; null for a param proposal.")
+    validator_name: str = Field(description="add: the name proposed; remove and power: the "
+                                            "validator's name in the set.")
+    public_key: Hex = Field(description="The validator's key; empty for a param proposal.")
+    power: int = Field(description="add: its power; power: the new power; otherwise 0.")
+    name: str = Field(description="add: the name proposed (as stored).")
+    p2p: str = Field(description="add: the node address it announced (nodeid@host:port).")
+    param: str = Field(description="param: min_gas_price or max_block_gas.")
+    value: Amount = Field(description="param: the new value.")
+    effective: int = Field(description="param: the height asked for (it takes effect there, "
+                                       "or two blocks after it passes if that is later).")
+    proposer: Address = Field(description="A validator, or the evidence address for a "
+                                          "removal proposed by evidence of a double vote.")
+    created: int = Field(description="The height of the block that made it.")
+    expires: int = Field(description="The last height it can be voted on (created + ttl).")
+    epoch: int = Field(description="The governance epoch it was made in.")
+    yes_power: int
+    no_power: int
+    total_power: int = Field(description="The total power of the governing set now.")
+    votes_needed_power: int | None = Field(description=(
+        "The yes power still needed to pass it: the least P with 3 x (yes + P) > 2 x "
+        "total_power; 0 once passed, null when it can no longer pass (rejected, "
+        "expired, void)."))
+
+
+class ProposalsView(View):
+    state: str | None = Field(description="The filter asked for.")
+    items: list[ProposalView] = Field(description="Newest first.")
+    next: str | None = Field(None, description="Pass as `before` for the next page.")
+    count: int = Field(description="Proposals ever made (their ids are 1..count).")
+    epoch: int = Field(description="The current governance epoch.")
+    ttl: int = Field(description="Heights a proposal stays open after its block.")
+    members: int = Field(description="Validators in the governing set.")
+    total_power: int
+    height: int = Field(description="The state read.")
+
+
+class EvidenceView(View):
+    """Evidence of a double vote recorded on chain (an Equivocation event of the
+    evidence address), and the removal it proposed."""
+
+    height: int = Field(description="The block that recorded it.")
+    tx_index: int
+    tx_hash: Hex
+    time_ms: int
+    validator: Address
+    validator_name: str = Field(description="Its name in the validator set of the height it "
+                                            "signed at.")
+    signed_height: int = Field(description="The height it signed two messages at.")
+    view: int
+    kind: str = Field(description="What it signed twice: proposal, prepare or commit.")
+    hash_a: Hex
+    hash_b: Hex
+    proposal_id: int | None = Field(description=(
+        "The removal proposal the evidence opened (a governance Proposed event of the "
+        "same transaction); null when none was opened (the validator was gone, a removal "
+        "of it was open already, or removing it would break the set's limits)."))
+    raw: Hex = Field(description="The evidence's canonical encoding (chain.evidence "
+                                 "DoubleSign).")
+
+
+class EvidenceListView(View):
+    validator: Address | None
+    from_height: int
+    to_height: int
+    items: list[EvidenceView] = Field(description="Newest first.")
+    next: str | None = Field(None, description="Pass as `before` for the next page.")
+    height: int = Field(description="The latest height the node has indexed.")
+
+
 class MempoolView(View):
     count: int = Field(description="Transactions waiting.")
     bytes: int

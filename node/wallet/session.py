@@ -1,9 +1,10 @@
 """A wallet session: which node, which keys, and how a transaction is made.
 
 :func:`open_session` finds the node (``--node``, ``$AGORA_NODE``, the localnet whose
-``localnet.json`` is in (or under ``localnet/`` of) the working directory, the
-``--home``'s own RPC listener, or the default ``http://127.0.0.1:26657``) and the keys
-(the keystore, then the localnet's passphrase-free demo keys).
+``localnet.json`` is in (or under ``localnet/`` of) the working directory or is the
+``--home`` itself, the ``--home``'s own RPC listener, or the default
+``http://127.0.0.1:26657``) and the keys (the keystore, then the localnet's
+passphrase-free demo keys).
 
 :meth:`Session.send` is the one way a wallet command changes the chain: the
 arguments are encoded by the contract's ABI as the node publishes it; the call is first
@@ -34,6 +35,7 @@ from ..rpc.client import TRANSFER_GAS, NodeUnreachable, RPCFailed, SyncClient
 from .amounts import format_amount
 from .errors import BadInput, Refused
 from .keystore import (
+    KeyInfo,
     Keystore,
     KeystoreError,
     KeystoreUsageError,
@@ -113,6 +115,9 @@ class Session:
     _cache: dict[str, Any] = field(default_factory=dict)
     #: Hashes of the transactions this session handed to the node.
     submitted: list[str] = field(default_factory=list)
+    #: The --home given (None: none), for what a command reads from a node or localnet
+    #: home (its localnet.json).
+    home: Path | None = None
 
     @property
     def node_url(self) -> str:
@@ -255,6 +260,26 @@ class Session:
                 raise Refused(str(exc)) from None
         assert last is not None
         raise BadInput(str(self._unknown(name, last)))
+
+    def key_info(self, name: str) -> KeyInfo:
+        """What the keystore (or the localnet's) knows of key ``name`` without unlocking
+        it: its address and public key."""
+        last: UnknownKey | None = None
+        for store in self._stores():
+            try:
+                return store.info(name)
+            except UnknownKey as exc:
+                last = last or exc
+            except KeystoreUsageError as exc:
+                raise BadInput(str(exc)) from None
+            except KeystoreError as exc:
+                raise Refused(str(exc)) from None
+        assert last is not None
+        raise BadInput(str(self._unknown(name, last)))
+
+    def held_keys(self) -> list[KeyInfo]:
+        """Every key this session can sign with (the keystore's, then the localnet's)."""
+        return [info for store in self._stores() for info in _safe_list(store)]
 
     def name_of(self, address: bytes) -> str | None:
         """The key name (or localnet account) an address belongs to, if we know it."""
@@ -551,6 +576,9 @@ def open_session(*, node: str | None, home: str | None, keystore: str | None,
     where)."""
     here = cwd or Path.cwd()
     localnet = find_localnet(here)
+    if localnet is None and home and (Path(home).expanduser() / "localnet.json").is_file():
+        # --home names a localnet's home (its own hint for the operator commands)
+        localnet = Path(home).expanduser()
     url = node or os.environ.get("AGORA_NODE")
     if not url and localnet is not None:
         try:
@@ -570,4 +598,5 @@ def open_session(*, node: str | None, home: str | None, keystore: str | None,
         client = SyncClient(url, timeout=timeout)
     except NodeUnreachable as exc:
         raise BadInput(str(exc)) from None
-    return Session(client, Keystore(keystore_dir(keystore, home)), localnet, passphrase)
+    return Session(client, Keystore(keystore_dir(keystore, home)), localnet, passphrase,
+                   home=Path(home).expanduser() if home else None)

@@ -262,6 +262,8 @@ async def test_the_node_serves_the_document_and_its_answers_match_it(tmp_path: P
             ("broadcast_txs", {"txs": [transfer(ALICE, CHAIN, 2, BOB.address, 5).encode().hex(),
                                        "00"]}),
             ("broadcast_tx_async", {"tx": transfer(ALICE, CHAIN, 3, BOB.address, 5).encode().hex()}),
+            ("proposals", {}), ("proposals", {"state": "open", "limit": 5}),
+            ("evidence", {}), ("evidence", {"validator": alice, "from_height": 0}),
             ("rpc.discover", {}),
         ]
         seen = {"broadcast_tx_commit"}

@@ -13,6 +13,7 @@ txs            tx, broadcast_tx_async, broadcast_tx_sync, broadcast_tx_commit,
 state          account, account_history, token_balance, call, contracts
 commerce       listing, listings, order, orders, group, merchant, arbiter, reviews,
                events
+governance     proposals, evidence
 proofs         proof
 subscriptions  subscribe, unsubscribe, unsubscribe_all (WebSocket only)
 openrpc        rpc.discover
@@ -29,6 +30,7 @@ from ..protocol import MethodSpec, collect
 @cache
 def method_table() -> dict[str, MethodSpec]:
     from .. import openrpc, subscriptions
-    from . import blocks, commerce, info, proofs, state, txs
+    from . import blocks, commerce, governance, info, proofs, state, txs
 
-    return collect(info, blocks, txs, state, commerce, proofs, subscriptions, openrpc)
+    return collect(info, blocks, txs, state, commerce, governance, proofs, subscriptions,
+                   openrpc)
