@@ -414,8 +414,8 @@ def _run(home: Path, infos: list[NodeInfo], echo, status_every: float) -> None:
         if any(info.standby for info in infos):
             first = next(info for info in infos if info.standby)
             echo(f"vote node{first.index} in: agora validator propose-add --from node0 "
-                 f"--home {home} --key {first.validator} (then `agora validator vote` "
-                 "by the other validators)")
+                 f"--home {home} --validator node{first.index} --power 10 (then "
+                 "`agora validator vote` by the other validators)")
         echo(f"demo accounts: {', '.join(DEMO_ACCOUNTS)} (keys in {home / 'keys'}); "
              "Ctrl-C stops every node")
         stop = asyncio.Event()
