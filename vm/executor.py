@@ -348,7 +348,8 @@ class Executor:
                     param = param_b.decode("utf-8", "replace")
                     value, at = int.from_bytes(value_b, "big"), int.from_bytes(at_b, "big")
                     bounds = CHANGEABLE_PARAMS.get(param)
-                    if bounds is None or not bounds[0] <= value < bounds[1] or at < height + 2:
+                    if bounds is None or not bounds[0] <= value < bounds[1] or \
+                            not height + 2 <= at < 1 << 63:
                         raise InvalidBlock(f"governance passed a parameter change the chain "
                                            f"refuses: {param} = {value} from height {at}")
                     params.append((at, param, value))
@@ -458,9 +459,6 @@ class Executor:
         fields. Raises InvalidTx."""
         self.verify_signature(tx)
         self._check_fields(tx)
-        action = tx.action
-        if type(action) is Call and action.contract == EVIDENCE_ADDRESS:
-            self.evidence_of(action)
 
     def evidence_of(self, action: Call) -> DoubleSign:
         """The evidence an evidence call carries, checked against the validator set of
@@ -488,11 +486,16 @@ class Executor:
 
     def check_recipient(self, tx: Transaction) -> None:
         """Can what ``tx`` acts on take it? A transfer of value to a contract cannot
-        (contracts take value through calls). Raises InvalidTx."""
+        (contracts take value through calls); evidence must prove a double vote.
+        Raises InvalidTx."""
         action = tx.action
         if type(action) is Transfer and action.amount and \
                 self._world().code(action.to) is not None:
             raise InvalidTx(TRANSFER_TO_CONTRACT)
+        if type(action) is Call and action.contract == EVIDENCE_ADDRESS:
+            # Here, after the nonce and balance checks: its two signatures are checked
+            # only for a sender that can pay (no throwaway keys making us verify).
+            self.evidence_of(action)
 
     def _check_fields(self, tx: Transaction) -> int:
         if tx.gas_price < self.params.min_gas_price:
@@ -736,8 +739,16 @@ class Executor:
         if execution.next_set is not None:
             self._sets.append(execution.next_set)
         if execution.param_changes:
-            self._param_changes = sorted(self._param_changes + list(execution.param_changes))
-        self.params = self.params_at(self.height + 1)
+            # One value per (height, name), the one passed last winning: what the P
+            # records (keyed by height and name, a later write overwriting) say after
+            # a restart.
+            merged = {(at, name): value for at, name, value in self._param_changes}
+            merged.update({(at, name): value for at, name, value in execution.param_changes})
+            self._param_changes = sorted((at, name, value)
+                                         for (at, name), value in merged.items())
+        params = self.params_at(self.height + 1)
+        if params != self.params:  # the same object while nothing changes
+            self.params = params
         self._executed.clear()  # prepared on the old version: useless now
         self.changed_accounts = frozenset(
             key[1:] for key in execution.update.changes

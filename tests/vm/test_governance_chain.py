@@ -281,3 +281,104 @@ def test_a_raised_minimum_price_drops_waiting_cheap_transactions_from_the_pool()
     assert cheap.hash not in pool and dear.hash in pool
     block = app.propose(tc.height + 1, 0, tc.last_commit, VALIDATORS[0].address)
     assert [t.hash for t in block.txs] == [dear.hash]
+
+
+# ---------------------------------------------------------------- regressions (attack)
+
+
+def test_a_parameter_change_effective_beyond_2_63_is_refused_by_the_contract() -> None:
+    """It passed and was certified, then every node crashed writing its height into
+    an 8-byte key, and again on every restart."""
+    tc = gov_chain()
+    for at in (2**63, 2**64):
+        r = tc.run_one(gov(tc, VALIDATORS[0], "propose_param", "min_gas_price", 5, at))
+        assert r.status == ReceiptStatus.REVERTED and "2**63" in r.reason
+    assert view(tc, "proposal_count") == 0
+
+
+def test_two_changes_of_one_parameter_for_one_height_agree_live_and_after_restart() -> None:
+    """The live node kept both and took the larger; the stored records kept the last
+    passed: a restarted node refused the live nodes' blocks."""
+    tc = gov_chain()
+    at = tc.height + 8
+    ids = []
+    for value in (50_000_000, 2_000_000):
+        r = tc.run_one(gov(tc, VALIDATORS[0], "propose_param", "max_block_gas", value, at))
+        ids.append(decode_result("governance", "propose_param", r.return_data))
+    tc.run([gov(tc, v, "vote", pid, True) for pid in ids for v in VALIDATORS[1:3]])
+    assert tc.executor.param_changes() == [(at, "max_block_gas", 2_000_000)]
+    again = Executor(tc.kv, tc.genesis)
+    assert again.param_changes() == tc.executor.param_changes()
+    while tc.height + 1 < at:
+        tc.run([])
+    assert tc.executor.params.max_block_gas == 2_000_000
+    assert Executor(tc.kv, tc.genesis).params == tc.executor.params
+
+
+def test_the_parameters_object_stays_the_same_while_nothing_changes() -> None:
+    """ChainApp re-checks the whole pool when the parameters change (by identity):
+    after a change it did so at every block."""
+    tc = gov_chain()
+    at = tc.height + 3
+    r = tc.run_one(gov(tc, VALIDATORS[0], "propose_param", "min_gas_price", 2, at))
+    pid = decode_result("governance", "propose_param", r.return_data)
+    tc.run([gov(tc, VALIDATORS[1], "vote", pid, True), gov(tc, VALIDATORS[2], "vote", pid, True)])
+    at = tc.executor.param_changes()[0][0]  # two blocks after the passing one at least
+    while tc.height + 1 < at:
+        tc.run([])
+    params = tc.executor.params
+    assert params.min_gas_price == 2
+    tc.run([])
+    tc.run([])
+    assert tc.executor.params is params
+
+
+def test_evidence_is_checked_only_for_a_sender_that_can_pay() -> None:
+    """A throwaway key with no coin made every node verify two signatures per
+    transaction before the balance check refused it."""
+    from node.mempool import Mempool, TxRejected
+
+    tc = gov_chain()
+    tc.run([])
+    pool = Mempool(tc.executor, invalid_tx=InvalidTx)
+    pauper = key("pauper")
+    record = double_commit(VALIDATORS[1])
+    bogus = DoubleSign(record.kind, record.height, record.view, record.validator,
+                       record.hash_a, record.signature_a, record.hash_b, record.signature_a)
+    tx = tc.call(pauper, EVIDENCE_ADDRESS, EVIDENCE_METHOD, [bogus.encode()])
+    with pytest.raises(TxRejected, match="balance"):
+        pool.add(tx)
+    rich = tc.call(ALICE, EVIDENCE_ADDRESS, EVIDENCE_METHOD, [bogus.encode()])
+    with pytest.raises(TxRejected, match="does not verify"):
+        pool.add(rich)
+
+
+def test_the_reporter_fits_its_evidence_in_a_lowered_block_gas_limit() -> None:
+    """With max_block_gas lowered to 1,000,000 every evidence transaction (gas limit
+    2,000,000) was refused: no equivocation was ever reported on chain."""
+    from consensus.core import Evidence
+    from node.evidence import EvidenceReporter
+    from node.mempool import Mempool
+
+    tc = gov_chain()
+    at = tc.height + 3
+    r = tc.run_one(gov(tc, VALIDATORS[0], "propose_param", "max_block_gas", 1_000_000, at))
+    pid = decode_result("governance", "propose_param", r.return_data)
+    tc.run([gov(tc, VALIDATORS[1], "vote", pid, True), gov(tc, VALIDATORS[2], "vote", pid, True)])
+    at = tc.executor.param_changes()[0][0]
+    while tc.height + 1 < at:
+        tc.run([])
+    assert tc.executor.params.max_block_gas == 1_000_000
+    pool = Mempool(tc.executor, invalid_tx=InvalidTx)
+    reporter = EvidenceReporter(VALIDATORS[0], tc.executor, pool.pending_nonce, pool.add)
+    k = VALIDATORS[3]
+    a, b = sha256(b"block a"), sha256(b"block b")
+    votes = [Vote.create(k, CHAIN, COMMIT, tc.height, 0, h) for h in (a, b)]
+    reporter.report(Evidence(k.address, votes[0], votes[1]))
+    assert reporter.submitted == 1 and len(pool) == 1
+    receipt = tc.run_one(next(iter(pool)))
+    assert receipt.status == ReceiptStatus.OK, receipt.reason
+    # The equivocator's next conflict, a height later, is not reported again so soon.
+    votes = [Vote.create(k, CHAIN, COMMIT, tc.height, 0, h) for h in (a, b)]
+    reporter.report(Evidence(k.address, votes[0], votes[1]))
+    assert reporter.submitted == 1

@@ -246,6 +246,7 @@ def propose_param(name: str, value: uint, effective: uint) -> uint:
             "max_block_gas is 1,000,000 to below 2**63"
     assert effective >= block.height + PARAM_DELAY, \
         "a parameter takes effect two blocks after the proposal at the earliest"
+    assert effective < MAX_PARAM, "a parameter takes effect at a height below 2**63"
     proposal_id: uint = self.open_proposal(PARAM, b"", NOBODY, 0, "", "", name, value,
                                            effective, msg.sender)
     self.count_vote(proposal_id, msg.sender, True)
