@@ -932,6 +932,10 @@ class Core:
             self._activity.append(block_activity(self.last_block))
             del self._activity[:-REPUTATION_WINDOW - 1]
         self.signlog.forget_below(self.state.height)
+        # The evidence of decided heights went to the driver (and on chain): the budget
+        # is per height, so one validator's endless conflicts cannot use it up for good.
+        self._evidence_keys = {k for k in self._evidence_keys if k[1] >= self.state.height}
+        del self.evidence[:-_MAX_EVIDENCE // 2]
         return self._enter_height(now)
 
     def on_certified_block(self, block: Block, certificate: CommitCertificate,
@@ -1087,7 +1091,8 @@ class Core:
 
     def _evidence(self, validator: bytes, first, second) -> list[Action]:
         # One piece per (validator, height, view, kind of message), at most
-        # _MAX_EVIDENCE in all: a Byzantine validator can sign conflicts without end.
+        # _MAX_EVIDENCE kept (pruned at each commit, so the budget is per height): a
+        # Byzantine validator can sign conflicts without end.
         key = (validator, self.state.height, first.view, type(first).__name__,
                getattr(first, "kind", None))
         if key in self._evidence_keys or len(self.evidence) >= _MAX_EVIDENCE:

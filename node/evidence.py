@@ -26,8 +26,13 @@ from vm.executor import EVIDENCE_METHOD, Executor, encode_args
 log = logging.getLogger("agora.evidence")
 
 #: Gas an evidence transaction may use (checking it, recording it and the governance
-#: call); what it does not use is refunded.
-EVIDENCE_GAS_LIMIT = 2_000_000
+#: call: about 125,000 measured); what it does not use is refunded. Never above the
+#: block gas limit, which governance may lower to 1,000,000.
+EVIDENCE_GAS_LIMIT = 500_000
+#: Once a validator's conflict is reported, its further ones (an equivocator signs
+#: conflicts at every height) are not reported for this many heights: one recorded
+#: conflict opens its removal, and each report costs its sender a fee.
+REPORT_EVERY = 1_000
 #: Pieces reported by this process, remembered so one is sent once.
 _MAX_REPORTED = 4096
 
@@ -46,10 +51,10 @@ def double_sign(evidence: Evidence) -> DoubleSign:
 
 
 def evidence_tx(key: PrivateKey, chain_id: str, nonce: int, record: DoubleSign, *,
-                gas_price: int) -> Transaction:
+                gas_price: int, gas_limit: int = EVIDENCE_GAS_LIMIT) -> Transaction:
     """A transaction that reports ``record``."""
     action = Call(EVIDENCE_ADDRESS, EVIDENCE_METHOD, encode_args([record.encode()]), 0)
-    return Transaction.create(key, chain_id, nonce, action, gas_limit=EVIDENCE_GAS_LIMIT,
+    return Transaction.create(key, chain_id, nonce, action, gas_limit=gas_limit,
                               gas_price=gas_price)
 
 
@@ -64,6 +69,8 @@ class EvidenceReporter:
         self.pending_nonce = pending_nonce
         self.submit = submit
         self._reported: dict[bytes, None] = {}
+        #: validator -> the height of its last conflict reported
+        self._last_report: dict[bytes, int] = {}
         #: Transactions submitted (read by tests and metrics).
         self.submitted = 0
 
@@ -75,9 +82,14 @@ class EvidenceReporter:
             return
         if record.key in self._reported or self.executor.evidence_recorded(record):
             return
+        last = self._last_report.get(record.validator)
+        if last is not None and abs(record.height - last) < REPORT_EVERY:
+            return
         ex = self.executor
+        params = ex.params
         tx = evidence_tx(self.key, ex.chain_id, self.pending_nonce(self.key.address), record,
-                         gas_price=ex.params.min_gas_price)
+                         gas_price=params.min_gas_price,
+                         gas_limit=min(EVIDENCE_GAS_LIMIT, params.max_block_gas))
         try:
             self.submit(tx)
         except Exception as exc:  # a refusal (no funds, pool full): said, not fatal
@@ -86,6 +98,9 @@ class EvidenceReporter:
         self._reported[record.key] = None
         if len(self._reported) > _MAX_REPORTED:
             self._reported.pop(next(iter(self._reported)))
+        self._last_report[record.validator] = record.height
+        if len(self._last_report) > _MAX_REPORTED:
+            self._last_report.pop(next(iter(self._last_report)))
         self.submitted += 1
         log.warning("submitted evidence on chain: %s (tx %s)", record.describe(),
                     tx.hash.hex()[:16])

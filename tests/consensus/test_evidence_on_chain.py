@@ -32,7 +32,7 @@ from consensus.signlog import MemoryStorage, SignLog
 from node.app import ChainApp
 from node.evidence import EvidenceReporter
 from node.genesis import FIXED_TIME_MS, GenesisValidator, genesis_document
-from node.mempool import Mempool
+from node.mempool import Code, Mempool, TxRejected
 from storage.kv import MemoryKV
 from vm.contracts import decode_result, encode_call
 from vm.errors import InvalidTx
@@ -218,13 +218,15 @@ def test_forged_evidence_is_refused_by_every_mempool() -> None:
     sim = ChainSim(0)
     sim.start()
     run_until(sim, lambda: min(sim.heights()) >= 2, max_time=100)
-    honest = sim.honest[0]
+    sender = sim.keys[BYZANTINE]  # funded, and sends nothing itself
     record = DoubleSign.of(2, 1, 0, sim.keys[1].address, (b"\1" * 32, b"\2" * 64),
                            (b"\3" * 32, b"\4" * 64))
-    tx = Transaction.create(honest.key, CHAIN, 0,
+    tx = Transaction.create(sender, CHAIN, 0,
                             Call(EVIDENCE_ADDRESS, EVIDENCE_METHOD,
                                  encode_args([record.encode()]), 0),
                             gas_limit=2_000_000, gas_price=1)
     for node in sim.nodes:
-        with pytest.raises(Exception, match="does not verify"):
+        with pytest.raises(TxRejected, match="does not verify") as refused:
             node.app.mempool.add(tx)
+        assert refused.value.code is Code.INVALID
+        assert tx.hash not in node.app.mempool

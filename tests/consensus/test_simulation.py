@@ -203,3 +203,23 @@ def test_commits_resume_after_a_validator_was_cut_off_for_a_while(seed: int) -> 
     live = [sim.nodes[i] for i in (a, b, alone)]
     run_to(sim, max(sim.heights(live)) + 5, max_time=sim.now + 120, nodes=live)
     sim.assert_agreement()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_an_endless_double_voter_does_not_use_up_evidence_detection(seed: int,
+                                                                      monkeypatch) -> None:
+    """The evidence budget was one for the node's life: an equivocator signing
+    conflicts at every height filled it, and from then on nobody's conflicts were
+    noticed (until a restart). It is per height now; a small budget shows it."""
+    import consensus.core
+
+    monkeypatch.setattr(consensus.core, "_MAX_EVIDENCE", 8)
+    byzantine = seed % 4
+    sim = Simulation(4, seed, behaviours={byzantine: Behaviour(double_vote=True)})
+    sim.start()
+    run_to(sim, 40, max_time=2_000)
+    sim.assert_agreement()
+    late = [e for e in sim.evidence if e.first.height > 30]  # type: ignore[union-attr]
+    assert late, "conflicts after the budget filled went unnoticed"
+    for node in sim.honest:
+        assert len(node.core.evidence) <= 8
