@@ -336,9 +336,10 @@ class PeerManager:
                                       expected_peer=address.node_id, max_frame=s.max_frame,
                                       send_queue_bytes=s.send_queue_bytes,
                                       timeout=s.handshake_timeout)
-        except (P2PError, OSError, TimeoutError) as exc:
+        except (P2PError, OSError, TimeoutError, ValueError) as exc:
             # Never a ban here: nothing proved who answered at that address (an
-            # address learned by peer exchange may point anywhere).
+            # address learned by peer exchange may point anywhere). ValueError: a host
+            # name the resolver cannot encode (an address announced on chain).
             reason = str(exc) or type(exc).__name__
             self._record(address.node_id, f"dial {address} failed: {reason}")
             if registered is not None and not registered.done():
@@ -370,7 +371,10 @@ class PeerManager:
         malformed, this node, already kept, or too many are kept."""
         try:
             address = PeerAddress.parse(text)
-        except LocalError:
+            if len(address.host) > 253:
+                raise LocalError("host name too long")
+            address.host.encode("idna")
+        except (LocalError, UnicodeError):
             log.warning("not dialling the announced peer %r: malformed address", text[:200])
             return False
         if (address.node_id == self.node_id or self._is_persistent(address.node_id)

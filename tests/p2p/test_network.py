@@ -1006,3 +1006,22 @@ async def test_an_oversize_send_is_refused_at_the_call_site_and_the_link_stays_u
     assert a.peers.get(b.node_id) is at_a and at_a.conn.close_reason is None
     await exchange(a, b)
     assert list(a.disconnects) == [] and list(b.disconnects) == []
+
+
+async def test_an_announced_validator_node_is_kept_linked_and_junk_is_refused(
+        net: Net, caplog) -> None:
+    """The node address a validator voted in announced (on chain) is dialled and kept
+    like a persistent peer; an address no resolver could take, or any malformed one,
+    is refused without a dial and without a failed task."""
+    a = await net.start("a")
+    b = await net.start("b")
+    bad_host = f"{key('x').address.hex()}@{'a' * 64}.example:9"
+    for junk in ("nonsense", f"{key('x').address.hex()}@{'h' * 300}:9", bad_host,
+                 str(a.address)):
+        assert not a.add_persistent(junk)
+    assert a.add_persistent(str(b.address))
+    assert not a.add_persistent(str(b.address))  # kept already
+    first = await net.registered(a, b.node_id)
+    assert first.outbound
+    await exchange(a, b)
+    assert "task failed" not in caplog.text
