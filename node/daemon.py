@@ -259,7 +259,7 @@ class Node:
 
     def _dial_announced(self) -> None:
         """Dial the node addresses the newest validator set announced (once per set)."""
-        newest = self.executor.validator_records()[-1]
+        newest = self.executor.latest_validator_record()
         if newest.height <= self._announced_from:
             return
         self._announced_from = newest.height

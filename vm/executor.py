@@ -309,6 +309,11 @@ class Executor:
     def validator_set(self, height: int) -> ValidatorSet:
         return self.validator_record(height).validators
 
+    def latest_validator_record(self) -> SetRecord:
+        """The newest validator set the chain decided (in force now or within two
+        heights)."""
+        return self._sets[-1]
+
     def validator_records(self) -> list[SetRecord]:
         """Every validator set of the chain, oldest first."""
         return list(self._sets)
