@@ -171,6 +171,56 @@ def contract_run(file: str, method: str | None, args: tuple[str, ...], sender: s
 HOME_HELP = "The node's home directory (config.toml, genesis.json, keys/, data/)."
 
 
+@main.group()
+def genesis() -> None:
+    """Edit a genesis file before a chain starts."""
+
+
+@genesis.command("set-validators")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.argument("public_keys", nargs=-1, required=True, metavar="PUBKEY...")
+@click.option("--power", type=click.IntRange(1, 2**60 - 1), default=10, show_default=True,
+              help="Each validator's voting power.")
+@click.option("--proposal-ttl", type=click.IntRange(1, 2**32), default=1_000,
+              show_default=True, help="Heights a governance proposal stays open.")
+def genesis_set_validators(file: str, public_keys: tuple[str, ...], power: int,
+                           proposal_ttl: int) -> None:
+    """Make FILE the genesis of these validators (ed25519 public keys, hex, in order,
+    named validator-0, validator-1, ...): its validator set and its governance
+    contract's members. Everything else in it is kept.
+
+    \b
+        agora genesis set-validators ~/agora/genesis.json PUBKEY0 PUBKEY1 PUBKEY2 PUBKEY3
+    """
+    import json
+    from pathlib import Path
+
+    from chain.errors import InvalidGenesis
+    from chain.genesis import Genesis
+    from node.genesis import GenesisValidator, set_validators
+
+    keys = []
+    for text in public_keys:
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise click.BadParameter(f"{text!r} is not an ed25519 public key (64 hex digits)",
+                                     param_hint="PUBKEY")
+        keys.append(key)
+    path = Path(file)
+    try:
+        document = set_validators(json.loads(path.read_text()),
+                                  [GenesisValidator(k, power, f"validator-{i}")
+                                   for i, k in enumerate(keys)], proposal_ttl=proposal_ttl)
+        Genesis.from_dict(document)
+    except (ValueError, InvalidGenesis) as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    click.echo(f"{file}: {len(keys)} validators, power {power} each")
+
+
 @main.command()
 @click.option("--home", required=True, type=click.Path(file_okay=False), help=HOME_HELP)
 @click.option("--chain-id", default="agora-local", show_default=True,

@@ -10,7 +10,7 @@
 # their HOST:26656, and serves JSON-RPC on $RPC_LISTEN (default 0.0.0.0:26657).
 # validator0's home also holds the funded passphrase-free dev keys (keys/dev.json,
 # dev-merchant, dev-arbiter). Chain id: $CHAIN_ID (default agora-testnet).
-# $AGORA is the agora command (default: agora), $PYTHON a Python 3 (default: python3).
+# $AGORA is the agora command (default: agora).
 # Homes this script has made are left as they are (so it can run at every start).
 set -eu
 
@@ -22,10 +22,8 @@ out=$1
 shift
 [ "$#" -gt 0 ] || set -- validator0 validator1 validator2 validator3
 agora=${AGORA:-agora}
-python=${PYTHON:-python3}
 chain_id=${CHAIN_ID:-agora-testnet}
 rpc_listen=${RPC_LISTEN:-0.0.0.0:26657}
-here=$(cd "$(dirname "$0")" && pwd)
 
 # Already made (every config names its peers): nothing to do.
 made=0
@@ -71,7 +69,7 @@ done
 # 2. One genesis for all: validator0's, with every validator's public key in it,
 #    copied to every home.
 # shellcheck disable=SC2086  # one argument per key
-$python "$here/set-validators.py" "$out/validator0/genesis.json" $pubkeys
+$agora genesis set-validators "$out/validator0/genesis.json" $pubkeys
 i=1
 while [ "$i" -lt "$#" ]; do
     cp "$out/validator0/genesis.json" "$out/validator$i/genesis.json"

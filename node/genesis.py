@@ -92,3 +92,35 @@ def genesis_document(
     if contracts:
         document["contracts"] = contracts
     return document
+
+
+def set_validators(document: dict[str, Any], validators: Sequence[GenesisValidator], *,
+                   proposal_ttl: int = 1_000) -> dict[str, Any]:
+    """``document`` with ``validators`` as its validator set, in order, everything else
+    kept — and, if it carries the governance contract, that contract rebuilt with the
+    same validators as its members (the node refuses a genesis whose governance
+    members are not its validators)."""
+    from chain.address import address_from_text
+    from chain.system import GOVERNANCE_ADDRESS
+
+    if not validators:
+        raise ValueError("a genesis needs at least one validator")
+    keys = [v.public_key for v in validators]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a public key is given twice")
+    out = dict(document)
+    out["validators"] = [{"name": v.name, "public_key": v.public_key.hex(), "power": v.power}
+                         for v in validators]
+    contracts = []
+    for entry in document.get("contracts", []):
+        try:
+            governance = address_from_text(entry["address"]) == GOVERNANCE_ADDRESS
+        except (KeyError, TypeError, ValueError):
+            governance = False
+        if governance:
+            entry = governance_contract([(v.public_key, v.power, v.name) for v in validators],
+                                        proposal_ttl=proposal_ttl)
+        contracts.append(entry)
+    if "contracts" in document:
+        out["contracts"] = contracts
+    return out

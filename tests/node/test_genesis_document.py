@@ -65,3 +65,28 @@ def test_genesis_time_reads_back_to_the_same_millisecond(time_ms: int, text: str
     assert format_time(time_ms) == text
     doc = genesis_document("agora-doc", validators(), time_ms=time_ms)
     assert Genesis.from_dict(doc).time_ms == time_ms
+
+
+def test_set_validators_rewrites_the_set_and_the_governance_members(tmp_path) -> None:
+    """A testnet's genesis gets its validators after `agora init`: the governance
+    contract's members must follow, or every node refuses the genesis."""
+    from click.testing import CliRunner
+
+    from cli import main
+    from storage.kv import MemoryKV
+    from vm.executor import Executor
+
+    path = tmp_path / "genesis.json"
+    path.write_text(json.dumps(genesis_document("agora-doc", validators()[:1], commerce=True)))
+    keys = [PrivateKey.from_seed_text(f"genesis-doc-new-{i}") for i in range(4)]
+    result = CliRunner().invoke(main, ["genesis", "set-validators", str(path),
+                                       *[k.public_key.hex() for k in keys]])
+    assert result.exit_code == 0, result.output
+    g = Genesis.load(path)
+    assert [v.public_key for v in g.validators] == [k.public_key for k in keys]
+    assert g.validator_names == tuple(f"validator-{i}" for i in range(4))
+    assert {c.address for c in g.contracts} == set(SYSTEM_CONTRACTS.values())
+    executor = Executor(MemoryKV(), g)  # checks the governance members
+    assert executor.validator_set(1).hash == g.validators.hash
+    bad = CliRunner().invoke(main, ["genesis", "set-validators", str(path), "abc"])
+    assert bad.exit_code != 0 and "64 hex digits" in bad.output
