@@ -382,7 +382,8 @@ class Core:
         """Deterministic from the committed chain (see the module doc), for the
         height being decided and the next; other heights get the plain rotation
         (nothing checks a proposer there: a far-ahead proposal only sends us
-        syncing, on its certificate)."""
+        syncing, on its certificate, and a late one for the height just decided is
+        checked against the proposer its block names)."""
         rotation = self.rotation(height)
         return rotation[(height + view) % len(rotation)]
 
@@ -625,7 +626,7 @@ class Core:
             max(self.timeouts.block_interval, _BLOCK_REPLY_INTERVAL)
         if now - self._helped.get(sender, float("-inf")) < wait:
             return []
-        self._check_signature(message)
+        self._check_signature_behind(message)
         if len(self._helped) >= _MAX_HELPED:
             longest = max(self.timeouts.block_interval, _BLOCK_REPLY_INTERVAL)
             self._helped = {p: t for p, t in self._helped.items() if now - t < longest}
@@ -723,6 +724,28 @@ class Core:
             raise InvalidMessage("a vote of the wrong kind")
         if not vote.verify(self.chain_id, self._public_key(vote.validator, vote.height)):
             raise InvalidMessage(f"vote signature of {vote.validator.hex()} does not verify")
+
+    def _check_signature_behind(self, message: Message) -> None:
+        """A message for the height just decided, checked before we answer it: signed
+        by a validator of that height. A proposal is checked against the proposer its
+        block names (a view-0 proposal's signer) — the rotation of a decided height is
+        not kept (its window has moved on), and the plain rotation would name another
+        validator and blame an honest proposer that was merely late."""
+        if type(message) is NewView:
+            # Its proposal is signed by the new view's proposer, whom the decided
+            # height's lost rotation named: check a view change inside instead.
+            if not message.view_changes:
+                raise InvalidMessage("NEW-VIEW without view changes")
+            self._check_view_change(message.view_changes[0])
+            return
+        if type(message) is not Proposal:
+            self._check_signature(message)
+            return
+        proposal = message
+        block = proposal.block
+        if not proposal.verify(self.chain_id,
+                               self._public_key(block.header.proposer, block.height)):
+            raise InvalidMessage("proposal signature does not verify")
 
     def _check_signature(self, message: Message) -> None:
         if type(message) is VoteMessage:

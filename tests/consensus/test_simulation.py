@@ -223,3 +223,18 @@ def test_an_endless_double_voter_does_not_use_up_evidence_detection(seed: int,
     assert late, "conflicts after the budget filled went unnoticed"
     for node in sim.honest:
         assert len(node.core.evidence) <= 8
+
+
+def test_a_late_proposal_for_the_height_just_decided_blames_nobody() -> None:
+    """A proposal that arrives after its height was decided was checked against the
+    plain rotation of that height (its reputation window had moved on): an honest,
+    late proposer was refused and punished."""
+    sim = Simulation(5, 4, delay=(0.001, 0.3))
+    sim.start()
+    run_to(sim, 3, max_time=200)
+    sim.crash(4)
+    alive = [n for n in sim.nodes if n.alive]
+    run_to(sim, 40, max_time=4_000, nodes=alive)
+    sim.assert_agreement()
+    assert not [r for n in alive for r in n.rejected if "names proposer" in r
+                or "signature does not verify" in r]
