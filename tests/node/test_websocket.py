@@ -382,6 +382,9 @@ async def test_a_block_of_thousands_of_txs_is_bounded_and_a_reader_keeps_up(
         try:
             await stalled.subscribe("txs")
             stalled_conn = net.connection_added(before)
+            # The bytes of answers queued may pass the limit by one answer (the one that
+            # crossed it): a genesis answer, the whole genesis document.
+            one_answer = len(json.dumps(await net.client.call("genesis"))) + 1_000
             # Answers it does not read fill its socket buffers first (~6 MB).
             for n in range(1, 61):
                 await stalled.send(request(n, "genesis"))
@@ -396,7 +399,7 @@ async def test_a_block_of_thousands_of_txs_is_bounded_and_a_reader_keeps_up(
                     if conn.pending > queue + biggest:
                         over.append(f"{conn.pending} notifications at height "
                                     f"{event.block.height}")
-                    if conn.answer_bytes > ANSWER_BYTES_AHEAD + 100_000:
+                    if conn.answer_bytes > ANSWER_BYTES_AHEAD + one_answer:
                         over.append(f"{conn.answer_bytes} bytes of answers")
 
             stop = net.node.events.listen(BlockCommitted, check)
