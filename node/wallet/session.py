@@ -575,10 +575,12 @@ def open_session(*, node: str | None, home: str | None, keystore: str | None,
     """The session a command runs in (see the module's docstring for what is found
     where)."""
     here = cwd or Path.cwd()
-    localnet = find_localnet(here)
-    if localnet is None and home and (Path(home).expanduser() / "localnet.json").is_file():
-        # --home names a localnet's home (its own hint for the operator commands)
-        localnet = Path(home).expanduser()
+    if home and (Path(home).expanduser() / "localnet.json").is_file():
+        # --home names a localnet's home (its own hint for the operator commands): it
+        # wins over one found in the current directory
+        localnet: Path | None = Path(home).expanduser()
+    else:
+        localnet = find_localnet(here)
     url = node or os.environ.get("AGORA_NODE")
     if not url and localnet is not None:
         try:

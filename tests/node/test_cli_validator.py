@@ -98,6 +98,19 @@ def test_a_localnet_home_is_found_by_home_alone(agora: Agora) -> None:
     assert "5 validators" in result.stdout
 
 
+def test_an_explicit_localnet_home_wins_over_one_in_the_working_directory(
+        agora: Agora, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An old, stopped localnet in ./localnet was asked instead of the --home given."""
+    stale = tmp_path / "localnet"
+    stale.mkdir()
+    (stale / "localnet.json").write_text(json.dumps(
+        {"nodes": [{"index": 0, "rpc": "http://127.0.0.1:9"}]}))
+    monkeypatch.chdir(tmp_path)
+    result = agora.runner.invoke(main, ["validator", "list", "--home", str(agora.net.home)])
+    assert result.exit_code == 0, result.output
+    assert "5 validators" in result.stdout
+
+
 def test_refusals_are_one_sentence_and_nothing_is_sent(agora: Agora) -> None:
     before = agora.net.height
     said = agora.fails(1, "validator", "propose-add", "--from", "outsider", "--validator",
