@@ -118,7 +118,7 @@ def _new_validator(s: Session, text: str) -> tuple[bytes, str | None]:
         try:
             return bytes.fromhex(body), None
         except ValueError:
-            pass
+            pass  # 64 characters but not hex: perhaps a key name, tried below
     address = None
     if text.lower().startswith("agora1"):
         try:

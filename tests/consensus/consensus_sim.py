@@ -327,14 +327,18 @@ class Simulation:
     def heights(self, nodes: list[SimNode] | None = None) -> list[int]:
         return [len(n.app.blocks) for n in (nodes if nodes is not None else self.honest)]
 
-    def assert_agreement(self) -> None:
-        """No two honest nodes committed different blocks at any height, and every
-        certificate verifies."""
+    def assert_no_fork(self) -> None:
+        """No two honest nodes committed different blocks at any height."""
         chains = [n.app.blocks for n in self.honest]
         longest = max(chains, key=len)
         for blocks in chains:
             for mine, theirs in zip(blocks, longest, strict=False):
                 assert mine.hash == theirs.hash, f"fork at height {mine.height}"
+
+    def assert_agreement(self) -> None:
+        """No two honest nodes committed different blocks at any height, and every
+        certificate verifies."""
+        self.assert_no_fork()
         for node in self.honest:
             for block, cert in zip(node.app.blocks, node.app.certificates, strict=True):
                 cert.verify(CHAIN, self.validators, height=block.height, block_hash=block.hash)

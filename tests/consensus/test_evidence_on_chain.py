@@ -123,11 +123,7 @@ class ChainSim(Simulation):
                 self.reporters[node.index].report(action)
 
     def assert_agreement(self) -> None:
-        chains = [n.app.blocks for n in self.honest]
-        longest = max(chains, key=len)
-        for blocks in chains:
-            for mine, theirs in zip(blocks, longest, strict=False):
-                assert mine.hash == theirs.hash, f"fork at height {mine.height}"
+        self.assert_no_fork()
         for node in self.honest:
             ex = node.app.executor
             for block, cert in zip(node.app.blocks, node.app.certificates, strict=True):

@@ -280,11 +280,7 @@ class ScheduledSimulation(Simulation):
         set of its own height, the parent certificate it carries against its parent's
         height's set, its header names both sets and a proposer of its height's set;
         and nobody broadcast for a height whose set lacks its key."""
-        chains = [n.app.blocks for n in self.honest]
-        longest = max(chains, key=len)
-        for blocks in chains:
-            for mine, theirs in zip(blocks, longest, strict=False):
-                assert mine.hash == theirs.hash, f"fork at height {mine.height}"
+        self.assert_no_fork()
         for node in self.honest:
             for block, cert in zip(node.app.blocks, node.app.certificates, strict=True):
                 h, header = block.height, block.header
