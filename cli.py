@@ -261,6 +261,50 @@ def start(home: str) -> None:
     run_node(home)
 
 
+@main.command()
+@click.option("--home", required=True, type=click.Path(file_okay=False),
+              help="The light node's home: genesis.json, config.toml (optional), and "
+                   "data/ with the verified headers.")
+@click.option("--primary", metavar="URL", help="The full node to fetch headers and proofs "
+              "from [default: the home's config.toml light.primary].")
+@click.option("--witness", "witnesses", multiple=True, metavar="URL",
+              help="A full node to cross-check every new header with (repeatable).")
+@click.option("--rpc-listen", metavar="HOST:PORT",
+              help="Where to answer verified queries [default: 127.0.0.1:26670].")
+@click.option("--watch", multiple=True, metavar="ADDRESS",
+              help="A merchant whose open orders are printed as they change (repeatable).")
+@click.option("--genesis", "genesis_file", type=click.Path(dir_okay=False, exists=True),
+              help="The chain's genesis file, from a source you trust (copied into the "
+                   "home).")
+@click.option("--trust-height", type=click.IntRange(min=1), help="Start from this height "
+              "instead of the genesis (with --trust-hash).")
+@click.option("--trust-hash", metavar="HEX", help="The header hash of --trust-height, from a "
+              "source you trust.")
+@click.option("--trusting-period", metavar="PERIOD",
+              help="A trusted header older than this vouches for nothing: 7d, 36h "
+                   "[default: 7d].")
+@click.option("--sequential", is_flag=True, default=None,
+              help="Verify every height instead of skipping ahead.")
+def light(home: str, primary: str | None, witnesses: tuple[str, ...], rpc_listen: str | None,
+          watch: tuple[str, ...], genesis_file: str | None, trust_height: int | None,
+          trust_hash: str | None, trusting_period: str | None, sequential: bool | None) -> None:
+    """Run a light node: verify headers from a full node, cross-check them with
+    witnesses, and answer queries only with values proven against them.
+
+    \b
+        agora light --home ./light --genesis localnet/node0/genesis.json \\
+            --primary http://127.0.0.1:26601 --witness http://127.0.0.1:26603 \\
+            --watch merchant
+        agora --node http://127.0.0.1:26670 order show 12
+    """
+    from node.light.service import run_light
+
+    run_light(home, primary=primary, witnesses=witnesses, rpc_listen=rpc_listen,
+              watch=watch, trust_height=trust_height, trust_hash=trust_hash,
+              trusting_period=trusting_period, sequential=sequential,
+              genesis_file=genesis_file, out=click.echo)
+
+
 @main.group(invoke_without_command=True)
 @click.option("--validators", type=click.IntRange(1, 64), default=None,
               help="Validators of a new localnet [default: 4; an existing one keeps its "

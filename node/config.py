@@ -4,7 +4,7 @@ naming the key (``p2p.max_inbound: ...``), never halfway through running.
 
 Sections: ``[node]`` (mode, moniker), ``[p2p]``, ``[rpc]`` (with its WebSocket
 limits), ``[consensus]`` (timeouts, block interval, empty blocks), ``[mempool]``,
-``[metrics]``, ``[log]``, ``[storage]``. Every key has a default, so an empty file is
+``[metrics]``, ``[log]``, ``[storage]``, ``[light]``. Every key has a default, so an empty file is
 a valid (full-node) config; the ``[p2p]`` defaults are the network's own
 (:class:`p2p.peers.P2PSettings`), and :meth:`P2PSection.settings` maps the section onto
 them.
@@ -54,7 +54,7 @@ Millis = Annotated[StrictInt, Field(gt=0, le=3_600_000)]
 
 
 class NodeSection(_Section):
-    mode: Literal["validator", "full"] = "full"
+    mode: Literal["validator", "full", "light"] = "full"
     moniker: Annotated[StrictStr, Field(max_length=64)] = ""
 
 
@@ -205,6 +205,34 @@ class StorageSection(_Section):
     history: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = 100
 
 
+class LightSection(_Section):
+    """A light node (``mode = "light"``, or ``agora light``): the full nodes it asks
+    and where it answers. Every answer it gives is proven; these say whom to ask."""
+
+    #: The full node headers and proofs are fetched from (its JSON-RPC URL).
+    primary: StrictStr = ""
+    #: Full nodes each new header is cross-checked with.
+    witnesses: list[Annotated[StrictStr, Field(min_length=1, max_length=300)]] = []
+    #: Where the light node's own JSON-RPC and WebSocket listen.
+    rpc_listen: HostPort = "127.0.0.1:26670"
+    #: Start from this height and header hash instead of the genesis (0: genesis).
+    trust_height: Annotated[StrictInt, Field(ge=0, lt=1 << 63)] = 0
+    trust_hash: Annotated[StrictStr, Field(pattern="^([0-9a-f]{64})?$")] = ""
+    #: A trusted header older than this vouches for nothing (default: 7 days).
+    trusting_period_ms: Annotated[StrictInt, Field(ge=60_000, le=365 * 86_400_000)] = \
+        7 * 86_400_000
+    #: Verify every height instead of skipping ahead where a trusted set allows it.
+    sequential: StrictBool = False
+    #: Newest verified headers kept on disk.
+    keep_headers: Annotated[StrictInt, Field(ge=2, le=10_000_000)] = 10_000
+    #: How often the primary is asked for a new head.
+    poll_interval_ms: Annotated[StrictInt, Field(ge=50, le=600_000)] = 500
+    #: Merchants whose open orders are printed as they change.
+    watch: list[Annotated[StrictStr, Field(min_length=1, max_length=90)]] = []
+
+    _listen = field_validator("rpc_listen")(_host_port)
+
+
 class Config(_Section):
     node: NodeSection = NodeSection()
     p2p: P2PSection = P2PSection()
@@ -214,6 +242,7 @@ class Config(_Section):
     metrics: MetricsSection = MetricsSection()
     log: LogSection = LogSection()
     storage: StorageSection = StorageSection()
+    light: LightSection = LightSection()
 
     @model_validator(mode="after")
     def _metrics_somewhere(self) -> Config:

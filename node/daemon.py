@@ -565,6 +565,10 @@ def run_node(home_path: Path | str) -> None:
     stderr and exit code 1."""
     home = Home(home_path)
     try:
+        if home.exists() and home.config().node.mode == "light":
+            from .light.service import run_light
+            run_light(home.path)
+            return
         _run_node(home)
     except (HomeError, WrongStore) as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -12,7 +12,6 @@ where it answered something that cannot be what it claims, a liar
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -79,7 +78,7 @@ class Provider:
                 if len(data) > MAX_ANSWER_BYTES:
                     raise Unreachable(f"{self.url} sent an answer over "
                                       f"{MAX_ANSWER_BYTES >> 20} MiB")
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise Unreachable(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
         try:
             return json.loads(data)

@@ -99,7 +99,7 @@ class LightStore:
             return
         meta = self.meta()
         root = meta[2] if meta is not None else -1
-        doomed = []
+        doomed: list[bytes] = []
         for key, _ in self.kv.iterate(_HEADER):
             if len(doomed) >= excess:
                 break

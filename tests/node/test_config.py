@@ -21,7 +21,8 @@ from node.config import (
 )
 from p2p.peers import P2PSettings
 
-SECTIONS = ["node", "p2p", "rpc", "consensus", "mempool", "metrics", "log", "storage"]
+# DESIGN.md's sections, and [light] (issue 17: a light node's primary, witnesses, trust)
+SECTIONS = ["node", "p2p", "rpc", "consensus", "mempool", "metrics", "log", "storage", "light"]
 PEER_ID = "ab" * 20
 
 

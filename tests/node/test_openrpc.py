@@ -250,6 +250,7 @@ async def test_the_node_serves_the_document_and_its_answers_match_it(tmp_path: P
             ("validators", {}), ("validators", {"height": height}), ("mempool_status", {}),
             ("block", {}), ("block", {"height": height}), ("block_by_hash", {"hash": block["hash"]}),
             ("header", {"height": height}), ("commit", {"height": height}),
+            ("block_results", {"height": height}),
             ("tx", {"hash": tx.hash.hex()}), ("tx", {"hash": "0x" + tx.hash.hex(), "prove": True}),
             ("account", {"address": alice}), ("account", {"address": BOB.address.hex(), "height": 0}),
             ("account_history", {"address": alice, "limit": 1}),

@@ -7,7 +7,7 @@ in its topic's module and is found here by :func:`method_table`, which both the 
 module         methods
 =============  =====================================================================
 info           status, health, net_info, genesis, validators, mempool_status
-blocks         block, block_by_hash, header, commit
+blocks         block, block_by_hash, header, commit, block_results
 txs            tx, broadcast_tx_async, broadcast_tx_sync, broadcast_tx_commit,
                broadcast_txs
 state          account, account_history, token_balance, call, contracts

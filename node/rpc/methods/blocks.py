@@ -1,15 +1,17 @@
 """Blocks, headers and commit certificates: ``block``, ``block_by_hash``, ``header``,
-``commit``."""
+``commit``, ``block_results``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from chain.block import Block
 
 from ..context import RPCContext
 from ..protocol import Params, rpc_method
-from ..views import BlockView, CommitView, HeaderView, block_json
+from ..views import BlockView, CommitView, HeaderView, Hex, View, block_json
 from .common import BlockHeight, Hash, answering
 
 
@@ -54,3 +56,23 @@ async def commit(ctx: RPCContext, p: HeightParams) -> CommitView:
     block final (what a light node checks)."""
     with answering():
         return CommitView.of(ctx.chain.commit(p.height))
+
+
+class BlockResultsView(View):
+    height: int
+    hash: Hex
+    txs: list[Hex] = Field(description="The block's transactions, canonical bytes, in order.")
+    receipts: list[Hex] = Field(description="Their receipts, canonical bytes, in order.")
+
+
+@rpc_method("block_results", HeightParams, BlockResultsView)
+async def block_results(ctx: RPCContext, p: HeightParams) -> BlockResultsView:
+    """A committed block's transactions and receipts as canonical bytes (the latest
+    when no height is given): what a light node checks against the header's
+    ``tx_root`` and ``receipts_root`` before it tells its subscribers of them."""
+    with answering():
+        found = ctx.chain.block(p.height)
+        receipts = ctx.chain.receipts(found.height)
+    return BlockResultsView(height=found.height, hash=found.hash.hex(),
+                            txs=[t.encode().hex() for t in found.txs],
+                            receipts=[r.encode().hex() for r in receipts])
