@@ -74,10 +74,18 @@ class Provider:
             async with self._session.post(self.url, json=body, timeout=self.timeout) as resp:
                 if resp.status != 200:
                     raise Unreachable(f"{self.url} answered HTTP {resp.status}")
-                data = await resp.content.read(MAX_ANSWER_BYTES + 1)
-                if len(data) > MAX_ANSWER_BYTES:
+                if (resp.content_length or 0) > MAX_ANSWER_BYTES:
                     raise Unreachable(f"{self.url} sent an answer over "
                                       f"{MAX_ANSWER_BYTES >> 20} MiB")
+                chunks: list[bytes] = []
+                total = 0
+                async for chunk in resp.content.iter_chunked(1 << 16):
+                    total += len(chunk)
+                    if total > MAX_ANSWER_BYTES:
+                        raise Unreachable(f"{self.url} sent an answer over "
+                                          f"{MAX_ANSWER_BYTES >> 20} MiB")
+                    chunks.append(chunk)
+                data = b"".join(chunks)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise Unreachable(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
         try:

@@ -237,12 +237,15 @@ async def serve(genesis: Genesis, home: Path, settings: LightSettings,
 
 
 def parse_period(text: str) -> int:
-    """``7d``, ``36h``, ``90m`` -> milliseconds (ValueError with a sentence)."""
-    units = {"d": 86_400_000, "h": 3_600_000, "m": 60_000}
+    """``7d``, ``36h``, ``90m``, ``30s`` -> milliseconds (ValueError with a sentence)."""
+    units = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000}
     text = text.strip().lower()
     if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
         raise ValueError(f"{text!r} is not a period: write it as 7d, 36h or 90m")
-    return int(text[:-1]) * units[text[-1]]
+    ms = int(text[:-1]) * units[text[-1]]
+    if not 1_000 <= ms <= 365 * 86_400_000:
+        raise ValueError(f"a trusting period of {text} is outside 1s..365d")
+    return ms
 
 
 def run_light(home_path: Path | str, *, primary: str | None = None,

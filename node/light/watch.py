@@ -16,8 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from chain.address import address_to_text
+from chain.system import COIN_DECIMALS, COIN_SYMBOL
 
 from ..rpc.client import RPCFailed
+from ..wallet.amounts import format_amount
 from ..wallet.explain import ENDED, next_steps, state_sentence
 from . import methods
 from .errors import LightError
@@ -92,6 +94,7 @@ def line(view: dict[str, Any], now_ms: int) -> str:
     text = state_sentence(oid, view, now_ms)
     steps = [s for s in next_steps(oid, view, now_ms)
              if s.startswith(("merchant", "anyone", "the buyer"))]
-    paid = view["order"]["paid"]
-    head = f"[verified] {text} Paid {paid} ({'tokens' if view['order']['in_tokens'] else 'coin'})."
+    paid = format_amount(int(view["order"]["paid"]), COIN_DECIMALS)
+    head = (f"[verified] {text} Paid {paid} "
+            f"{'in reward tokens' if view['order']['in_tokens'] else COIN_SYMBOL}.")
     return head + (" Next: " + "; ".join(steps) + "." if steps else "")
