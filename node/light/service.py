@@ -128,10 +128,12 @@ class LightNode:
         while True:
             try:
                 head = await self.client.sync()
-                if head is not None:
-                    await self._tell(head)
-                    if self.watcher is not None:
-                        await self.watcher.refresh()
+                latest = self.client.latest
+                if latest is not None and self._told < latest.height:
+                    # also after a failed telling: the heights not told are told now
+                    await self._tell(latest)
+                if head is not None and self.watcher is not None:
+                    await self.watcher.refresh()
                 last_problem = ""
             except NoHonestNode as exc:
                 if str(exc) != last_problem:

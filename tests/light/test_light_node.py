@@ -378,3 +378,66 @@ async def test_every_node_lying_means_a_clear_refusal(market: Market) -> None:
             await lc.account(BUYER_1.address)
         assert "caught lying" in str(info.value)
         assert json.dumps(await lc.call("light_status")).count(proxy.url) >= 2
+
+
+async def test_subscribers_get_verified_headers_and_proven_events(market: Market) -> None:
+    async with light(market, market.net.url) as (node, lc), aiohttp.ClientSession() as http:
+        ws_url = f"http://{node.settings.rpc_listen}/websocket"
+        async with http.ws_connect(ws_url) as ws:
+            await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
+                                "params": {"kind": "blocks"}})
+            await ws.send_json({"jsonrpc": "2.0", "id": 2, "method": "subscribe",
+                                "params": {"kind": "events", "contract": "token",
+                                           "event": "Approval"}})
+            ids = {}
+            while len(ids) < 2:
+                msg = await asyncio.wait_for(ws.receive_json(), WAIT)
+                if "id" in msg:
+                    ids[msg["id"]] = msg["result"]["subscription"]
+            answer = await market.net.commit(market.calls(BUYER_2, "token", "approve",
+                                                          MERCHANT.address, 4242))
+            headers, events = [], []
+            async with asyncio.timeout(WAIT):
+                while not events or not headers or headers[-1]["height"] < answer["height"]:
+                    msg = await ws.receive_json()
+                    if msg.get("method") != "subscription":
+                        continue
+                    result = msg["params"]["result"]
+                    (headers if msg["params"]["subscription"] == ids[1] else events).append(
+                        result)
+            heights = [h["height"] for h in headers]
+            assert heights == list(range(heights[0], heights[-1] + 1))  # none skipped
+            for h in headers[-3:]:
+                assert h == await market.client.header(h["height"])
+            assert events[-1]["fields"]["amount"] == "4242"
+            assert events[-1]["tx_hash"] == answer["hash"]
+
+
+async def test_subscribers_are_not_told_a_forged_block(market: Market) -> None:
+    def forge(q: dict[str, Any], a: dict[str, Any]) -> dict[str, Any] | None:
+        if q.get("method") == "block_results" and "result" in a and a["result"]["receipts"]:
+            return {**a, "result": {**a["result"], "receipts": [
+                _flip(r) for r in a["result"]["receipts"]]}}
+        return None
+
+    async with Proxy(market.net.url, forge) as proxy, \
+            light(market, proxy.url, [market.net.url]) as (node, lc), \
+            aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"http://{node.settings.rpc_listen}/websocket") as ws:
+            await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
+                                "params": {"kind": "events", "contract": "token"}})
+            sub = (await asyncio.wait_for(ws.receive_json(), WAIT))["result"]["subscription"]
+            answer = await market.net.commit(market.calls(BUYER_2, "token", "approve",
+                                                          MERCHANT.address, 4343))
+            async with asyncio.timeout(WAIT):
+                while True:
+                    msg = await ws.receive_json()
+                    if msg.get("params", {}).get("subscription") == sub:
+                        event = msg["params"]["result"]
+                        if event["tx_hash"] == answer["hash"]:
+                            break
+            # told only once the honest node proved it, and the liar is out
+            assert event["fields"]["amount"] == "4343"
+            status = await lc.call("light_status")
+            assert [r["node"] for r in status["caught"]] == [proxy.url]
+            assert status["caught"][0]["what"] == "invalid block"
