@@ -285,9 +285,14 @@ def start(home: str) -> None:
                    "[default: 7d].")
 @click.option("--sequential", is_flag=True, default=None,
               help="Verify every height instead of skipping ahead.")
+@click.option("--report-key", type=click.Path(dir_okay=False, exists=True),
+              help="A key file whose funded account signs the evidence of a fork found "
+                   "(e.g. localnet/keys/arbiter.json); without one, evidence is shown in "
+                   "light_status, not submitted.")
 def light(home: str, primary: str | None, witnesses: tuple[str, ...], rpc_listen: str | None,
           watch: tuple[str, ...], genesis_file: str | None, trust_height: int | None,
-          trust_hash: str | None, trusting_period: str | None, sequential: bool | None) -> None:
+          trust_hash: str | None, trusting_period: str | None, sequential: bool | None,
+          report_key: str | None) -> None:
     """Run a light node: verify headers from a full node, cross-check them with
     witnesses, and answer queries only with values proven against them.
 
@@ -302,7 +307,7 @@ def light(home: str, primary: str | None, witnesses: tuple[str, ...], rpc_listen
     run_light(home, primary=primary, witnesses=witnesses, rpc_listen=rpc_listen,
               watch=watch, trust_height=trust_height, trust_hash=trust_hash,
               trusting_period=trusting_period, sequential=sequential,
-              genesis_file=genesis_file, out=click.echo)
+              genesis_file=genesis_file, report_key=report_key, out=click.echo)
 
 
 @main.group(invoke_without_command=True)

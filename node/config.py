@@ -229,6 +229,9 @@ class LightSection(_Section):
     poll_interval_ms: Annotated[StrictInt, Field(ge=50, le=600_000)] = 500
     #: Merchants whose open orders are printed as they change.
     watch: list[Annotated[StrictStr, Field(min_length=1, max_length=90)]] = []
+    #: A key file (unencrypted, as localnet's keys/) whose funded account signs the
+    #: evidence of a fork this light node finds; empty: evidence is shown, not sent.
+    report_key: StrictStr = ""
 
     _listen = field_validator("rpc_listen")(_host_port)
 

@@ -23,13 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chain.address import address_to_text
 from chain.block import Block, Receipt, receipts_root, tx_root
 from chain.errors import DecodeError
+from chain.evidence import DoubleSign
 from chain.genesis import Genesis
+from chain.keys import PrivateKey
 from chain.tx import Transaction
 from storage.kv import KVStore, LevelDBKV
 
 from ..events import EventBus
+from ..evidence import EVIDENCE_GAS_LIMIT, evidence_tx
 from ..rpc.client import RPCFailed
 from ..rpc.protocol import Dispatcher, collect
 from ..rpc.server import RPCServer, ServerSettings
@@ -45,6 +49,8 @@ log = logging.getLogger("agora.light")
 
 #: Heights filled in for subscribers at most per new head (beyond: they get the head).
 MAX_FILL = 1_000
+#: Evidence transactions sent for one fork (one per double signer).
+MAX_EVIDENCE_TXS = 64
 
 
 @dataclass
@@ -59,6 +65,9 @@ class LightSettings:
     poll_interval_ms: int = 500
     watch: list[bytes] = field(default_factory=list)
     moniker: str = "light"
+    #: Signs the evidence of a fork the light node finds (a funded account's key);
+    #: without one the evidence is shown in light_status and the log, not submitted.
+    report_key: PrivateKey | None = None
 
 
 def subscription_methods() -> dict[str, Any]:
@@ -81,7 +90,8 @@ class LightNode:
         witnesses = [Provider(u) for u in settings.witnesses]
         kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
         self.client = LightClient(genesis, self.store, primary, witnesses,
-                                  options=settings.options, **kwargs)
+                                  options=settings.options, report_evidence=self._report,
+                                  **kwargs)
         self.ctx = methods.LightContext(self.client, settings.moniker)
         self.events = EventBus()
         self.hub = Hub(self.events, self.ctx.chain)
@@ -144,6 +154,30 @@ class LightNode:
                     log.warning("light sync: %s", exc)
                     last_problem = str(exc)
             await asyncio.sleep(interval)
+
+    # ------------------------------------------------------------ evidence
+
+    async def _report(self, evidence: list[DoubleSign], honest: Provider) -> None:
+        """Submit fork evidence to the node that stood by the honest chain, one
+        transaction per double signer, signed with the report key."""
+        key = self.settings.report_key
+        if key is None:
+            log.warning("%d piece(s) of double-sign evidence found and not submitted (no "
+                        "report key: --report-key FILE); they are in light_status",
+                        len(evidence))
+            return
+        account = await honest.call("account", address=address_to_text(key.address))
+        nonce = int(account["pending_nonce"])
+        params = self.client.genesis.consensus
+        for record in evidence[:MAX_EVIDENCE_TXS]:
+            tx = evidence_tx(key, self.client.chain_id, nonce, record,
+                             gas_price=params.min_gas_price,
+                             gas_limit=min(EVIDENCE_GAS_LIMIT, params.max_block_gas))
+            await honest.call("broadcast_tx_sync", tx=tx.encode().hex())
+            log.warning("submitted evidence that %s signed two blocks at height %d to %s "
+                        "(tx %s)", address_to_text(record.validator), record.height,
+                        honest.url, tx.hash.hex())
+            nonce += 1
 
     # ------------------------------------------------------------ subscribers
 
@@ -255,6 +289,7 @@ def run_light(home_path: Path | str, *, primary: str | None = None,
               watch: tuple[str, ...] = (), trust_height: int | None = None,
               trust_hash: str | None = None, trusting_period: str | None = None,
               sequential: bool | None = None, genesis_file: str | None = None,
+              report_key: str | None = None,
               out: Callable[[str], None] = print) -> None:
     """``agora light`` (and ``agora start`` of a home whose mode is light): settings
     from HOME/config.toml's ``[light]`` (if there is one), the command line's over
@@ -298,6 +333,14 @@ def run_light(home_path: Path | str, *, primary: str | None = None,
         if hash_bytes is not None and len(hash_bytes) != 32:
             raise SystemExit("error: --trust-hash is 64 hex digits")
         watched = [address_from_text(a) for a in (watch or tuple(section.watch))]
+        key_file = report_key or section.report_key
+        reporter = None
+        if key_file:
+            from ..home import HomeError, read_key
+            try:
+                reporter = read_key(Path(key_file))
+            except HomeError as exc:
+                raise SystemExit(f"error: --report-key: {exc}") from None
         settings = LightSettings(
             primary=primary, witnesses=list(witnesses or section.witnesses),
             rpc_listen=rpc_listen or section.rpc_listen, trust_height=height,
@@ -305,7 +348,7 @@ def run_light(home_path: Path | str, *, primary: str | None = None,
             options=Options(trusting_period_ms=period,
                             sequential=section.sequential if sequential is None else sequential),
             keep_headers=section.keep_headers, poll_interval_ms=section.poll_interval_ms,
-            watch=watched, moniker="light")
+            watch=watched, moniker="light", report_key=reporter)
     except (ConfigError, InvalidGenesis, ValueError, InvalidAddress, OSError) as exc:
         raise SystemExit(f"error: {exc}") from None
     logging.basicConfig(level=logging.INFO,

@@ -85,12 +85,13 @@ class Proxy:
 
 
 @asynccontextmanager
-async def light(market: Market, primary: str, witnesses: list[str] = ()
+async def light(market: Market, primary: str, witnesses: list[str] = (),
+                report_key: PrivateKey | None = None
                 ) -> AsyncIterator[tuple[LightNode, RPCClient]]:
     port = free_base_port(1)
     settings = LightSettings(primary=primary, witnesses=list(witnesses),
                              rpc_listen=f"127.0.0.1:{port}", poll_interval_ms=100,
-                             options=Options(stale_after_ms=500))
+                             options=Options(stale_after_ms=500), report_key=report_key)
     genesis = market.net.node.executor.genesis  # the test trusts the node it started
     node = LightNode(genesis, MemoryKV(), settings)
     await node.start()
@@ -441,3 +442,55 @@ async def test_subscribers_are_not_told_a_forged_block(market: Market) -> None:
             status = await lc.call("light_status")
             assert [r["node"] for r in status["caught"]] == [proxy.url]
             assert status["caught"][0]["what"] == "invalid block"
+
+
+async def test_a_fork_signed_by_the_validators_is_reported_on_chain(market: Market) -> None:
+    """The primary serves a header the (single) validator really signed twice: both it
+    and the witness's verify, so the light node turns the two certificates into
+    DoubleSign evidence, submits it to the witness with its report key, the chain
+    records it, and the primary (standing alone) is dropped."""
+    import dataclasses
+
+    from chain.block import CommitCertificate, CommitSig, Vote, VoteKind
+    validator = market.net.node.validator_key
+    assert validator is not None
+    forged_at: dict[str, Any] = {}
+
+    def fork(q: dict[str, Any], a: dict[str, Any]) -> dict[str, Any] | None:
+        if "result" not in a or q.get("method") not in ("header", "commit"):
+            return None
+        height = q["params"].get("height")
+        if q["method"] == "header":
+            h = Header.decode(bytes.fromhex(a["result"]["raw"]))
+            f = dataclasses.replace(h, state_root=b"\x44" * 32)
+            forged_at[f.height] = f
+            return {**a, "result": {**a["result"], "raw": f.encode().hex(),
+                                    "hash": f.hash.hex()}}
+        f = forged_at.get(height)
+        if f is None:
+            return None
+        c = CommitCertificate.decode(bytes.fromhex(a["result"]["raw"]))
+        v = Vote.create(validator, CHAIN, VoteKind.COMMIT, c.height, c.view, f.hash)
+        signed = CommitCertificate(c.height, c.view, f.hash,
+                                   (CommitSig(v.validator, v.signature),))
+        return {**a, "result": {**a["result"], "raw": signed.encode().hex(),
+                                "block_hash": f.hash.hex()}}
+
+    reporter = __import__("rpc_helpers").BUYER_3
+    async with Proxy(market.net.url, fork) as proxy, \
+            light(market, proxy.url, [market.net.url], report_key=reporter) as (node, lc):
+        status = await lc.call("light_status")
+        report = next(r for r in status["caught"] if r["node"] == proxy.url)
+        assert report["what"] == "conflicting header" and len(report["evidence"]) == 1
+        assert report["evidence"][0]["validator"] == validator.address.hex()
+        assert status["primary"] == market.net.url
+
+        async def recorded() -> list[Any]:
+            return (await market.client.evidence())["items"]
+        async with asyncio.timeout(WAIT):
+            while not await recorded():
+                await asyncio.sleep(0.05)
+        item = (await recorded())[0]
+        assert item["signed_height"] == report["evidence"][0]["height"]
+    # the reporter spent a nonce outside the module's Calls
+    market.calls.nonces[reporter.address] = market.calls.nonces.get(reporter.address, 0) + 1
