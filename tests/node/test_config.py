@@ -194,4 +194,6 @@ def test_a_missing_file_is_refused_with_a_readable_message(tmp_path: Path) -> No
                          ids=lambda p: p.name)
 def test_the_example_configs_load(path: Path) -> None:
     config = Config.load(path)
-    assert config.node.mode in ("validator", "full")
+    assert config.node.mode in ("validator", "full", "light")
+    if config.node.mode == "light":
+        assert config.light.primary.startswith("http://")
