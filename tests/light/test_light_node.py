@@ -423,25 +423,25 @@ async def test_subscribers_are_not_told_a_forged_block(market: Market) -> None:
 
     async with Proxy(market.net.url, forge) as proxy, \
             light(market, proxy.url, [market.net.url]) as (node, lc), \
-            aiohttp.ClientSession() as http:
-        async with http.ws_connect(f"http://{node.settings.rpc_listen}/websocket") as ws:
-            await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
-                                "params": {"kind": "events", "contract": "token"}})
-            sub = (await asyncio.wait_for(ws.receive_json(), WAIT))["result"]["subscription"]
-            answer = await market.net.commit(market.calls(BUYER_2, "token", "approve",
-                                                          MERCHANT.address, 4343))
-            async with asyncio.timeout(WAIT):
-                while True:
-                    msg = await ws.receive_json()
-                    if msg.get("params", {}).get("subscription") == sub:
-                        event = msg["params"]["result"]
-                        if event["tx_hash"] == answer["hash"]:
-                            break
-            # told only once the honest node proved it, and the liar is out
-            assert event["fields"]["amount"] == "4343"
-            status = await lc.call("light_status")
-            assert [r["node"] for r in status["caught"]] == [proxy.url]
-            assert status["caught"][0]["what"] == "invalid block"
+            aiohttp.ClientSession() as http, \
+            http.ws_connect(f"http://{node.settings.rpc_listen}/websocket") as ws:
+        await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
+                            "params": {"kind": "events", "contract": "token"}})
+        sub = (await asyncio.wait_for(ws.receive_json(), WAIT))["result"]["subscription"]
+        answer = await market.net.commit(market.calls(BUYER_2, "token", "approve",
+                                                      MERCHANT.address, 4343))
+        async with asyncio.timeout(WAIT):
+            while True:
+                msg = await ws.receive_json()
+                if msg.get("params", {}).get("subscription") == sub:
+                    event = msg["params"]["result"]
+                    if event["tx_hash"] == answer["hash"]:
+                        break
+        # told only once the honest node proved it, and the liar is out
+        assert event["fields"]["amount"] == "4343"
+        status = await lc.call("light_status")
+        assert [r["node"] for r in status["caught"]] == [proxy.url]
+        assert status["caught"][0]["what"] == "invalid block"
 
 
 async def test_a_fork_signed_by_the_validators_is_reported_on_chain(market: Market) -> None:
