@@ -110,6 +110,11 @@ class LightClient:
         self.clock = clock
         self.report_evidence = report_evidence
         self.reports: list[Report] = []
+        #: Nodes caught and dropped (closed when the light node stops).
+        self.dropped: list[Provider] = []
+        #: Set when two chains both verify and no majority of the nodes tells them
+        #: apart: the light node stops following (CometBFT halts too).
+        self.halted: str = ""
         self.root: Trusted | None = None
         self.latest: LightBlock | None = None
         #: Listeners told of each newly verified head (subscriptions, the watcher).
@@ -184,8 +189,11 @@ class LightClient:
 
     def caught(self, node: Provider, what: str, detail: str, height: int | None = None,
                evidence: list[DoubleSign] | None = None) -> Report:
-        """Record a liar, drop it, and promote a witness if it was the primary."""
+        """Record a liar, drop it, and promote a witness if it was the primary. A node
+        already dropped (caught by another request meanwhile) is not reported again."""
         role = "primary" if node is self.primary else "witness"
+        if node is not self.primary and node not in self.witnesses:
+            return Report(node.url, "dropped", what, detail, height, self.clock())
         report = Report(node.url, role, what, detail, height, self.clock(),
                         list(evidence or []))
         self.reports.append(report)
@@ -197,7 +205,18 @@ class LightClient:
                 log.warning("%s is the primary now", self.primary.url)
         elif node in self.witnesses:
             self.witnesses.remove(node)
+        self.dropped.append(node)
         return report
+
+    def demote(self, node: Provider, why: str) -> None:
+        """A primary that did not answer (down, too slow) goes to the end of the
+        witnesses and the first witness asks instead: not an accusation."""
+        if node is not self.primary or not self.witnesses:
+            return
+        log.warning("primary %s %s; %s is the primary now", node.url, why,
+                    self.witnesses[0].url)
+        self.primary = self.witnesses.pop(0)
+        self.witnesses.append(node)
 
     def need_primary(self) -> Provider:
         if self.primary is None:
@@ -213,7 +232,8 @@ class LightClient:
             try:
                 return await ask(primary)
             except (InvalidLightBlock, BadProof) as exc:
-                self.caught(primary, "invalid answer", str(exc))
+                if primary is self.primary:
+                    self.caught(primary, "invalid answer", str(exc))
 
     # ------------------------------------------------------------ verification
 
@@ -306,27 +326,29 @@ class LightClient:
         """Verify the primary's newest header, cross-check it with the witnesses and
         keep it. Returns the new head (None: nothing new). A primary caught lying is
         replaced and the next one asked."""
+        if self.halted:
+            raise LightError(self.halted)
         while True:
             primary = self.need_primary()
             try:
                 return await self._sync_from(primary)
             except (InvalidLightBlock, BadProof) as exc:
-                self.caught(primary, "invalid header", str(exc))
+                if primary is self.primary:
+                    self.caught(primary, "invalid header", str(exc))
             except Unreachable as exc:
                 self.last_error = str(exc)
                 await self._check_stale(primary, None)
                 if primary is self.primary:
+                    self.demote(primary, "did not answer")
                     raise
 
     async def _sync_from(self, primary: Provider) -> LightBlock | None:
         trusted = self.trusted()
         height = await primary.latest_height()
         if height <= trusted.height:
-            if height < trusted.height - 1:
-                # It claims less than it has shown us: withholding, or it lost data.
-                await self._check_stale(primary, height)
-            else:
-                await self._check_stale(primary, height)
+            # Nothing new (or less than it has shown us): behind a witness for long,
+            # it is withholding or stuck.
+            await self._check_stale(primary, height)
             return None
         try:
             target = await primary.light_block(height)
@@ -410,29 +432,48 @@ class LightClient:
             conflicts.append((w, theirs))
         if not conflicts:
             return True
-        # Both sides verify: validators signed two headers for one height.
+        # Both sides verify: validators signed two headers for one height. The side
+        # more nodes stand by is taken; evidence goes to a node on that side.
         evidence = double_signs(head, conflicts[0][1])
         log.error("FORK at height %d: %s and %s both carry verifying certificates; %d "
                   "validator(s) signed both", head.height, head.hash.hex(),
                   conflicts[0][1].hash.hex(), len({e.validator for e in evidence}))
         primary = self.need_primary()
-        if self.report_evidence is not None and evidence:
-            try:
-                await self.report_evidence(evidence, conflicts[0][0])
-            except Exception as exc:  # noqa: BLE001 - reporting is best effort
-                log.warning("could not submit the evidence: %s", exc)
-        if agree >= len(conflicts):
+        primary_side = agree + 1
+        if primary_side == len(conflicts):
+            self.halted = (f"validators signed two chains at height {head.height} "
+                           f"({head.hash.hex()[:16]}… from {primary.url}, "
+                           f"{conflicts[0][1].hash.hex()[:16]}… from {conflicts[0][0].url}) "
+                           "and as many nodes stand by each: this light node stops following "
+                           "until its operator decides which nodes to trust")
+            self.reports.append(Report(primary.url, "primary", "fork", self.halted,
+                                       head.height, self.clock(), evidence))
+            log.error("%s", self.halted)
+            await self._report(evidence, [primary] + [w for w, _ in conflicts])
+            return False
+        if primary_side > len(conflicts):
             for w, theirs in conflicts:
                 self.caught(w, "conflicting header",
                             f"its header {head.height} ({theirs.hash.hex()[:16]}…) verifies but "
-                            f"conflicts with the one {agree + 1} node(s) stand by",
+                            f"conflicts with the one {primary_side} node(s) stand by",
                             head.height, evidence)
+            await self._report(evidence, [primary])
             return True
         self.caught(primary, "conflicting header",
                     f"its header {head.height} ({head.hash.hex()[:16]}…) verifies but "
                     f"conflicts with the one {len(conflicts)} witness(es) stand by",
                     head.height, evidence)
+        await self._report(evidence, [conflicts[0][0]])
         return False
+
+    async def _report(self, evidence: list[DoubleSign], to: list[Provider]) -> None:
+        if self.report_evidence is None or not evidence:
+            return
+        for node in to:
+            try:
+                await self.report_evidence(evidence, node)
+            except Exception as exc:  # noqa: BLE001 - reporting is best effort
+                log.warning("could not submit the evidence to %s: %s", node.url, exc)
 
     def status(self) -> dict[str, Any]:
         t = self.trusted()
@@ -445,7 +486,7 @@ class LightClient:
                 "headers_kept": len(self.store),
                 "sequential": self.options.sequential,
                 "trusting_period_ms": self.options.trusting_period_ms,
-                "last_error": self.last_error,
+                "last_error": self.last_error, "halted": self.halted,
                 "caught": [r.to_json() for r in self.reports]}
 
 

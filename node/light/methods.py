@@ -34,6 +34,7 @@ is proven, but that none is left out cannot be, except where the state counts th
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -104,33 +105,82 @@ class LightContext:
         return self.client.need_primary()
 
 
+#: The most one request may take, however slow the nodes asked.
+REQUEST_DEADLINE_S = 20.0
+#: Items of one list the primary names (per page; whole lists: MAX_PROVEN_ITEMS).
+MAX_PAGE_ITEMS = 200
+_PASSED_ON = {Codes.NOT_FOUND, Codes.TX_REJECTED, Codes.TIMEOUT}
+
+
 async def _answering(ctx: LightContext, work: Callable[[], Any]) -> Any:
     """Run ``work()``, turning the light node's refusals into JSON-RPC errors. An answer
     of the primary's that does not match its proof gets the primary caught and dropped,
-    and the question asked again of the next node."""
-    for _ in range(len(ctx.client.nodes()) + 1):
+    one that does not come (down, too slow) gets it demoted, and the question is asked
+    again of the next node. The whole request is bounded by REQUEST_DEADLINE_S."""
+    try:
+        async with asyncio.timeout(REQUEST_DEADLINE_S):
+            return await _attempts(ctx, work)
+    except TimeoutError:
+        primary = ctx.client.primary
+        if primary is not None:
+            ctx.client.demote(primary, f"took over {REQUEST_DEADLINE_S:.0f} s to answer")
+        raise RPCError(Codes.UNAVAILABLE, f"no answer within {REQUEST_DEADLINE_S:.0f} s: "
+                       "the nodes asked are too slow; try again") from None
+
+
+async def _attempts(ctx: LightContext, work: Callable[[], Any]) -> Any:
+    unreachable = 0
+    for _ in range(len(ctx.client.nodes()) + 2):
         primary = ctx.client.primary
         try:
             return await work()
         except (BadProof, InvalidLightBlock) as exc:
-            if primary is None or ctx.client.primary is not primary:
+            if primary is None:
                 raise cannot_answer(f"cannot prove this: {exc}") from None
-            ctx.client.caught(primary, "invalid answer", str(exc))
+            if ctx.client.primary is primary:
+                ctx.client.caught(primary, "invalid answer", str(exc))
+        except Unreachable as exc:
+            unreachable += 1
+            if primary is None or unreachable > 1 or not ctx.client.witnesses:
+                raise RPCError(Codes.UNAVAILABLE,
+                               f"the primary did not answer: {_short(str(exc))}") from None
+            ctx.client.demote(primary, "did not answer")
         except NoHonestNode as exc:
             raise RPCError(Codes.UNAVAILABLE, str(exc)) from None
         except CannotProve as exc:
-            raise cannot_answer(f"cannot prove this: {exc}") from None
-        except Unreachable as exc:
-            raise RPCError(Codes.UNAVAILABLE, f"the primary did not answer: {exc}") from None
+            raise cannot_answer(f"cannot prove this: {_short(str(exc))}") from None
         except RPCFailed as exc:
-            code = exc.code if isinstance(exc.code, int) else Codes.NOT_ANSWERABLE
-            raise RPCError(code, str(exc.message), exc.data) from None
+            # What the primary refused, in our words (its own text, cut short, beside).
+            said = _short(f"{exc.message}: {exc.data}" if exc.data else str(exc.message))
+            if exc.code in _PASSED_ON:
+                raise RPCError(exc.code, "Not found" if exc.code == Codes.NOT_FOUND
+                               else str(exc.message)[:80], f"the primary says: {said}") from None
+            raise cannot_answer(f"the primary could not answer ({said})") from None
         except NotFound as exc:
             raise not_found(str(exc)) from None
         except (ViewError, LightError) as exc:
-            raise cannot_answer(str(exc)) from None
-    raise RPCError(Codes.UNAVAILABLE, "every node given to this light node was caught lying: "
-                                      "give it honest ones (--primary, --witness)")
+            raise cannot_answer(_short(str(exc))) from None
+    raise RPCError(Codes.UNAVAILABLE, "every node given to this light node was caught lying "
+                                      "or did not answer: give it honest ones (--primary, "
+                                      "--witness)")
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+async def _at_least(ctx: LightContext, claimed: Any) -> LightBlock:
+    """The verified head, at least at the height the primary's answer was read at
+    (its index may be a block ahead of our head: catch up rather than accuse)."""
+    height = claimed.get("height") if isinstance(claimed, dict) else None
+    if not isinstance(height, int) or height < 0:
+        raise BadProof(f"{ctx.primary().url}'s answer does not say the height it was read at")
+    if height > ctx.client.height:
+        await ctx.client.sync()
+    if height > ctx.client.height:
+        raise CannotProve(f"the primary answered from height {height}; the light node has "
+                          f"verified up to {ctx.client.height} (try again in a moment)")
+    return ctx.proven.head()
 
 
 async def _ask_primary(ctx: LightContext, method: str, **params: Any) -> Any:
@@ -400,18 +450,40 @@ async def order(ctx: LightContext, p: C.OrderParams) -> C.OrderView:
         if p.history_after is not None:
             params["history_after"] = p.history_after
         claimed = await _ask_primary(ctx, "order", **params)
-        history = await _proven_events(ctx, _list(claimed, "history"))
-        for e in history:
-            if (e.fields or {}).get("order_id") not in (None, str(p.order_id)) \
-                    and e.name != "GroupChanged":
-                raise BadProof(f"{ctx.primary().url} put another order's event in the history "
-                               f"of order {p.order_id}")
+        items = _list(claimed, "history")
+        if len(items) > MAX_PAGE_ITEMS:
+            raise BadProof(f"{ctx.primary().url} sent {len(items)} history entries in a page")
+        history = await _proven_events(ctx, items)
+        _check_history(ctx, history, p.order_id, int(value["group"]))
         return C.OrderView(order_id=p.order_id,
                            state=ORDER_STATES.get(value["state"], "unknown"), order=record,
                            terms={k: record[k] for k in C.OrderTerms.model_fields},
                            history=history, history_next=claimed.get("history_next"),
                            height=block.height, raw=raw.hex())
     return await _answering(ctx, work)
+
+
+_ORDER_EVENTS = {"OrderPlaced", "OrderChanged", "Payout", "SettlementOffered"}
+
+
+def _check_history(ctx: LightContext, history: list[C.IndexedEventView], order_id: int,
+                   group_id: int) -> None:
+    """Every proven entry must be the escrow's event of this order (or of its group),
+    once, oldest first."""
+    escrow = address_to_text(ctx.chain.contract("escrow").address)
+    last: tuple[int, int, int] | None = None
+    for e in history:
+        fields = e.fields or {}
+        ours = (e.name in _ORDER_EVENTS and fields.get("order_id") == str(order_id)) or (
+            e.name == "GroupChanged" and group_id and fields.get("group_id") == str(group_id))
+        if e.contract != escrow or not ours:
+            raise BadProof(f"{ctx.primary().url} put an event that is not order {order_id}'s "
+                           f"({e.name} of transaction {e.tx_hash}) in its history")
+        pos = (e.height, e.tx_index, e.event_index)
+        if last is not None and pos <= last:
+            raise BadProof(f"{ctx.primary().url} repeated or reordered order {order_id}'s "
+                           "history")
+        last = pos
 
 
 def _list(claimed: Any, key: str) -> list[dict[str, Any]]:
@@ -458,31 +530,43 @@ def _uint_of(stored: bytes | None) -> int:
 
 @rpc_method("group", C.GroupParams, C.GroupView)
 async def group(ctx: LightContext, p: C.GroupParams) -> C.GroupView:
-    """A group deal, proven, and its members, each proven by the escrow's state."""
+    """A group deal, proven, and its members, each proven by its order's record (its
+    group and buyer) and, while in, the escrow's membership key."""
     async def work() -> C.GroupView:
-        block = ctx.proven.head()
-        [(value, raw)] = await _views(ctx, [("escrow", "group", _uint(p.group_id))], block)
-        if value["merchant"] == _NOBODY:
-            raise not_found(f"no group {p.group_id}")
         params: dict[str, Any] = {"group_id": p.group_id}
         if p.limit is not None:
             params["limit"] = p.limit
         if p.before is not None:
             params["before"] = p.before
-        claimed = await _ask_primary(ctx, "group", **params)
+        try:
+            claimed = await _ask_primary(ctx, "group", **params)
+        except RPCFailed as exc:
+            if exc.code != Codes.NOT_FOUND:
+                raise
+            claimed = {"members": [], "height": ctx.client.height}
+        block = await _at_least(ctx, claimed)
+        [(value, raw)] = await _views(ctx, [("escrow", "group", _uint(p.group_id))], block)
+        if value["merchant"] == _NOBODY:
+            raise not_found(f"no group {p.group_id}")
         items = _list(claimed, "members")
+        if len(items) > MAX_PAGE_ITEMS:
+            raise BadProof(f"{ctx.primary().url} sent {len(items)} members in a page")
         escrow = ctx.chain.contract("escrow").address
         try:
             pairs = [(int(m["order_id"]), address_from_text(m["buyer"])) for m in items]
         except (KeyError, TypeError, ValueError, InvalidAddress):
             raise BadProof(f"{ctx.primary().url} sent a malformed member") from None
+        if len({oid for oid, _ in pairs}) != len(pairs):
+            raise BadProof(f"{ctx.primary().url} listed a member of group {p.group_id} twice")
         member_keys = [STORAGE + escrow + name_key("members") + _id32(p.group_id) + buyer
                        for _, buyer in pairs]
         proven = await ctx.proven.values(member_keys, block)
-        states = await _order_states(ctx, [oid for oid, _ in pairs], block)
+        orders = await _order_views(ctx, [oid for oid, _ in pairs], block)
         members = []
-        for (oid, buyer), mk, state in zip(pairs, member_keys, states, strict=True):
-            if _uint_of(proven[mk]) != oid and state != "cancelled":
+        for (oid, buyer), mk, o in zip(pairs, member_keys, orders, strict=True):
+            state = ORDER_STATES.get(o["state"]) if o["state"] else None
+            if (o["group"] != p.group_id or o["buyer"] != buyer
+                    or (state != "cancelled" and _uint_of(proven[mk]) != oid)):
                 raise BadProof(f"{ctx.primary().url} named order {oid} of "
                                f"{address_to_text(buyer)} a member of group {p.group_id}; the "
                                "proven state does not")
@@ -502,13 +586,13 @@ async def merchant(ctx: LightContext, p: C.MerchantParams) -> C.MerchantView:
     address: bytes = p.merchant  # type: ignore[assignment]
 
     async def work() -> C.MerchantView:
-        block = ctx.proven.head()
+        text = address_to_text(address)
+        listing_ids, h1 = await _all_ids(ctx, "listings", "listing_id", merchant=text)
+        order_ids, h2 = await _all_ids(ctx, "orders", "order_id", merchant=text)
+        block = await _at_least(ctx, {"height": max(h1, h2)})
         (stats, _), (rep, _) = await _views(ctx, [
             ("escrow", "merchant_record", encode_value("Address", address)),
             ("reviews", "merchant_reviews", encode_value("Address", address))], block)
-        text = address_to_text(address)
-        listing_ids = await _all_ids(ctx, "listings", "listing_id", merchant=text)
-        order_ids = await _all_ids(ctx, "orders", "order_id", merchant=text)
         catalog = ctx.chain.contract("catalog").address
         lkeys = [_record_key(catalog, "listings", _id32(i)) for i in listing_ids]
         proven = await ctx.proven.values(lkeys, block)
@@ -534,29 +618,49 @@ async def merchant(ctx: LightContext, p: C.MerchantParams) -> C.MerchantView:
     return await _answering(ctx, work)
 
 
-async def _all_ids(ctx: LightContext, method: str, key: str, **params: Any) -> list[int]:
-    """Every id of a paged list of the primary's (bounded by MAX_PROVEN_ITEMS)."""
+async def _all_ids(ctx: LightContext, method: str, key: str, **params: Any
+                   ) -> tuple[list[int], int]:
+    """Every id of a paged list of the primary's, and the highest height its pages were
+    read at. Bounded: at most MAX_PROVEN_ITEMS ids, in pages of 100; a page that is
+    empty yet says there is more, an id or a cursor seen twice, is a lie."""
     ids: list[int] = []
+    cursors: set[str] = set()
+    height = 0
     before = None
-    while True:
+    for _ in range(MAX_PROVEN_ITEMS // 100 + 2):
         page = await _ask_primary(ctx, method, limit=100, before=before, **params)
-        for item in _list(page, "items"):
-            if not isinstance(item.get(key), int):
+        items = _list(page, "items")
+        if len(items) > MAX_PAGE_ITEMS:
+            raise BadProof(f"{ctx.primary().url} sent {len(items)} {method} in a page of 100")
+        for item in items:
+            value = item.get(key)
+            if not isinstance(value, int) or isinstance(value, bool):
                 raise BadProof(f"{ctx.primary().url} sent a malformed {method} item")
-            ids.append(item[key])
+            ids.append(value)
+        h = page.get("height")
+        if isinstance(h, int):
+            height = max(height, h)
         if len(ids) > MAX_PROVEN_ITEMS:
             raise CannotProve(f"more than {MAX_PROVEN_ITEMS} {method} to prove in one answer")
         before = page.get("next")
         if not before:
-            return list(dict.fromkeys(ids))
+            if len(set(ids)) != len(ids):
+                raise BadProof(f"{ctx.primary().url} listed an item of {method} twice")
+            return ids, height
+        if not items or not isinstance(before, str) or before in cursors:
+            raise BadProof(f"{ctx.primary().url}'s {method} pages do not end (an empty page, "
+                           "or a cursor given twice)")
+        cursors.add(before)
+    raise CannotProve(f"more than {MAX_PROVEN_ITEMS} {method} to prove in one answer")
 
 
 @rpc_method("reviews", C.ReviewsParams, C.ReviewsView)
 async def reviews(ctx: LightContext, p: C.ReviewsParams) -> C.ReviewsView:
     """Reviews of a merchant, a listing or an order, each proven by its record and the
-    receipts that posted it and its reply."""
+    receipts that posted it and its reply; for a merchant or a listing, the reviews
+    the primary lists in all its pages must be as many as the proven reputation
+    counts (none hidden, none twice)."""
     async def work() -> C.ReviewsView:
-        block = ctx.proven.head()
         params: dict[str, Any] = {}
         for k in ("merchant", "listing_id", "order_id", "limit", "before"):
             v = getattr(p, k)
@@ -564,6 +668,8 @@ async def reviews(ctx: LightContext, p: C.ReviewsParams) -> C.ReviewsView:
                 params[k] = address_to_text(v) if k == "merchant" else v
         claimed = await _ask_primary(ctx, "reviews", **params)
         items = _list(claimed, "items")
+        if len(items) > MAX_PAGE_ITEMS:
+            raise BadProof(f"{ctx.primary().url} sent {len(items)} reviews in a page")
         try:
             ids = [int(i["order_id"]) for i in items]
             posted = [bytes.fromhex(i["tx_hash"]) for i in items]
@@ -571,12 +677,26 @@ async def reviews(ctx: LightContext, p: C.ReviewsParams) -> C.ReviewsView:
                        for i in items]
         except (KeyError, TypeError, ValueError):
             raise BadProof(f"{ctx.primary().url} sent a malformed review") from None
+        if len(set(ids)) != len(ids):
+            raise BadProof(f"{ctx.primary().url} listed a review twice")
+        every: list[int] | None = None
+        height = claimed.get("height") if isinstance(claimed.get("height"), int) else -1
+        if p.merchant is not None or p.listing_id is not None:
+            subject = {k: v for k, v in params.items() if k in ("merchant", "listing_id")}
+            every, h = await _all_ids(ctx, "reviews", "order_id", **subject)
+            height = max(height, h)
+        block = await _at_least(ctx, {"height": height})
         calls = [("reviews", "review", _uint(i)) for i in ids]
         if p.merchant is not None:
             calls.append(("reviews", "merchant_reviews", encode_value("Address", p.merchant)))
         elif p.listing_id is not None:
             calls.append(("reviews", "listing_reviews", _uint(p.listing_id)))
         values = await _views(ctx, calls, block)
+        if every is not None:
+            counted = values[-1][0]["reviews"]
+            if counted != len(every) or not set(ids) <= set(every):
+                raise BadProof(f"{ctx.primary().url} listed {len(every)} review(s) where the "
+                               f"proven reputation counts {counted}")
         txs = await _proven_txs(ctx, list(dict.fromkeys(
             posted + [r for r in replied if r is not None])))
         out = []
@@ -605,11 +725,11 @@ async def reviews(ctx: LightContext, p: C.ReviewsParams) -> C.ReviewsView:
                 buyer=address_to_text(record["buyer"]), rating=record["rating"],
                 text=record["text"], height=txs[post].height, tx_hash=post.hex(),
                 time_ms=posted_at, reply=reply_view))
-        if len(calls) > len(ids) and p.before is None and not claimed.get("next"):
-            counted = values[-1][0]["reviews"]
-            if counted != len(out):
-                raise BadProof(f"{ctx.primary().url} listed {len(out)} review(s) where the "
-                               f"proven reputation counts {counted}")
+        if p.order_id is not None and not out:
+            # "no review" must be proven too
+            [(record, _)] = await _views(ctx, [("reviews", "review", _uint(p.order_id))], block)
+            if record["rating"] != 0:
+                raise BadProof(f"{ctx.primary().url} hid the review of order {p.order_id}")
         return C.ReviewsView(items=out, next=claimed.get("next"), height=block.height)
     return await _answering(ctx, work)
 

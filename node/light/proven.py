@@ -208,8 +208,9 @@ class Proven:
             if len(known) + len(wanted) > MAX_KEYS:
                 break
             known.update(await self.values(wanted, block))
-        raise CannotProve(f"{', '.join(c[1] for c in calls)} read(s) more state than this "
-                          f"light node proves for one answer ({MAX_KEYS} keys in "
+        names = sorted({c[1] for c in calls})
+        raise CannotProve(f"{len(calls)} view call(s) ({', '.join(names[:5])}) read more state "
+                          f"than this light node proves for one answer ({MAX_KEYS} keys in "
                           f"{MAX_ROUNDS} rounds)")
 
     # ------------------------------------------------------------ transactions
@@ -234,6 +235,9 @@ class Proven:
         if height > self.client.height:
             # committed after our head: catch up first
             await self.client.sync()
+            if height > self.client.height:
+                raise BadProof(f"{provider.url} placed transaction {tx_hash.hex()} at height "
+                               f"{height}, above every header it shows ({self.client.height})")
         try:
             block = await self.client.verify_height(height)
         except LightError as exc:

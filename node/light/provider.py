@@ -49,7 +49,7 @@ def _hex(value: Any, what: str) -> bytes:
 class Provider:
     """One full node's RPC, with batches, bounded answers and a timeout."""
 
-    def __init__(self, url: str, *, timeout_s: float = 10.0,
+    def __init__(self, url: str, *, timeout_s: float = 5.0,
                  session: aiohttp.ClientSession | None = None) -> None:
         self.url = url
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -90,7 +90,7 @@ class Provider:
             raise Unreachable(f"cannot reach {self.url}: {exc or type(exc).__name__}") from None
         try:
             return json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise Unreachable(f"{self.url} did not answer in JSON") from None
 
     def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -127,7 +127,7 @@ class LightNode:
         if self.server is not None:
             await self.server.stop()
         self.hub.close()
-        for p in self.client.nodes():
+        for p in self.client.nodes() + self.client.dropped:
             await p.close()
         self.kv.close()
         self._stopped.set()
@@ -153,6 +153,10 @@ class LightNode:
                 if str(exc) != last_problem:
                     log.warning("light sync: %s", exc)
                     last_problem = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the following
+                if repr(exc) != last_problem:
+                    log.exception("light sync failed")
+                    last_problem = repr(exc)
             await asyncio.sleep(interval)
 
     # ------------------------------------------------------------ evidence

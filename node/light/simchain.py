@@ -4,10 +4,13 @@ and its benchmark. Validators are keys from fixed seeds; the set changes where a
 chain does); every certificate is signed by the whole set of its height unless a test
 says otherwise. :class:`SimProvider` serves it as a full node's RPC would, through the
 same :class:`~node.light.provider.Provider` interface, with hooks for lies.
+:class:`LazySimChain` is the same chain for lengths too long to sign in full (the
+benchmark's 100,000 heights): each height's certificate is signed only when asked for.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -97,11 +100,72 @@ def extend(chain: SimChain, n: int, *, changes: dict[int, Sequence[PrivateKey]] 
     return chain
 
 
+class LazySimChain:
+    """The chain :func:`build` makes (the same headers, hashes and certificates for the
+    same arguments), with certificates signed only for the heights asked for: a light
+    client skipping ahead asks for a few dozen of 100,000. Every header hash is worked
+    out up front (the ``prev_hash`` links: ~5 us a height, no signatures); headers and
+    certificates are made on demand and the signed ones kept. ``signed`` counts the
+    heights signed so far."""
+
+    def __init__(self, n: int, *, start_ms: int,
+                 validators: Sequence[PrivateKey] | None = None,
+                 changes: dict[int, Sequence[PrivateKey]] | None = None,
+                 chain_id: str = CHAIN_ID, block_ms: int = BLOCK_MS) -> None:
+        self.first = list(validators if validators is not None else keys("sim", 4))
+        self.genesis = make_genesis(self.first, start_ms, chain_id)
+        self.block_ms = block_ms
+        self._n = n
+        # The set in force from each change on (build's rule: changes[h] from h on).
+        self._starts = [0] + sorted(h for h in (changes or {}) if h >= 1)
+        self._keys = [self.first] + [list((changes or {})[h]) for h in self._starts[1:]]
+        self._sets = [vset(ks) for ks in self._keys]
+        self._hashes = [self.genesis.hash]
+        for height in range(1, n + 1):
+            self._hashes.append(self.header(height).hash)
+        self._blocks: dict[int, LightBlock] = {}
+        self.signed = 0
+
+    @property
+    def height(self) -> int:
+        return self._n
+
+    def _era(self, height: int) -> int:
+        return bisect.bisect_right(self._starts, height) - 1
+
+    def signers(self, height: int) -> list[PrivateKey]:
+        return self._keys[self._era(height)]
+
+    def header(self, height: int) -> Header:
+        """Header ``height`` (1..n; its parent's hash must be known: heights are worked
+        out in order once, in the constructor)."""
+        era = self._era(height)
+        current = self._keys[era]
+        this_set, next_set = self._sets[era], self._sets[self._era(height + 1)]
+        return Header(self.genesis.chain_id, height,
+                      self.genesis.time_ms + height * self.block_ms, self._hashes[height - 1],
+                      ZERO_HASH, ZERO_HASH, sha256(b"state" + height.to_bytes(8, "big")),
+                      this_set.hash, next_set.hash, current[height % len(current)].address, 0,
+                      ZERO_HASH)
+
+    def block(self, height: int) -> LightBlock:
+        if not 1 <= height <= self._n:
+            raise IndexError(f"height {height} is outside 1..{self._n}")
+        found = self._blocks.get(height)
+        if found is None:
+            header = self.header(height)
+            found = LightBlock(header, sign(header, self.signers(height)),
+                               self._sets[self._era(height)])
+            self._blocks[height] = found
+            self.signed += 1
+        return found
+
+
 class SimProvider(Provider):
     """A full node serving a :class:`SimChain` (or lying about it through ``tamper``:
     a function of a light block that returns the block to send)."""
 
-    def __init__(self, chain: SimChain, url: str = "sim://primary", *,
+    def __init__(self, chain: SimChain | LazySimChain, url: str = "sim://primary", *,
                  head: int | None = None,
                  tamper: Callable[[LightBlock], LightBlock] | None = None) -> None:
         super().__init__(url)

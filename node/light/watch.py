@@ -57,15 +57,18 @@ class Watcher:
         text = address_to_text(merchant)
         ids: list[int] = []
         before = None
-        primary = self.ctx.client.need_primary()
-        while len(ids) < MAX_WATCHED:
+        for _ in range(MAX_WATCHED // 100 + 1):  # bounded, whatever the primary says
+            primary = self.ctx.client.need_primary()
             page = await primary.call("orders", merchant=text, limit=100,
                                       **({"before": before} if before else {}))
-            for item in page.get("items", []):
+            items = page.get("items", []) if isinstance(page, dict) else []
+            for item in items[:100]:
+                if not isinstance(item, dict) or not isinstance(item.get("order_id"), int):
+                    continue
                 if item.get("state") in _OPEN or item.get("order_id") in self.seen:
                     ids.append(int(item["order_id"]))
-            before = page.get("next")
-            if not before:
+            before = page.get("next") if isinstance(page, dict) else None
+            if not before or not items or len(ids) >= MAX_WATCHED:
                 break
         views = []
         for order_id in ids[:MAX_WATCHED]:

@@ -245,3 +245,28 @@ async def test_a_certificate_for_another_height_is_refused():
     with pytest.raises(NoHonestNode):
         await c.sync()
     assert "height" in c.reports[0].detail
+
+
+async def test_a_fork_one_against_one_halts_instead_of_guessing():
+    chain = build(40, start_ms=START, validators=V)
+
+    def fork(b: LightBlock) -> LightBlock:
+        if b.height != 40:
+            return b
+        header = dataclasses.replace(b.header, state_root=b"\x02" * 32)
+        return LightBlock(header, sign(header, V), b.validators)
+
+    primary, witness = SimProvider(chain, "sim://p"), SimProvider(chain, "sim://w", tamper=fork)
+    reported = []
+
+    async def report(evidence, to):
+        reported.append(to.url)
+
+    c = client(chain, primary, [witness])
+    c.report_evidence = report
+    await c.start()
+    assert await c.sync() is None and c.height == 0
+    assert "stops following" in c.halted and c.reports[0].what == "fork"
+    assert sorted(reported) == ["sim://p", "sim://w"]  # both told: one is honest
+    with pytest.raises(Exception, match="two chains"):
+        await c.sync()

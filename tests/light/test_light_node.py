@@ -50,9 +50,12 @@ class Proxy:
     """A full node's RPC with a hand on every answer: ``tamper(request, answer)``
     returns the answer to send (or None: unchanged). Batches are tampered item by item."""
 
-    def __init__(self, upstream: str, tamper: Tamper) -> None:
+    def __init__(self, upstream: str, tamper: Tamper = lambda q, a: None,
+                 raw: Callable[[Any], Any] | None = None) -> None:
         self.upstream = upstream
         self.tamper = tamper
+        #: ``await raw(body)``: a response to send instead of forwarding (None: forward).
+        self.raw = raw
         self.port = free_base_port(1)
         self.url = f"http://127.0.0.1:{self.port}/"
         self.runner: web.AppRunner | None = None
@@ -61,6 +64,10 @@ class Proxy:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.json()
         assert self.session is not None
+        if self.raw is not None:
+            instead = await self.raw(body)
+            if instead is not None:
+                return instead
         async with self.session.post(self.upstream, json=body) as resp:
             answer = await resp.json()
         if isinstance(body, list):
@@ -446,9 +453,10 @@ async def test_subscribers_are_not_told_a_forged_block(market: Market) -> None:
 
 async def test_a_fork_signed_by_the_validators_is_reported_on_chain(market: Market) -> None:
     """The primary serves a header the (single) validator really signed twice: both it
-    and the witness's verify, so the light node turns the two certificates into
-    DoubleSign evidence, submits it to the witness with its report key, the chain
-    records it, and the primary (standing alone) is dropped."""
+    and the witnesses' verify, so the light node turns the two certificates into
+    DoubleSign evidence, submits it with its report key to a witness (the side two
+    nodes stand by), the chain records it, and the primary (standing alone) is
+    dropped."""
     import dataclasses
 
     from chain.block import CommitCertificate, CommitSig, Vote, VoteKind
@@ -478,7 +486,9 @@ async def test_a_fork_signed_by_the_validators_is_reported_on_chain(market: Mark
 
     reporter = __import__("rpc_helpers").BUYER_3
     async with Proxy(market.net.url, fork) as proxy, \
-            light(market, proxy.url, [market.net.url], report_key=reporter) as (node, lc):
+            Proxy(market.net.url, lambda q, a: None) as second, \
+            light(market, proxy.url, [market.net.url, second.url],
+                  report_key=reporter) as (node, lc):
         status = await lc.call("light_status")
         report = next(r for r in status["caught"] if r["node"] == proxy.url)
         assert report["what"] == "conflicting header" and len(report["evidence"]) == 1
