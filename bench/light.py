@@ -325,7 +325,7 @@ async def _queries(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             _log(f"  market: {len(market.orders)} orders placed, shipped, confirmed, reviewed "
                  f"by height {head} ({setup:.1f} s)")
             port = free_base_port(1)
-            kv = LevelDBKV(workdir / "light", cache_mb=8, write_buffer_mb=4)
+            kv = LevelDBKV(workdir / "light", cache_mb=8, write_buffer_mb=1)
             light = LightNode(market.node.executor.genesis, kv, LightSettings(
                 primary=market.url, rpc_listen=f"127.0.0.1:{port}"))
             t0 = time.perf_counter()
@@ -426,7 +426,7 @@ def _du(path: Path) -> tuple[int, dict[str, int]]:
 
 def _open(path: Path) -> LevelDBKV:
     """The light node's own LevelDB options (node/light/service.py ``open_store``)."""
-    return LevelDBKV(path, cache_mb=8, write_buffer_mb=4)
+    return LevelDBKV(path, cache_mb=8, write_buffer_mb=1)
 
 
 def _size(path: Path, kept: int) -> dict[str, Any]:

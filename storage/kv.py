@@ -152,6 +152,11 @@ class KVStore(ABC):
     def close(self) -> None:
         """Release the store; further use raises StoreClosed."""
 
+    def compact(self) -> None:
+        """Give back the space of deleted and overwritten keys now (a no-op where the
+        backend has nothing to compact)."""
+        return None
+
     def put(self, key: bytes, value: bytes) -> None:
         """Write one key (atomically)."""
         with self.batch() as b:
@@ -367,6 +372,13 @@ class LevelDBKV(KVStore):
 
     def _new_batch(self, sync: bool) -> WriteBatch:
         return _LevelDBBatch(self, sync)
+
+    def compact(self) -> None:
+        # plyvel's compact_range() without bounds compacts nothing (plyvel 1.5.1,
+        # LevelDB 1.22): bound it by every key.
+        if self._closed:
+            raise StoreClosed(f"LevelDB store {self.path} is closed")
+        self._db.compact_range(start=b"\x00", stop=b"\xff" * 64)
 
     def close(self) -> None:
         if not self._closed:

@@ -46,6 +46,7 @@ class LightStore:
         self.keep = max(2, keep)
         self._sets: dict[bytes, ValidatorSet] = {}
         self._count = sum(1 for _ in kv.iterate(_HEADER))
+        self._pruned = 0
 
     # ------------------------------------------------------------ meta
 
@@ -109,6 +110,12 @@ class LightStore:
             for key in doomed:
                 b.delete(key)
         self._count -= len(doomed)
+        # LevelDB keeps deleted headers' space until a compaction reaches them: give it
+        # back every tenth of the store, so the disk stays near the headers kept.
+        self._pruned += len(doomed)
+        if self._pruned >= max(100, self.keep // 10):
+            self._pruned = 0
+            self.kv.compact()
 
     def _decode(self, raw: bytes) -> LightBlock:
         header_raw, commit_raw, set_hash = msgpack.unpackb(raw)
