@@ -295,6 +295,29 @@ async def serve(genesis: Genesis, home: Path, settings: LightSettings,
         await node.stop()
 
 
+def _watched(text: str, genesis_file: str | None) -> bytes:
+    """An address to watch: ``agora1...``, or the name of a localnet's demo account
+    (from the localnet.json beside --genesis, or in ./localnet)."""
+    import json
+
+    from chain.address import address_from_text
+    from chain.errors import InvalidAddress
+
+    try:
+        return address_from_text(text)
+    except InvalidAddress:
+        pass
+    places = [Path(genesis_file).parent] if genesis_file else []
+    for place in places + [Path("localnet")]:
+        manifest = place / "localnet.json"
+        if manifest.exists():
+            for account in json.loads(manifest.read_text()).get("accounts", []):
+                if account.get("name") == text:
+                    return address_from_text(account["address"])
+    raise ValueError(f"--watch {text!r}: give the merchant's address (agora1...) or the name "
+                     "of a localnet demo account (merchant)")
+
+
 def parse_period(text: str) -> int:
     """``7d``, ``36h``, ``90m``, ``30s`` -> milliseconds (ValueError with a sentence)."""
     units = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1_000}
@@ -320,7 +343,6 @@ def run_light(home_path: Path | str, *, primary: str | None = None,
     Mistakes end it with ``error: ...`` and exit code 1."""
     import shutil
 
-    from chain.address import address_from_text
     from chain.errors import InvalidAddress, InvalidGenesis
 
     from ..config import Config, ConfigError
@@ -355,7 +377,7 @@ def run_light(home_path: Path | str, *, primary: str | None = None,
             raise SystemExit("error: --trust-hash is 64 hex digits") from None
         if hash_bytes is not None and len(hash_bytes) != 32:
             raise SystemExit("error: --trust-hash is 64 hex digits")
-        watched = [address_from_text(a) for a in (watch or tuple(section.watch))]
+        watched = [_watched(a, genesis_file) for a in (watch or tuple(section.watch))]
         key_file = report_key or section.report_key
         reporter = None
         if key_file:

@@ -270,3 +270,18 @@ async def test_a_fork_one_against_one_halts_instead_of_guessing():
     assert sorted(reported) == ["sim://p", "sim://w"]  # both told: one is honest
     with pytest.raises(Exception, match="two chains"):
         await c.sync()
+
+
+def test_watch_takes_an_address_or_a_localnet_name(tmp_path):
+    import json
+
+    from chain.address import address_to_text
+    from node.light.service import _watched
+    address = bytes.fromhex("ab" * 20)
+    (tmp_path / "localnet.json").write_text(json.dumps(
+        {"accounts": [{"name": "merchant", "address": address_to_text(address)}]}))
+    genesis = str(tmp_path / "genesis.json")
+    assert _watched(address_to_text(address), None) == address
+    assert _watched("merchant", genesis) == address
+    with pytest.raises(ValueError, match="agora1"):
+        _watched("nobody", genesis)
