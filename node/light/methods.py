@@ -306,14 +306,7 @@ async def call(ctx: LightContext, p: S.CallParams) -> CallResultView:
             known.address, p.method, args, block=block,
             sender=p.sender if p.sender is not None else bytes(20),  # type: ignore[arg-type]
             gas=p.gas, value=int(p.value), time_ms=p.time_ms)
-        ok = out.status == ReceiptStatus.OK
-        return CallResultView(
-            contract=address_to_text(known.address), contract_name=known.name, method=p.method,
-            height=out.height, status=ReceiptStatus.NAMES.get(out.status, str(out.status)),
-            gas_used=out.gas_used,
-            value=chain.decode_result(known, p.method, out.data) if ok else None,
-            return_data=out.data.hex(), reason=out.reason,
-            events=[EventView.of(e, chain) for e in out.events] if ok else [])
+        return S.call_result(chain, known, p.method, out)
     return await _answering(ctx, work)
 
 

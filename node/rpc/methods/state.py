@@ -13,7 +13,7 @@ from chain.system import TOKEN_ADDRESS
 from vm.compiler.abi import encode_value
 from vm.world import CODE
 
-from ...chainview import CALL_GAS_LIMIT
+from ...chainview import CALL_GAS_LIMIT, CallOutcome, ChainView, KnownContract
 from ..context import RPCContext
 from ..protocol import Params, cannot_answer, rpc_method
 from ..views import (
@@ -131,11 +131,17 @@ async def call(ctx: RPCContext, p: CallParams) -> CallResultView:
         out = chain.call(known.address, p.method, args, height=p.height,
                          sender=p.sender if p.sender is not None else bytes(20),  # type: ignore[arg-type]
                          gas=p.gas, value=int(p.value), time_ms=p.time_ms)
+    return call_result(chain, known, p.method, out)
+
+
+def call_result(chain: ChainView, known: KnownContract, method: str,
+                out: CallOutcome) -> CallResultView:
+    """A read-only call's outcome as the API shows it (also the light node's)."""
     ok = out.status == ReceiptStatus.OK
     return CallResultView(
-        contract=address_to_text(known.address), contract_name=known.name, method=p.method,
+        contract=address_to_text(known.address), contract_name=known.name, method=method,
         height=out.height, status=ReceiptStatus.NAMES.get(out.status, str(out.status)),
-        gas_used=out.gas_used, value=chain.decode_result(known, p.method, out.data) if ok else None,
+        gas_used=out.gas_used, value=chain.decode_result(known, method, out.data) if ok else None,
         return_data=out.data.hex(), reason=out.reason,
         events=[EventView.of(e, chain) for e in out.events] if ok else [])
 
