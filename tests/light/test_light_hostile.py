@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from rpc_helpers import ARBITER, BUYER_1, BUYER_2, MERCHANT, WAIT, Calls, commerce_node
-from test_light_node import Proxy, light, same
+from rpc_helpers import ARBITER, BUYER_1, BUYER_2, MERCHANT, Calls, commerce_node
+from test_light_node import Proxy, light, same, verified
 from test_rpc_commerce import CHAIN, PRICE, Market, lifecycle, text
 
 from chain.address import address_to_text
@@ -67,9 +67,7 @@ async def test_a_deeply_nested_answer_does_not_stop_the_light_node(market: Marke
         assert answer == await market.client.account(BUYER_1.address)
         tip = (await market.net.commit(market.calls(BUYER_1, "token", "approve",
                                                     MERCHANT.address, 77)))["height"]
-        async with asyncio.timeout(WAIT):
-            while node.client.height < tip:
-                await asyncio.sleep(0.05)
+        await verified(node, tip)
         assert node._task is not None and not node._task.done()
 
 

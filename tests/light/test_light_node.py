@@ -109,6 +109,23 @@ async def light(market: Market, primary: str, witnesses: list[str] = (),
         await node.stop()
 
 
+async def verified(node: LightNode, height: int) -> None:
+    """Wait (bounded) until the light node has verified ``height``, on its head event."""
+    reached = asyncio.Event()
+
+    def on_head(head: Any) -> None:
+        if head.height >= height:
+            reached.set()
+
+    node.client.listeners.append(on_head)
+    try:
+        if node.client.height < height:
+            async with asyncio.timeout(WAIT):
+                await reached.wait()
+    finally:
+        node.client.listeners.remove(on_head)
+
+
 def same(a: Any, b: Any, ignore: tuple[str, ...] = ("height",)) -> None:
     """Equal answers apart from the height read (the light node's head may trail)."""
     def strip(x: Any) -> Any:
@@ -156,9 +173,7 @@ async def test_light_follows_new_blocks_and_proves_a_new_transaction(market: Mar
         before = node.client.height
         answer = await market.net.commit(market.calls(BUYER_1, "token", "approve",
                                                       MERCHANT.address, 7))
-        async with asyncio.timeout(WAIT):
-            while node.client.height < answer["height"]:
-                await asyncio.sleep(0.05)
+        await verified(node, answer["height"])
         assert node.client.height > before
         proven = await lc.tx(answer["hash"])
         assert proven["height"] == answer["height"] and proven["receipt"]["status"] == "ok"
@@ -340,9 +355,7 @@ async def test_a_primary_that_withholds_new_headers_is_dropped(market: Market) -
                 await asyncio.sleep(0.05)
         status = await lc.call("light_status")
         assert status["caught"][0]["what"] == "stale"
-        async with asyncio.timeout(WAIT):
-            while node.client.height < market.net.node.executor.height - 1:
-                await asyncio.sleep(0.05)
+        await verified(node, market.net.node.executor.height - 1)
 
 
 async def test_a_witness_with_a_conflicting_header_is_caught(market: Market) -> None:
