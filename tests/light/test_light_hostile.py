@@ -64,7 +64,7 @@ async def test_a_deeply_nested_answer_does_not_stop_the_light_node(market: Marke
             light(market, proxy.url, [market.net.url]) as (node, lc):
         evil["on"] = True
         answer = await lc.account(BUYER_1.address)  # the witness answers instead
-        assert answer == await market.client.account(BUYER_1.address)
+        same(answer, await market.client.account(BUYER_1.address))
         tip = (await market.net.commit(market.calls(BUYER_1, "token", "approve",
                                                     MERCHANT.address, 77)))["height"]
         await verified(node, tip)
