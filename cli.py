@@ -310,6 +310,28 @@ def light(home: str, primary: str | None, witnesses: tuple[str, ...], rpc_listen
               genesis_file=genesis_file, report_key=report_key, out=click.echo)
 
 
+@main.command()
+@click.option("--node", metavar="URL", help="The node to read (a full node or a light node): "
+              "its JSON-RPC URL [default: $AGORA_NODE, else http://127.0.0.1:26657].")
+@click.option("--listen", metavar="HOST:PORT", default="127.0.0.1:8080", show_default=True,
+              help="Where to serve the pages.")
+@click.option("--home", type=click.Path(file_okay=False), default=None,
+              help="A home (or a localnet) whose account names the search box knows.")
+def explorer(node: str | None, listen: str, home: str | None) -> None:
+    """Serve the block explorer's pages for any node, in English and Chinese.
+
+    Every node serves them at /explorer/ already (off with [explorer] enabled = false);
+    this serves them elsewhere, over the node's public API only.
+
+    \b
+        agora explorer --node http://127.0.0.1:26601 --listen 127.0.0.1:8080
+        (then open http://127.0.0.1:8080/explorer/)
+    """
+    from node.explorer.server import run_explorer
+
+    run_explorer(node, listen, home=home, echo=click.echo)
+
+
 @main.group(invoke_without_command=True)
 @click.option("--validators", type=click.IntRange(1, 64), default=None,
               help="Validators of a new localnet [default: 4; an existing one keeps its "

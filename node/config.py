@@ -196,6 +196,14 @@ class MetricsSection(_Section):
         return v if v == "" else _host_port(v)
 
 
+class ExplorerSection(_Section):
+    """The block explorer's pages at ``/explorer/`` on the RPC listener: they read the
+    node's public API only. Off here, the API stays; ``agora explorer`` can serve them
+    elsewhere."""
+
+    enabled: StrictBool = True
+
+
 class LogSection(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -243,6 +251,7 @@ class Config(_Section):
     consensus: ConsensusSection = ConsensusSection()
     mempool: MempoolSection = MempoolSection()
     metrics: MetricsSection = MetricsSection()
+    explorer: ExplorerSection = ExplorerSection()
     log: LogSection = LogSection()
     storage: StorageSection = StorageSection()
     light: LightSection = LightSection()

@@ -63,6 +63,7 @@ from .rpc.context import NodeInfo, PeerInfo, RPCLimits
 from .txrelay import TxRelay
 
 if TYPE_CHECKING:
+    from .explorer.pages import Explorer
     from .metrics import NodeMetrics
     from .rpc.server import RPCServer
 
@@ -147,6 +148,7 @@ class Node:
         self.fatal_error: str | None = None
         self.rpc: RPCServer | None = None
         self.metrics: NodeMetrics | None = None
+        self.explorer: Explorer | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -340,6 +342,13 @@ class Node:
             max_connections_per_ip=config.max_connections_per_ip,
             idle_timeout_ms=config.idle_timeout_ms, write_timeout_ms=config.write_timeout_ms,
             max_unsent_bytes=config.max_unsent_bytes))
+        if self.config.explorer.enabled:
+            from .explorer.server import mount_on_node
+
+            dispatcher, services = self.dispatcher, self.services
+            self.explorer = mount_on_node(
+                self.rpc.mount, lambda text: dispatcher.handle_text(text, services),
+                home=self.home.path, label=self.config.node.moniker)
 
     async def _start_metrics(self, stack: contextlib.AsyncExitStack) -> None:
         # Metrics mount on the RPC listener before it starts, or take their own.

@@ -69,6 +69,9 @@ class LightSettings:
     #: Signs the evidence of a fork the light node finds (a funded account's key);
     #: without one the evidence is shown in light_status and the log, not submitted.
     report_key: PrivateKey | None = None
+    #: Serve the block explorer's pages at /explorer/ on the RPC listener (they read
+    #: this light node's verified API, so they show only what it proved).
+    explorer: bool = True
 
 
 def subscription_methods() -> dict[str, Any]:
@@ -114,6 +117,12 @@ class LightNode:
         dispatcher = Dispatcher(subscription_methods(), max_batch=100)
         self.server = RPCServer(self.ctx, dispatcher, self.hub,  # type: ignore[arg-type]
                                 ServerSettings(listen=self.settings.rpc_listen))
+        if self.settings.explorer:
+            from ..explorer.server import mount_on_node
+
+            ctx = self.ctx
+            mount_on_node(self.server.mount, lambda text: dispatcher.handle_text(text, ctx),
+                          label=self.settings.moniker)
         await self.server.start()
         if self.settings.watch:
             from .watch import Watcher
@@ -351,7 +360,8 @@ def run_light(home_path: Path | str, *, primary: str | None = None,
     try:
         home.mkdir(parents=True, exist_ok=True)
         config_path = home / "config.toml"
-        section = Config.load(config_path).light if config_path.exists() else Config().light
+        config = Config.load(config_path) if config_path.exists() else Config()
+        section = config.light
         if genesis_file is not None and \
                 Path(genesis_file).resolve() != (home / "genesis.json").resolve():
             shutil.copyfile(genesis_file, home / "genesis.json")
@@ -393,7 +403,8 @@ def run_light(home_path: Path | str, *, primary: str | None = None,
             options=Options(trusting_period_ms=period,
                             sequential=section.sequential if sequential is None else sequential),
             keep_headers=section.keep_headers, poll_interval_ms=section.poll_interval_ms,
-            watch=watched, moniker="light", report_key=reporter)
+            watch=watched, moniker="light", report_key=reporter,
+            explorer=config.explorer.enabled)
     except (ConfigError, InvalidGenesis, ValueError, InvalidAddress, OSError) as exc:
         raise SystemExit(f"error: {exc}") from None
     logging.basicConfig(level=logging.INFO,

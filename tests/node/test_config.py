@@ -22,7 +22,8 @@ from node.config import (
 from p2p.peers import P2PSettings
 
 # DESIGN.md's sections, and [light] (issue 17: a light node's primary, witnesses, trust)
-SECTIONS = ["node", "p2p", "rpc", "consensus", "mempool", "metrics", "log", "storage", "light"]
+SECTIONS = ["node", "p2p", "rpc", "consensus", "mempool", "metrics", "explorer", "log",
+            "storage", "light"]
 PEER_ID = "ab" * 20
 
 
