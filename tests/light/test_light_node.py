@@ -517,3 +517,29 @@ async def test_a_fork_signed_by_the_validators_is_reported_on_chain(market: Mark
         assert item["signed_height"] == report["evidence"][0]["height"]
     # the reporter spent a nonce outside the module's Calls
     market.calls.nonces[reporter.address] = market.calls.nonces.get(reporter.address, 0) + 1
+
+
+async def test_the_light_nodes_explorer_shows_what_it_proved(market: Market) -> None:
+    """/explorer/ on a light node reads the light node's own API: the facts shown are
+    the proven ones; what it cannot prove (a block's body) is said, not invented."""
+    from test_explorer_pages import Browser
+
+    tip = (await market.client.status())["height"]
+    async with light(market, market.net.url, [market.net.url]) as (node, _):
+        await verified(node, tip)
+        b = Browser(f"http://{node.settings.rpc_listen}")
+        try:
+            order = await b.text(f"/order/{market.orders['1']}")
+            assert "This order has ended: the merchant was paid." in order
+            assert "Lovely board, quick delivery" in order
+            merchant = await b.text(f"/merchant/{text(MERCHANT)}")
+            assert "Completed orders\n1" in merchant and "4.0 of 5 from 2 reviews" in merchant
+            home = await b.text("/")
+            assert "Latest blocks" in home and f"\n{tip}" in home
+            block = await b.text(f"/block/{tip}")
+            assert f"Block {tip}" in block
+            account = await b.text(f"/account/{text(BUYER_1)}")
+            assert "Coin balance" in account
+            assert "does not serve account history" in account
+        finally:
+            await b.close()

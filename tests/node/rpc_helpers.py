@@ -23,7 +23,14 @@ from typing import Any
 from chain.keys import PrivateKey
 from chain.system import COMMERCE_CONTRACTS
 from chain.tx import Call, Transaction
-from node.config import Config, ConsensusSection, NodeSection, P2PSection, RPCSection
+from node.config import (
+    Config,
+    ConsensusSection,
+    ExplorerSection,
+    NodeSection,
+    P2PSection,
+    RPCSection,
+)
 from node.daemon import Node
 from node.events import BlockCommitted
 from node.genesis import GenesisValidator, genesis_document, now_ms
@@ -123,7 +130,8 @@ class CommerceNode:
 
 @asynccontextmanager
 async def commerce_node(home_path: Path, chain_id: str,
-                        rpc: dict[str, Any] | None = None) -> AsyncIterator[CommerceNode]:
+                        rpc: dict[str, Any] | None = None,
+                        explorer: bool = True) -> AsyncIterator[CommerceNode]:
     """A single-validator node on :func:`commerce_genesis`, fast blocks, free ports; a
     home that holds a node already is started again (new ports, same chain)."""
     home = Home(home_path)
@@ -137,7 +145,8 @@ async def commerce_node(home_path: Path, chain_id: str,
         p2p=P2PSection(listen=f"127.0.0.1:{port}", pex=False),
         rpc=RPCSection(listen=listen, **(rpc or {})),
         consensus=ConsensusSection(block_interval_ms=10, idle_interval_ms=200,
-                                   view_timeout_ms=1_000)))
+                                   view_timeout_ms=1_000),
+        explorer=ExplorerSection(enabled=explorer)))
     if fresh:
         home.write_genesis(commerce_genesis(chain_id, home.validator_key(), now_ms()))
     node = Node(home)
