@@ -42,6 +42,7 @@ ZH: dict[str, str] = {
     "There is no order #{id}.": "没有 #{id} 号订单。",
     "There is no group deal #{id}.": "没有 #{id} 号团购。",
     "No such arbiter.": "没有此仲裁人。",
+    "The explorer is busy; try again in a moment.": "浏览器正忙，请稍后再试。",
     "The node has no validator set.": "节点没有验证者集合。",
     # ---- search
     "“{q}” may mean:": "“{q}”可能是：",

@@ -51,6 +51,10 @@ BLOCK_TXS = 50
 MAX_TITLES = 30
 #: How long the token's symbol and decimals and the contracts' addresses are kept.
 META_TTL = 60.0
+#: Pages rendered at once (each asks the node for up to ~60 reads); more wait their
+#: turn for PAGE_WAIT seconds, then are told the explorer is busy (503).
+MAX_PAGES = 8
+PAGE_WAIT = 5.0
 
 _HASH = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _ADDRESS = re.compile(r"^agora1[02-9ac-hj-np-z]{38}$")
@@ -98,6 +102,9 @@ class Explorer:
             lstrip_blocks=True)
         self._meta: Meta | None = None
         self._meta_lock = asyncio.Lock()
+        self._pages = asyncio.Semaphore(MAX_PAGES)
+        #: Pages refused because MAX_PAGES were being rendered for PAGE_WAIT.
+        self.busy = 0
 
     # ------------------------------------------------------------ routes
 
@@ -135,7 +142,16 @@ class Explorer:
             t = Translator(lang)
             status = 200
             try:
-                template, context = await page(request, t)
+                try:
+                    await asyncio.wait_for(self._pages.acquire(), PAGE_WAIT)
+                except TimeoutError:
+                    self.busy += 1
+                    raise PageError(503, t("The explorer is busy; try again in a moment.")
+                                    ) from None
+                try:
+                    template, context = await page(request, t)
+                finally:
+                    self._pages.release()
             except PageError as exc:
                 status = exc.status
                 template, context = "error.html", {"title": t("Not shown"),
@@ -159,6 +175,8 @@ class Explorer:
                 "script-src 'self'; connect-src 'self' ws: wss:; base-uri 'none'; "
                 "form-action 'self'; frame-ancestors 'none'")
             response.headers["X-Content-Type-Options"] = "nosniff"
+            if status == 503:
+                response.headers["Retry-After"] = "5"
             response.headers["Server-Timing"] = \
                 f"page;dur={(time.perf_counter() - started) * 1000:.1f}"
             if request.query.get("lang") in LANGS:
