@@ -156,7 +156,9 @@ class Explorer:
                 status = exc.status
                 template, context = "error.html", {"title": t("Not shown"),
                                                    "message": exc.message, "live": ""}
-            except web.HTTPException:
+            except web.HTTPException as exc:  # a search's redirect
+                exc.headers["Server-Timing"] = \
+                    f"page;dur={(time.perf_counter() - started) * 1000:.1f}"
                 raise
             except Exception:  # noqa: BLE001 - a page never shows a stack trace
                 log.exception("explorer page %s failed", request.path)
