@@ -65,7 +65,7 @@ async def test_every_page_within_200_ms_on_10000_blocks(big_chain: BigChain,
                         trip.append(elapsed)
                 rows.append((kind, len(paths), statistics.median(server), max(server),
                              max(trip)))
-    lines = ["explorer pages on %d blocks: server median / max, round trip max (ms)" % height]
+    lines = [f"explorer pages on {height} blocks: server median / max, round trip max (ms)"]
     lines += [f"  {k:<11} x{n:<2} {med:7.1f} {mx:7.1f}   {tr:7.1f}"
               for k, n, med, mx, tr in rows]
     print("\n".join(lines))
