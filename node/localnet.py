@@ -418,6 +418,8 @@ def _run(home: Path, infos: list[NodeInfo], echo, status_every: float) -> None:
                  "`agora validator vote` by the other validators)")
         echo(f"demo accounts: {', '.join(DEMO_ACCOUNTS)} (keys in {home / 'keys'}); "
              "Ctrl-C stops every node")
+        echo(f"explorer: {infos[0].rpc.rstrip('/')}/explorer/ (every node serves one; "
+             "?lang=zh-CN for Chinese)")
         stop = asyncio.Event()
 
         async def main() -> None:
