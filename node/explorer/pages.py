@@ -103,6 +103,8 @@ class Explorer:
         self._meta: Meta | None = None
         self._meta_lock = asyncio.Lock()
         self._pages = asyncio.Semaphore(MAX_PAGES)
+        self._names_by_address: dict[str, str] = {}
+        self._names_seen = -1
         #: Pages refused because MAX_PAGES were being rendered for PAGE_WAIT.
         self.busy = 0
 
@@ -215,10 +217,16 @@ class Explorer:
             node_label=self.node_label, part=part, path=request.path, **context)
 
     def _label(self, address: str) -> str | None:
-        for name, a in self.names.items():
-            if a == address:
-                return name
-        return None
+        return self._by_address().get(address)
+
+    def _by_address(self) -> dict[str, str]:
+        """Address -> the name shown for it (the first name it has)."""
+        if self._names_seen != len(self.names):  # names are only ever added
+            self._names_seen = len(self.names)
+            self._names_by_address = {}
+            for name, address in self.names.items():
+                self._names_by_address.setdefault(address, name)
+        return self._names_by_address
 
     # ------------------------------------------------------------ reading
 
@@ -290,7 +298,7 @@ class Explorer:
         """Each tx (a ``tx`` answer) as a sentence."""
         meta = await self.meta()
         titles = await self.titles(self.listing_ids(items))
-        names = {a: n for n, a in self.names.items()}
+        names = self._by_address()
         return [words.action_sentence(t, i["tx"], i.get("receipt"), COIN, meta.tokens,
                                       titles, names) for i in items]
 
@@ -388,7 +396,7 @@ class Explorer:
         said, = await self.sentences(t, [answer])
         receipt = answer.get("receipt") or {}
         fee = int(receipt.get("gas_used", 0)) * int(answer["tx"].get("gas_price", 0))
-        events = [(e, words.transition(t, e, COIN, meta.tokens)) for e in
+        events = [(e, words.transition(t, e, COIN, meta.tokens, self._by_address())) for e in
                   receipt.get("events") or []]
         return "tx.html", {"title": t("Transaction"), "live": "", "item": answer,
                            "sentence": said, "fee": fee, "events": events}
@@ -484,12 +492,13 @@ class Explorer:
             ("listing", {"listing_id": int(record["listing"])}),
             ("arbiter", {"arbiter": record["arbiter"]})])
         timeline = []
+        names = self._by_address()
         for e in order.get("history") or []:
             f = e.get("fields") or {}
             actor = f.get("actor") or f.get("party") or (
                 f.get("buyer") if e.get("name") == "OrderPlaced" else None)
             timeline.append({"event": e, "actor": actor,
-                             "text": words.transition(t, e, COIN, meta.tokens)})
+                             "text": words.transition(t, e, COIN, meta.tokens, names)})
         review_item = next(iter((self._may(review) or {}).get("items", [])), None)
         state = order["state"]
         now_ms = int(self.clock() * 1000)

@@ -179,9 +179,14 @@ def ended_sentence(t: Translator, state: str) -> str:
 
 
 def transition(t: Translator, event: dict[str, Any], money: Money,
-               tokens: Money) -> str:
-    """One entry of an order's timeline, in words."""
+               tokens: Money, names: dict[str, str] | None = None) -> str:
+    """One entry of an order's timeline, in words (``names``: address -> a name to
+    show for it)."""
     f = event.get("fields") or {}
+    names = names or {}
+
+    def who(address: Any) -> str:
+        return names.get(str(address)) or short(str(address))
     name = event.get("name")
     paid_in = tokens if f.get("in_tokens") else money
     if name == "OrderPlaced":
@@ -209,7 +214,7 @@ def transition(t: Translator, event: dict[str, Any], money: Money,
             "paid": "The group filled: the order is paid.",
             "joined": "Joined the group."}.get(state, "Changed the order."))
         if note and state in ("shipped", "return_shipped"):
-            text += " " + t("Tracking: {note}", note=note)
+            text += ("" if t.zh else " ") + t("Tracking: {note}", note=note)
         elif note and state == "return_requested":
             text = t("Accepted the return.") if note == "return accepted" else text
         return text
@@ -217,7 +222,7 @@ def transition(t: Translator, event: dict[str, Any], money: Money,
         reason = str(f.get("reason") or "")
         return t("Paid {amount} to {receiver} ({reason}).",
                  amount=(tokens if f.get("in_tokens") else money)(f.get("amount")),
-                 receiver=short(str(f.get("receiver", ""))), reason=t(payout_reason(reason)))
+                 receiver=who(f.get("receiver", "")), reason=t(payout_reason(reason)))
     if name == "SettlementOffered":
         return t("Offered to settle with {amount} back to the buyer.",
                  amount=money(f.get("to_buyer")))
@@ -231,11 +236,10 @@ def transition(t: Translator, event: dict[str, Any], money: Money,
                  state=state_name(t, gstate))
     if name == "Transfer":
         return t("Moved {amount} from {sender} to {receiver}.", amount=tokens(f.get("amount")),
-                 sender=short(str(f.get("sender", ""))),
-                 receiver=short(str(f.get("receiver", ""))))
+                 sender=who(f.get("sender", "")), receiver=who(f.get("receiver", "")))
     if name == "Approval":
         return t("{owner} allowed {spender} to spend {amount}.",
-                 owner=short(str(f.get("owner", ""))), spender=short(str(f.get("spender", ""))),
+                 owner=who(f.get("owner", "")), spender=who(f.get("spender", "")),
                  amount=tokens(f.get("amount")))
     if name == "ListingCreated":
         return t("A listing was created.")
