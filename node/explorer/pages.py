@@ -55,11 +55,30 @@ META_TTL = 60.0
 #: turn for PAGE_WAIT seconds, then are told the explorer is busy (503).
 MAX_PAGES = 8
 PAGE_WAIT = 5.0
+#: A token's decimals and symbol beyond these are not believed (10**decimals is work).
+MAX_DECIMALS = 36
+MAX_SYMBOL = 12
+#: Seconds a token that could not be read waits before it is asked again.
+META_RETRY = 5.0
 
-_HASH = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
-_ADDRESS = re.compile(r"^agora1[02-9ac-hj-np-z]{38}$")
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
-_CURSOR = re.compile(r"^[0-9]{1,19}(:[0-9]{1,10}){0,2}$")
+_HASH = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+_ADDRESS = re.compile(r"agora1[02-9ac-hj-np-z]{38}")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_CURSOR = re.compile(r"[0-9]{1,19}(:[0-9]{1,10}){0,2}")
+_PAGE_NUMBER = re.compile(r"[0-9]{1,6}")
+#: What a node's answer of the wrong shape raises in a page (or its template).
+_SHAPE_ERRORS = (TypeError, KeyError, ValueError, AttributeError, IndexError,
+                 OverflowError, RecursionError, jinja2.UndefinedError)
+#: Characters that text from the chain may not bring into a page: controls (NUL...)
+#: and the bidirectional overrides and isolates that make text read as it is not.
+_UNSHOWN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(value: Any) -> Any:
+    """Every value a template prints passes here (Jinja2's ``finalize``)."""
+    if isinstance(value, str) and not isinstance(value, Markup):  # Markup: made of
+        return _UNSHOWN.sub("", value)  # printed values, each passed here already
+    return value
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -99,7 +118,7 @@ class Explorer:
         self.env = jinja2.Environment(
             loader=jinja2.PackageLoader("node.explorer", "templates"),
             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-            lstrip_blocks=True)
+            lstrip_blocks=True, finalize=_shown)
         self._meta: Meta | None = None
         self._meta_lock = asyncio.Lock()
         self._pages = asyncio.Semaphore(MAX_PAGES)
@@ -152,24 +171,28 @@ class Explorer:
                                     ) from None
                 try:
                     template, context = await page(request, t)
+                    html = self._render(request, t, template, context)
                 finally:
                     self._pages.release()
             except PageError as exc:
-                status = exc.status
-                template, context = "error.html", {"title": t("Not shown"),
-                                                   "message": exc.message, "live": ""}
+                status, html = exc.status, self._error(request, t, exc.message)
             except web.HTTPException as exc:  # a search's redirect
                 exc.headers["Server-Timing"] = \
                     f"page;dur={(time.perf_counter() - started) * 1000:.1f}"
                 raise
+            except _SHAPE_ERRORS as exc:
+                # The node answered something other than what the API documents (a
+                # lying or broken node behind ``agora explorer``): say so, never crash.
+                log.warning("explorer page %s: the node's answer was not understood "
+                            "(%s: %.200s)", request.path, type(exc).__name__, exc)
+                status, html = 502, self._error(request, t, t(
+                    "The node's answer to this page was not understood: it does not have "
+                    "the shape the API documents."))
             except Exception:  # noqa: BLE001 - a page never shows a stack trace
                 log.exception("explorer page %s failed", request.path)
-                status = 500
-                template, context = "error.html", {
-                    "title": t("Not shown"), "live": "",
-                    "message": t("This page could not be shown because of an error in the "
-                                 "explorer; the node's log has the details.")}
-            html = self._render(request, t, template, context)
+                status, html = 500, self._error(request, t, t(
+                    "This page could not be shown because of an error in the explorer; the "
+                    "node's log has the details."))
             response = web.Response(text=html, status=status, content_type="text/html",
                                     charset="utf-8")
             response.headers["Content-Language"] = lang
@@ -189,11 +212,15 @@ class Explorer:
             return response
         return handler
 
+    def _error(self, request: web.Request, t: Translator, message: str) -> str:
+        return self._render(request, t, "error.html", {"title": t("Not shown"),
+                                                       "message": message, "live": ""})
+
     def _render(self, request: web.Request, t: Translator, template: str,
                 context: dict[str, Any]) -> str:
         now_ms = int(self.clock() * 1000)
         meta = self._meta
-        tokens = meta.tokens if meta is not None else Money(18, "AGT")
+        tokens = meta.tokens if meta is not None else Money(18, "?")
 
         def link_lang(lang: str) -> str:
             query = {k: v for k, v in request.query.items() if k not in ("lang", "part")}
@@ -263,21 +290,27 @@ class Explorer:
                 ("call", {"contract": "token", "method": "decimals"}), ("status", {}),
                 ("validators", {})])
             addresses = {c["name"]: c["address"] for c in self._may(contracts) or []
-                         if isinstance(c, dict)}
-            sym = (self._may(symbol) or {}).get("value") or "AGT"
-            try:
-                dec = int((self._may(decimals) or {}).get("value", 18))
-            except (TypeError, ValueError):
-                dec = 18
+                         if isinstance(c, dict) and isinstance(c.get("name"), str)
+                         and isinstance(c.get("address"), str)}
+            sym = (self._may(symbol) or {}).get("value")
+            raw_decimals = str((self._may(decimals) or {}).get("value"))
+            dec = int(raw_decimals) if _DIGITS.fullmatch(raw_decimals) else -1
+            understood = isinstance(sym, str) and 0 < len(sym) <= MAX_SYMBOL and \
+                0 <= dec <= MAX_DECIMALS
             for v in (self._may(validators) or {}).get("validators", []):
-                if v.get("name"):
-                    self.names.setdefault(v["name"], v["address"])
-            chain_id = (self._may(status) or {}).get("chain_id", "")
-            self._meta = Meta(Money(dec, str(sym)), addresses, chain_id, self.clock())
+                if isinstance(v, dict) and isinstance(v.get("name"), str) and v["name"] \
+                        and isinstance(v.get("address"), str):
+                    self.names.setdefault(v["name"][:64], v["address"])
+            chain_id = str((self._may(status) or {}).get("chain_id", ""))
+            if not understood:  # shown with a placeholder, asked again on the next page
+                self._meta = Meta(Money(18, "?"), addresses, chain_id,
+                                  self.clock() - META_TTL + META_RETRY)
+                return self._meta
+            self._meta = Meta(Money(dec, _shown(sym)), addresses, chain_id, self.clock())
             return self._meta
 
     async def titles(self, ids: Sequence[Any]) -> dict[str, str]:
-        wanted = list(dict.fromkeys(str(i) for i in ids if str(i).isdigit()))[:MAX_TITLES]
+        wanted = list(dict.fromkeys(str(i) for i in ids if _DIGITS.fullmatch(str(i))))[:MAX_TITLES]
         answers = await self._ask([("listing", {"listing_id": int(i)}) for i in wanted])
         return {i: a["listing"]["title"] for i, a in zip(wanted, answers, strict=True)
                 if isinstance(a, dict)}
@@ -306,20 +339,20 @@ class Explorer:
 
     @staticmethod
     def _int(t: Translator, text: str, what: str) -> int:
-        if not _DIGITS.match(text):
+        if not _DIGITS.fullmatch(text):
             raise PageError(400, t("{what} must be a whole number, like 12.", what=t(what)))
         return int(text)
 
     @staticmethod
     def _address(t: Translator, text: str) -> str:
-        if not _ADDRESS.match(text):
+        if not _ADDRESS.fullmatch(text):
             raise PageError(400, t("That is not an address: an address starts with "
                                    "agora1 and has 44 characters."))
         return text
 
     @staticmethod
     def _hash(t: Translator, text: str) -> str:
-        if not _HASH.match(text):
+        if not _HASH.fullmatch(text):
             raise PageError(400, t("That is not a hash: a hash has 64 hexadecimal "
                                    "characters."))
         return text.lower().removeprefix("0x")
@@ -327,7 +360,7 @@ class Explorer:
     @staticmethod
     def _cursor(request: web.Request) -> str | None:
         before = request.query.get("before")
-        return before if before and _CURSOR.match(before) else None
+        return before if before and _CURSOR.fullmatch(before) else None
 
     # ------------------------------------------------------------ pages
 
@@ -374,8 +407,8 @@ class Explorer:
                                 t("There is no block {height} yet.", height=height))
             block = {"header": header, "txs": [], "hash": header["hash"]}
         block = self._must(t, block, t("There is no block {height} yet.", height=height))
-        page = max(0, int(request.query["page"]) if request.query.get("page", "").isdigit()
-                   and len(request.query["page"]) < 7 else 0)
+        number = request.query.get("page", "")
+        page = int(number) if _PAGE_NUMBER.fullmatch(number) else 0
         chosen = block["txs"][page * BLOCK_TXS:(page + 1) * BLOCK_TXS]
         txs = [self._may(a) for a in await self._ask(
             [("tx", {"hash": x["hash"]}) for x in chosen])]
@@ -582,9 +615,9 @@ class Explorer:
         lowered = text.lower()
         if not text:
             return []
-        if _ADDRESS.match(text):
+        if _ADDRESS.fullmatch(text):
             return [("Account {id}", f"{BASE}/account/{text}", text)]
-        if _HASH.match(text):
+        if _HASH.fullmatch(text):
             h = lowered.removeprefix("0x")
             tx, block = await self._ask([("tx", {"hash": h}), ("block_by_hash", {"hash": h})])
             out = []

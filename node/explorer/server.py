@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from p2p.policy import split_host_port
 
@@ -32,8 +32,9 @@ log = logging.getLogger("agora.explorer")
 
 #: Largest message relayed either way (a block's notifications come one per message).
 MAX_MESSAGE = 1 << 20
-#: Browsers relayed at once by a stand-alone explorer.
+#: Browsers relayed at once by a stand-alone explorer, and from one address.
 MAX_CLIENTS = 200
+MAX_PER_IP = 16
 
 
 def names_near(home: Path | None) -> dict[str, str]:
@@ -73,38 +74,59 @@ def mount_on_node(mount: Callable[[str, str, Any], None],
 
 class Relay:
     """``/websocket`` of a stand-alone explorer: each browser's connection relayed to
-    the node's WebSocket endpoint."""
+    the node's WebSocket endpoint, at most ``max_clients`` at once and ``max_per_ip``
+    from one address (every relayed client reaches the node from this explorer's
+    address, so the node's own per-address cap cannot tell them apart)."""
 
-    def __init__(self, node_url: str, max_clients: int = MAX_CLIENTS) -> None:
+    def __init__(self, node_url: str, max_clients: int = MAX_CLIENTS,
+                 max_per_ip: int = MAX_PER_IP) -> None:
         base = node_url.rstrip("/")
         self.upstream = ("ws" + base[4:] if base.startswith("http") else base) + "/websocket"
         self.max_clients = max_clients
+        self.max_per_ip = max_per_ip
         self.clients = 0
+        self.by_ip: dict[str, int] = {}
         self._session: aiohttp.ClientSession | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        ip = request.remote or ""
         if self.clients >= self.max_clients:
             raise web.HTTPServiceUnavailable(
                 text=f"this explorer relays at most {self.max_clients} live pages\n")
+        if self.by_ip.get(ip, 0) >= self.max_per_ip:
+            raise web.HTTPServiceUnavailable(
+                text=f"this explorer relays at most {self.max_per_ip} live pages to one "
+                     "address\n")
         self.clients += 1
+        self.by_ip[ip] = self.by_ip.get(ip, 0) + 1
         try:
             return await self._relay(request)
         finally:
             self.clients -= 1
+            self.by_ip[ip] -= 1
+            if not self.by_ip[ip]:
+                del self.by_ip[ip]
 
     async def _relay(self, request: web.Request) -> web.StreamResponse:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        try:
-            upstream = await self._session.ws_connect(self.upstream, max_msg_size=MAX_MESSAGE,
-                                                      timeout=aiohttp.ClientWSTimeout(
-                                                          ws_receive=None, ws_close=5.0),
-                                                      heartbeat=30.0)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise web.HTTPBadGateway(text=f"the node's WebSocket did not answer: {exc}\n") \
-                from None
+        # The browser's side first: a handshake that fails leaves nothing open upstream.
         browser = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, heartbeat=30.0)
-        await browser.prepare(request)
+        try:
+            await browser.prepare(request)
+        except (ConnectionError, OSError, RuntimeError, aiohttp.ClientError) as exc:
+            log.debug("a live page left during its handshake: %s", exc)
+            return browser
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_clients))
+        try:
+            upstream = await self._session.ws_connect(
+                self.upstream, max_msg_size=MAX_MESSAGE, heartbeat=30.0,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0))
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            await browser.close(code=WSCloseCode.TRY_AGAIN_LATER,
+                                message=f"the node's WebSocket did not answer: {exc}"[:120]
+                                .encode())
+            return browser
 
         async def pump(src: Any, dst: Any) -> None:
             async for msg in src:
@@ -122,8 +144,10 @@ class Relay:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            await upstream.close()
-            await browser.close()
+            with contextlib.suppress(Exception):
+                await upstream.close()
+            with contextlib.suppress(Exception):
+                await browser.close()
         return browser
 
     async def close(self) -> None:

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 MAX_ANSWER_BYTES = 16 << 20
 #: Seconds a batch may take over HTTP before the page says the node did not answer.
 HTTP_TIMEOUT = 10.0
+#: The most of a node's error message (or data) a page repeats.
+MAX_TEXT = 300
 
 Call = tuple[str, dict[str, Any]]
 
@@ -65,27 +67,37 @@ def _request(calls: Sequence[Call]) -> str:
                        for i, (m, p) in enumerate(calls)])
 
 
+def _code(value: Any) -> int:
+    """A JSON-RPC error code as the node gave it (0 where it is not a small integer)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) \
+        and -(1 << 31) <= value < 1 << 31 else 0
+
+
+def _error(method: str, error: Any) -> ApiError:
+    e = error if isinstance(error, dict) else {}
+    data = e.get("data")
+    return ApiError(method, _code(e.get("code")), str(e.get("message", ""))[:MAX_TEXT],
+                    data[:MAX_TEXT] if isinstance(data, str) else None)
+
+
 def _answers(calls: Sequence[Call], text: str | bytes | None) -> list[Any]:
     try:
         answer = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past Python's limit
         answer = None
     if isinstance(answer, dict) and "error" in answer:  # the whole batch was refused
-        error = answer["error"] if isinstance(answer["error"], dict) else {}
-        return [ApiError(m, int(error.get("code", 0) or 0), str(error.get("message", "")),
-                         error.get("data")) for m, _ in calls]
+        return [_error(m, answer["error"]) for m, _ in calls]
     if not isinstance(answer, list):
         return [ApiError(m, 0, "the node's answer was not JSON-RPC") for m, _ in calls]
-    by_id = {a.get("id"): a for a in answer if isinstance(a, dict)}
+    by_id = {a.get("id"): a for a in answer if isinstance(a, dict)
+             and isinstance(a.get("id"), int)}
     out: list[Any] = []
     for i, (method, _) in enumerate(calls):
         a = by_id.get(i)
         if a is None:
             out.append(ApiError(method, 0, "the node left this call unanswered"))
         elif "error" in a:
-            e = a["error"] if isinstance(a["error"], dict) else {}
-            out.append(ApiError(method, int(e.get("code", 0) or 0),
-                                str(e.get("message", ""))[:300], e.get("data")))
+            out.append(_error(method, a["error"]))
         else:
             out.append(a.get("result"))
     return out
@@ -129,10 +141,17 @@ class HttpSource:
                 if response.status != 200:
                     reason = f"the node answered HTTP {response.status}"
                     return [ApiError(m, 0, reason) for m, _ in calls]
-                body = await response.content.read(MAX_ANSWER_BYTES + 1)
-                if len(body) > MAX_ANSWER_BYTES:
+                if (response.content_length or 0) > MAX_ANSWER_BYTES:
                     return [ApiError(m, 0, "the node's answer was too large")
                             for m, _ in calls]
+                chunks, size = [], 0  # the whole body, however it arrives, up to the cap
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        return [ApiError(m, 0, "the node's answer was too large")
+                                for m, _ in calls]
+                    chunks.append(chunk)
+                body = b"".join(chunks)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             reason = f"cannot reach the node at {self.url}: {exc or type(exc).__name__}"
             return [ApiError(m, 0, reason) for m, _ in calls]

@@ -282,7 +282,8 @@ def action_sentence(t: Translator, tx: dict[str, Any], receipt: dict[str, Any] |
         return names.get(text) or short(text)
 
     if kind == "transfer":
-        return t("Sent {amount} to {to}.", amount=money(action.get("value")),
+        return t("Sent {amount} to {to}.",
+                 amount=money(action.get("amount", action.get("value"))),
                  to=who(action.get("to")))
     if kind == "deploy":
         return t("Deployed a contract ({n} bytes of code).", n=action.get("code_bytes"))

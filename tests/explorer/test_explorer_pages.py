@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
+import random
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,9 +25,11 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from rpc_helpers import ARBITER, BUYER_1, BUYER_2, BUYER_3, MERCHANT, NOBODY, Calls, commerce_node
 from test_rpc_commerce import CHAIN, PRICE, Market, lifecycle, text
 
+from chain.tx import Transaction, Transfer
 from node.explorer import i18n
 from node.explorer.i18n import Translator, from_accept_language, negotiate
 from node.explorer.pages import Explorer
@@ -389,7 +395,156 @@ async def test_agora_explorer_serves_the_pages_for_another_node(market: Market) 
 
 
 async def test_the_relay_is_bounded() -> None:
-    relay = Relay("http://127.0.0.1:1", max_clients=0)
-    with pytest.raises(Exception) as info:
-        await relay.handle(None)  # type: ignore[arg-type]
-    assert "at most 0 live pages" in str(getattr(info.value, "text", info.value))
+    class Asking:
+        remote = "192.0.2.7"
+
+    with pytest.raises(web.HTTPServiceUnavailable) as info:
+        await Relay("http://127.0.0.1:1", max_clients=0).handle(Asking())  # type: ignore[arg-type]
+    assert "at most 0 live pages" in info.value.text
+    with pytest.raises(web.HTTPServiceUnavailable) as info:
+        await Relay("http://127.0.0.1:1", max_per_ip=0).handle(Asking())  # type: ignore[arg-type]
+    assert "to one address" in info.value.text
+
+
+# ---------------------------------------------------------------- regressions of the
+# hostile review (each failed on the code before its fix)
+
+
+@asynccontextmanager
+async def liar(real: str, corrupt: Callable[[str, Any], Any]) -> AsyncIterator[str]:
+    """A node that passes each batch to ``real`` and corrupts each call's answer with
+    ``corrupt(method, answer)`` (a dict answer to put in its place, or a whole raw body
+    as bytes)."""
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        calls = json.loads(body)
+        async with aiohttp.ClientSession() as s, s.post(real, data=body,
+                          headers={"Content-Type": "application/json"}) as r:
+            answers = await r.json()
+        out = []
+        for call, answer in zip(calls, answers, strict=True):
+            bad = corrupt(call["method"], answer)
+            if isinstance(bad, bytes):
+                return web.Response(body=bad, content_type="application/json")
+            out.append(bad)
+        return web.json_response(out)
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_base_port(1)
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+async def test_answers_of_the_wrong_shape_are_said_never_a_crash(market: Market) -> None:
+    """A lying node behind agora explorer: every answer corrupted in turn (a result
+    replaced by null, a list, a string, a number; one field of it replaced; error codes
+    that are not numbers; nesting past the parser's limit; a token with 10**7
+    decimals): each page is a sentence (never a 500), within seconds."""
+    m = market
+    rng = random.Random(18)
+    junk: list[Any] = [None, [], "x", 5, 1e300, True, {}, {"registration": None}, "1" * 400]
+
+    def mutate(value: Any) -> Any:
+        if isinstance(value, dict) and value and rng.random() < 0.7:
+            key = rng.choice(sorted(value))
+            return {**value, key: mutate(value[key])}
+        if isinstance(value, list) and value and rng.random() < 0.7:
+            i = rng.randrange(len(value))
+            return [*value[:i], mutate(value[i]), *value[i + 1:]]
+        return rng.choice(junk)
+
+    lies: list[Callable[[str, Any], Any]] = [
+        lambda method, a: {**a, "result": mutate(a.get("result"))},
+        lambda method, a: {**a, "id": a["id"] + 1},
+        lambda method, a: {"jsonrpc": "2.0", "id": a["id"], "error": {"code": "abc",
+                                                                     "data": "d" * 200_000}},
+        lambda method, a: b"[" * 100_000,
+        lambda method, a: {**a, "result": {"value": 10_000_000}} if method == "call" else a,
+    ]
+    paths = [p for p in pages(m) if not p.startswith("/search")]
+    served: list[int] = []
+    for n, lie in enumerate(lies):
+        rounds = 12 if n == 0 else 1
+        for _ in range(rounds):
+            async with liar(m.net.url, lie) as url:
+                listen = f"127.0.0.1:{free_base_port(1)}"
+                runner, explorer, relay = await start_standalone(url, listen)
+                b = Browser(f"http://{listen}")
+                try:
+                    for path in paths:
+                        started = time.monotonic()
+                        async with b.session.get(b.base + path) as r:
+                            body = await r.text()
+                        assert r.status != 500, (n, path, read(body).text[:600])
+                        assert time.monotonic() - started < 8, (n, path)
+                        assert len(body) < 1_000_000, (n, path)
+                        served.append(r.status)
+                finally:
+                    await b.close()
+                    await runner.cleanup()
+                    await relay.close()
+                    await explorer.source.close()
+    assert 502 in served
+
+
+async def test_a_large_answer_is_read_whole(market: Market) -> None:
+    source = HttpSource(market.net.url)
+    try:
+        answers = await source.batch([("block", {"height": 3})] * 100)
+        assert all(isinstance(a, dict) and a["header"]["height"] == 3 for a in answers)
+        assert len(json.dumps(answers)) > 256 * 1024  # more than one read of the socket
+    finally:
+        await source.close()
+
+
+async def test_aborted_handshakes_leave_the_relay_usable(market: Market) -> None:
+    listen = f"127.0.0.1:{free_base_port(1)}"
+    runner, explorer, relay = await start_standalone(market.net.url, listen)
+    host, port = listen.split(":")
+    try:
+        for _ in range(150):  # an upgrade asked for, then the connection reset
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET /websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            await writer.drain()
+            writer.transport.abort()
+        async with aiohttp.ClientSession() as s, \
+                s.ws_connect(f"http://{listen}/websocket") as ws:
+            await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
+                                "params": {"kind": "blocks"}})
+            answer = await asyncio.wait_for(ws.receive_json(), 5)
+            assert "subscription" in answer["result"]
+        async with asyncio.timeout(5):  # every slot is given back
+            while relay.clients:
+                await asyncio.sleep(0.05)
+        assert relay.by_ip == {}
+    finally:
+        await runner.cleanup()
+        await relay.close()
+        await explorer.source.close()
+
+
+async def test_odd_input_found_by_the_review(market: Market, browser: Browser) -> None:
+    await browser.get("/block/3?page=%C2%B2")  # "²" is a digit to str.isdigit
+    for path in ("/block/12%0A", f"/account/{text(BUYER_1)}%0A", f"/merchant/{text(MERCHANT)}%0A"):
+        await browser.get(path, status=400)
+    # A native coin transfer says how much it sent.
+    nonce = market.calls.nonces.get(BUYER_2.address, 0)
+    market.calls.nonces[BUYER_2.address] = nonce + 1
+    sent = await market.net.commit(Transaction.create(
+        BUYER_2, CHAIN, nonce, Transfer(MERCHANT.address, 7 * 10**18), gas_limit=100_000,
+        gas_price=1))
+    tx = await browser.text(f"/tx/{sent['hash']}")
+    assert "Sent 7.00 AGO to" in tx and "Sent with it\n7.00 AGO" in tx
+
+
+async def test_text_from_the_chain_cannot_change_how_the_page_reads() -> None:
+    env = Explorer(HttpSource("http://127.0.0.1:1")).env
+    assert env.from_string("{{ x }}").render(x="Tea\u202eset\x00<b>") == "Teaset&lt;b&gt;"
