@@ -192,6 +192,17 @@ def write_manifest(home: Path, infos: list[NodeInfo], accounts: dict[str, bytes]
     os.replace(tmp, path)
 
 
+def manifest_accounts(place: Path) -> dict[str, str]:
+    """The demo accounts named in ``place/localnet.json`` (name -> ``agora1...``);
+    empty where there is no readable manifest."""
+    try:
+        listed = json.loads((place / "localnet.json").read_text()).get("accounts", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {a["name"]: a["address"] for a in listed if isinstance(a, dict)
+            and isinstance(a.get("name"), str) and isinstance(a.get("address"), str)}
+
+
 def account_key(home: Path, name: str) -> PrivateKey:
     return read_key(home / "keys" / f"{name}.json")
 

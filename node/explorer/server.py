@@ -40,24 +40,14 @@ MAX_PER_IP = 16
 def names_near(home: Path | None) -> dict[str, str]:
     """Account names a reader may search for: a localnet's demo accounts (from the
     ``localnet.json`` in or beside the home) and the wallet keystore's names there."""
-    names: dict[str, str] = {}
     if home is None:
-        return names
-    for manifest in (home / "localnet.json", home.parent / "localnet.json"):
-        try:
-            data = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            continue
-        for account in data.get("accounts", []) if isinstance(data, dict) else []:
-            if isinstance(account, dict) and isinstance(account.get("name"), str) \
-                    and isinstance(account.get("address"), str):
-                names.setdefault(account["name"], account["address"])
-    try:
-        from ..wallet.keystore import Keystore
-        for entry in Keystore(home / "keys").list():
-            names.setdefault(entry.name, entry.address_text)
-    except Exception:  # noqa: BLE001 - no keystore there, or one we cannot read: no names
-        pass
+        return {}
+    from ..localnet import manifest_accounts
+    from ..wallet.keystore import Keystore
+
+    names = {**manifest_accounts(home.parent), **manifest_accounts(home)}
+    for key in Keystore(home / "keys").list():  # unreadable key files are left out
+        names.setdefault(key.name, key.address_text)
     return names
 
 
@@ -86,6 +76,9 @@ class Relay:
         self.max_per_ip = max_per_ip
         self.clients = 0
         self.by_ip: dict[str, int] = {}
+        #: Set while no browser is relayed.
+        self.idle = asyncio.Event()
+        self.idle.set()
         self._session: aiohttp.ClientSession | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -98,11 +91,14 @@ class Relay:
                 text=f"this explorer relays at most {self.max_per_ip} live pages to one "
                      "address\n")
         self.clients += 1
+        self.idle.clear()
         self.by_ip[ip] = self.by_ip.get(ip, 0) + 1
         try:
             return await self._relay(request)
         finally:
             self.clients -= 1
+            if not self.clients:
+                self.idle.set()
             self.by_ip[ip] -= 1
             if not self.by_ip[ip]:
                 del self.by_ip[ip]
@@ -193,7 +189,9 @@ def resolve_node(url: str | None, home: Path | None) -> str:
                 break
             except (OSError, ValueError, KeyError, IndexError, TypeError):
                 continue
-    url = url if isinstance(url, str) and url else "http://127.0.0.1:26657"
+    from ..wallet.session import DEFAULT_NODE
+
+    url = url if isinstance(url, str) and url else DEFAULT_NODE
     return url if "://" in url else "http://" + url
 
 

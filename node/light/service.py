@@ -307,8 +307,6 @@ async def serve(genesis: Genesis, home: Path, settings: LightSettings,
 def _watched(text: str, genesis_file: str | None) -> bytes:
     """An address to watch: ``agora1...``, or the name of a localnet's demo account
     (from the localnet.json beside --genesis, or in ./localnet)."""
-    import json
-
     from chain.address import address_from_text
     from chain.errors import InvalidAddress
 
@@ -316,13 +314,13 @@ def _watched(text: str, genesis_file: str | None) -> bytes:
         return address_from_text(text)
     except InvalidAddress:
         pass
+    from ..localnet import manifest_accounts
+
     places = [Path(genesis_file).parent] if genesis_file else []
     for place in places + [Path("localnet")]:
-        manifest = place / "localnet.json"
-        if manifest.exists():
-            for account in json.loads(manifest.read_text()).get("accounts", []):
-                if account.get("name") == text:
-                    return address_from_text(account["address"])
+        address = manifest_accounts(place).get(text)
+        if address is not None:
+            return address_from_text(address)
     raise ValueError(f"--watch {text!r}: give the merchant's address (agora1...) or the name "
                      "of a localnet demo account (merchant)")
 

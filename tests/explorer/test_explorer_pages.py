@@ -521,9 +521,7 @@ async def test_aborted_handshakes_leave_the_relay_usable(market: Market) -> None
                                 "params": {"kind": "blocks"}})
             answer = await asyncio.wait_for(ws.receive_json(), 5)
             assert "subscription" in answer["result"]
-        async with asyncio.timeout(5):  # every slot is given back
-            while relay.clients:
-                await asyncio.sleep(0.05)
+        await asyncio.wait_for(relay.idle.wait(), 5)  # every slot is given back
         assert relay.by_ip == {}
     finally:
         await runner.cleanup()
