@@ -63,18 +63,25 @@ _SEQUENCES: list[tuple[int, tuple[Op, ...]]] = [  # longest first where they sha
 
 #: each internal opcode -> the instruction it starts with (for error messages)
 FIRST: dict[int, Op] = {code: seq[0] for code, seq in _SEQUENCES}
+#: each first instruction -> the sequences starting with it, in _SEQUENCES' order (so
+#: fusing a program looks only at the sequences that can start where it stands)
+_STARTING: dict[int, list[tuple[int, tuple[int, ...]]]] = {}
+_LENGTH: dict[int, int] = {code: len(seq) for code, seq in _SEQUENCES}
+for _code, _seq in _SEQUENCES:
+    _STARTING.setdefault(int(_seq[0]), []).append((_code, tuple(int(op) for op in _seq)))
 
 
-def _matches(ops: list[int], i: int, seq: tuple[Op, ...]) -> bool:
-    if i + len(seq) > len(ops):
-        return False
-    return all(ops[i + k] == want for k, want in enumerate(seq))
+def _matches(ops: list[int], i: int, seq: tuple[int, ...]) -> bool:
+    """The sequence is at ``i``, and nothing jumps into its middle."""
+    end = i + len(seq)
+    return (end <= len(ops) and tuple(ops[i:end]) == seq
+            and Op.JUMPDEST not in ops[i + 1 : end])
 
 
 def _immediate(code: int, args: list[Any], gas: list[int], i: int) -> object:
     """What the fused instruction at ``i`` needs: the sequence's immediates, then the gas
     of each instruction after the first (the first's is charged by the loop, as ever)."""
-    n = len(next(seq for c, seq in _SEQUENCES if c == code))
+    n = _LENGTH[code]
     costs = tuple(gas[i + 1 : i + n])
     if code in (LCAT, SLOADF, SLOADFI, SSTOREF):
         return (args[i], args[i + 1], *costs)
@@ -117,8 +124,8 @@ def fuse(ops: list[int], args: list[Any], gas: list[int],
             jumpdests[offset] = moved.get(j, j)
     i = 0
     while i < n:
-        for code, seq in _SEQUENCES:
-            if _matches(ops, i, seq) and Op.JUMPDEST not in ops[i + 1 : i + len(seq)]:
+        for code, seq in _STARTING.get(ops[i], ()):
+            if _matches(ops, i, seq):
                 args[i] = _immediate(code, args, gas, i)
                 ops[i] = code
                 i += len(seq)

@@ -6,10 +6,16 @@ header: reading the node's API (in-process, as /explorer/ on a node does) and
 rendering. Each kind of page is asked for several different subjects (the node caches
 decoded blocks and rendered answers, so one subject asked again would measure the
 cache), the slowest must be under budget, and the table is printed with the round trip
-a browser on 127.0.0.1 sees beside it."""
+a browser on 127.0.0.1 sees beside it.
+
+The measurement runs inside the test session's process, whose heap holds every earlier
+test's objects; a node's process holds only its own. So the session's objects are
+frozen out of the garbage collector's sight for the measurement (``gc.freeze``), or one
+full collection over thousands of earlier tests' objects would be timed as a page."""
 
 from __future__ import annotations
 
+import gc
 import re
 import statistics
 import time
@@ -25,6 +31,21 @@ BUDGET_MS = 200.0
 async def test_every_page_within_200_ms_on_10000_blocks(big_chain: BigChain,
                                                         capsys: object) -> None:
     big = big_chain
+    gc.collect()
+    gc.freeze()
+    try:
+        rows, height = await _measure(big)
+    finally:
+        gc.unfreeze()
+    lines = [f"explorer pages on {height} blocks: server median / max, round trip max (ms)"]
+    lines += [f"  {k:<11} x{n:<2} {med:7.1f} {mx:7.1f}   {tr:7.1f}"
+              for k, n, med, mx, tr in rows]
+    print("\n".join(lines))
+    slow = [(k, mx) for k, _, _, mx, _ in rows if mx >= BUDGET_MS]
+    assert slow == [], f"pages over {BUDGET_MS} ms of server time: {slow}"
+
+
+async def _measure(big: BigChain) -> tuple[list[tuple[str, int, float, float, float]], int]:
     a = address_to_text
     async with serve(big) as n:
         height = (await n.client.status())["height"]
@@ -65,9 +86,4 @@ async def test_every_page_within_200_ms_on_10000_blocks(big_chain: BigChain,
                         trip.append(elapsed)
                 rows.append((kind, len(paths), statistics.median(server), max(server),
                              max(trip)))
-    lines = [f"explorer pages on {height} blocks: server median / max, round trip max (ms)"]
-    lines += [f"  {k:<11} x{n:<2} {med:7.1f} {mx:7.1f}   {tr:7.1f}"
-              for k, n, med, mx, tr in rows]
-    print("\n".join(lines))
-    slow = [(k, mx) for k, _, _, mx, _ in rows if mx >= BUDGET_MS]
-    assert slow == [], f"pages over {BUDGET_MS} ms of server time: {slow}"
+    return rows, height
