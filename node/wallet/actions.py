@@ -21,7 +21,16 @@ from .amounts import (
     parse_percent,
 )
 from .errors import BadInput, Refused
-from .explain import ENDED, next_steps, refused_transition, state_sentence, until, when, window
+from .explain import (
+    ENDED,
+    group_sentence,
+    next_steps,
+    refused_transition,
+    state_sentence,
+    until,
+    when,
+    window,
+)
 from .session import Sent, Session, now_ms
 from .text import one_line
 
@@ -841,7 +850,7 @@ def group_show(s: Session, group_id: int) -> Report:
     lines = [f"Group {group_id} of listing {grp['listing']}: {g['state']}; "
              f"{grp['members']} of {grp['size']} members at {s.coin(int(grp['price']))} each; "
              f"leader {s.who(grp['leader'])}",
-             f"  fills by {when(int(grp['deadline']))} ({until(int(grp['deadline']), now_ms())})"]
+             "  " + group_sentence(group_id, g["state"], grp, now_ms())]
     for m in g["members"]:
         lines.append(f"  order {m['order_id']}: {s.who(m['buyer'])} ({m['state']})")
     return Report({k: v for k, v in g.items() if k != "raw"}, lines)

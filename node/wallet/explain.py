@@ -6,7 +6,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chain.address import address_to_text
+
 from .amounts import format_duration
+
+#: an order's arbiter when it has none
+NOBODY_TEXT = address_to_text(bytes(20))
 
 #: state -> (what it means, [(who, command, until/after, what it does)])
 #: ``when``: "by" (until the deadline), "after" (once it has passed) or "" (any time).
@@ -36,12 +41,7 @@ STEPS: dict[str, tuple[str, list[tuple[str, str, str, str]]]] = {
         ("anyone", "order claim", "after", "pay the merchant once the window has closed"),
         ("merchant", "order refund", "", "refund the buyer in part or in full"),
     ]),
-    "return_requested": ("the buyer asked to return it", [
-        ("merchant", "order accept-return", "by", "accept the return"),
-        ("merchant", "order contest", "by", "contest the return before the arbiter"),
-        ("buyer", "order ship-back", "by", "ship it back once the return is accepted"),
-        ("anyone", "order claim", "after", "end it as the silence decides"),
-    ]),
+    "return_requested": ("the buyer asked to return it", []),  # see _return_steps
     "return_shipped": ("the buyer shipped it back", [
         ("merchant", "order confirm-receipt", "", "confirm receipt (full refund)"),
         ("merchant", "order contest", "by", "contest the return before the arbiter"),
@@ -67,16 +67,19 @@ def when(ms: int) -> str:
 
 
 def until(ms: int, now_ms: int) -> str:
-    """``in 2 days`` / ``3 hours ago``, roughly."""
+    """``in 2 days 5 hours`` / ``3 hours ago``: the largest unit and the one after it,
+    never rounded up (47 hours away is ``in 1 day 23 hours``, not ``in 1 day``)."""
     delta = ms - now_ms
-    span = abs(delta)
-    for unit, size in (("day", 86_400_000), ("hour", 3_600_000), ("minute", 60_000)):
-        if span >= size:
-            n = span // size
-            text = f"{n} {unit}{'s' if n != 1 else ''}"
-            break
-    else:
-        text = f"{span // 1000} seconds"
+    rest = abs(delta)
+    parts: list[str] = []
+    for unit, size in (("day", 86_400_000), ("hour", 3_600_000), ("minute", 60_000),
+                       ("second", 1_000)):
+        n, rest = divmod(rest, size)
+        if n:
+            parts.append(f"{n} {unit}{'s' if n != 1 else ''}")
+        if parts and (len(parts) == 2 or not n):
+            break  # the next unit after the largest, and no smaller one
+    text = " ".join(parts) or "0 seconds"
     return f"in {text}" if delta >= 0 else f"{text} ago"
 
 
@@ -112,6 +115,8 @@ def next_steps(order_id: int, view: dict[str, Any], now_ms: int,
                          f"review bounty to the merchant (agora order release {order_id})")
         return steps
     deadline = int(view["order"]["deadline"])
+    if state == "return_requested":
+        return _return_steps(order_id, view["order"], now_ms)
     passed = now_ms > deadline
     out = []
     for who, command, time_rule, does in STEPS.get(state, ("", []))[1]:
@@ -122,6 +127,57 @@ def next_steps(order_id: int, view: dict[str, Any], now_ms: int,
             continue
         out.append(f"{who}: {does} (agora {command} {order_id})")
     return out
+
+
+def _return_steps(order_id: int, order: dict[str, Any], now_ms: int) -> list[str]:
+    """A requested return has three times (escrow.agc): the merchant answers within its
+    answer window; an accepted return must be shipped back by the deadline set on
+    accepting, a return met with silence within one answer window more; after that the
+    return lapses and a claim pays the merchant."""
+    deadline = int(order["deadline"])
+    accepted = bool(order.get("return_accepted"))
+    ship_by = deadline if accepted else deadline + int(order.get("answer_window", 0))
+    arbiter = str(order.get("arbiter", ""))
+    out = []
+    if not accepted and now_ms <= deadline:
+        out.append(f"merchant: accept the return by {when(deadline)} "
+                   f"(agora order accept-return {order_id})")
+        if arbiter and arbiter != NOBODY_TEXT:
+            out.append(f"merchant: contest the return before the arbiter by {when(deadline)} "
+                       f"(agora order contest {order_id})")
+        else:
+            out.append(f"merchant: refuse the return by {when(deadline)}; with no arbiter "
+                       f"its word is final and it is paid (agora order contest {order_id})")
+        out.append(f"buyer: ship it back once the merchant accepts, or after {when(deadline)} "
+                   f"if it stays silent, until {when(ship_by)} (agora order ship-back {order_id})")
+    elif now_ms <= ship_by:
+        out.append(f"buyer: ship it back by {when(ship_by)} ({until(ship_by, now_ms)}) "
+                   f"(agora order ship-back {order_id})")
+    if now_ms <= ship_by:
+        out.append(f"anyone: pay the merchant after {when(ship_by)} if nothing was shipped "
+                   f"back (agora order claim {order_id})")
+    else:
+        out.append(f"anyone: pay the merchant: the return lapsed unshipped "
+                   f"(agora order claim {order_id})")
+    return out
+
+
+def group_sentence(group_id: int, state: str, grp: dict[str, Any], now: int) -> str:
+    """Where a group deal stands in time, in a sentence."""
+    deadline = int(grp["deadline"])
+    if state == "filled":
+        filled = int(grp["filled_at"])
+        return (f"Filled {when(filled)} ({until(filled, now)}): each member's order is an "
+                "ordinary paid order from then, its ship deadline counted from the fill.")
+    if state == "failed":
+        return (f"Failed: it did not fill by {when(deadline)}; a member still joined is "
+                f"refunded in full by a claim (agora group close {group_id} claims them all).")
+    missing = int(grp["size"]) - int(grp["members"])
+    if now <= deadline:
+        return (f"Needs {missing} more member(s) by {when(deadline)} ({until(deadline, now)}); "
+                "if it does not fill by then, every member is refunded.")
+    return (f"Did not fill by {when(deadline)} ({until(deadline, now)}): anyone can close it "
+            f"and refund its members (agora group close {group_id}).")
 
 
 def refused_transition(action: str, order_id: int, reason: str, view: dict[str, Any] | None,

@@ -190,6 +190,10 @@ def test_a_shopper_and_a_merchant_run_the_whole_commerce_flow_from_the_cli(net: 
     assert a.ok("order", "confirm", second, "--from", "buyer")["state"] == "delivered"
     assert a.ok("order", "return", second, "--from", "buyer")["state"] == "return_requested"
     a.ok("order", "accept-return", second, "--from", "merchant")
+    # Accepted: the buyer is told to ship it back; nobody is offered accepting again.
+    steps = a.text("order", "show", second)
+    assert "buyer: ship it back by" in steps and f"agora order ship-back {second}" in steps
+    assert "accept-return" not in steps and "order contest" not in steps
     assert a.ok("order", "ship-back", second, "--from", "buyer",
                 "--tracking", "RET 9")["state"] == "return_shipped"
     refunded = a.ok("order", "confirm-receipt", second, "--from", "merchant")
@@ -219,6 +223,8 @@ def test_a_shopper_and_a_merchant_run_the_whole_commerce_flow_from_the_cli(net: 
     a.ok("group", "join", gid, "--from", "referrer")
     filled = a.ok("group", "join", gid, "--from", "arbiter", "--no-arbiter")
     assert filled["state"] == "filled"
+    shown_group = a.text("group", "show", gid)
+    assert "Filled " in shown_group and "Needs" not in shown_group
     assert a.ok("order", "show", str(joined["order_id"]))["state"] == "paid"
 
     # The lonely group's window has passed: closing it refunds its one member.

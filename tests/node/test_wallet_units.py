@@ -26,7 +26,13 @@ from node.wallet.amounts import (
     parse_percent,
 )
 from node.wallet.errors import BadInput, Refused
-from node.wallet.explain import next_steps, refused_transition
+from node.wallet.explain import (
+    NOBODY_TEXT,
+    group_sentence,
+    next_steps,
+    refused_transition,
+    until,
+)
 from node.wallet.keystore import Keystore
 from node.wallet.session import Session
 from vm.contracts import compiled
@@ -131,6 +137,66 @@ def test_what_each_party_can_do_follows_the_deadline() -> None:
                               _order("paid", 3 * DAY), now_ms=DAY)
     assert "Order 7 is paid" in text and "The deadline passes at" in text
     assert "(in 2 days)" in text
+
+
+def _return(accepted: bool, arbiter: str = "agora1arbiter") -> dict[str, Any]:
+    # a return requested; the deadline at day 10, an answer window of 2 days
+    return {"state": "return_requested",
+            "order": {"deadline": str(10 * DAY), "return_accepted": accepted,
+                      "answer_window": str(2 * DAY), "arbiter": arbiter}}
+
+
+def test_a_requested_return_offers_what_its_answer_allows() -> None:
+    # The merchant has not answered: it may accept or contest until day 10; the buyer
+    # ships back once accepted or after the silence, until day 12; a claim after that.
+    open_ = next_steps(7, _return(False), now_ms=DAY)
+    assert [s.split(":")[0] for s in open_] == ["merchant", "merchant", "buyer", "anyone"]
+    assert "agora order accept-return 7" in open_[0]
+    assert "before the arbiter" in open_[1] and "agora order contest 7" in open_[1]
+    assert "1970-01-11 00:00 UTC" in open_[2] and "until 1970-01-13 00:00 UTC" in open_[2]
+    assert "after 1970-01-13 00:00 UTC" in open_[3]
+    # No arbiter: contesting is a refusal that pays the merchant.
+    alone = next_steps(7, _return(False, NOBODY_TEXT), now_ms=DAY)
+    assert "refuse the return" in alone[1] and "its word is final" in alone[1]
+    # Silence past the answer window accepts: only shipping back remains, then a claim.
+    silent = next_steps(7, _return(False), now_ms=11 * DAY)
+    assert len(silent) == 2
+    assert "buyer: ship it back by 1970-01-13 00:00 UTC (in 1 day)" in silent[0]
+    assert "accept-return" not in " ".join(silent) and "contest" not in " ".join(silent)
+    # Accepted: no more accepting or contesting; the buyer ships back by the deadline.
+    accepted = next_steps(7, _return(True), now_ms=DAY)
+    assert len(accepted) == 2 and "accept-return" not in " ".join(accepted)
+    assert "contest" not in " ".join(accepted)
+    assert "ship it back by 1970-01-11 00:00 UTC (in 9 days)" in accepted[0]
+    assert "after 1970-01-11 00:00 UTC" in accepted[1]
+    # Lapsed (accepted and past its deadline, or silent past both windows): a claim.
+    for lapsed in (next_steps(7, _return(True), now_ms=11 * DAY),
+                   next_steps(7, _return(False), now_ms=13 * DAY)):
+        assert lapsed == ["anyone: pay the merchant: the return lapsed unshipped "
+                          "(agora order claim 7)"]
+
+
+def test_times_away_name_two_units_and_never_round_up() -> None:
+    hour = 3_600_000
+    assert until(47 * hour, 0) == "in 1 day 23 hours"
+    assert until(2 * DAY, 0) == "in 2 days"
+    assert until(2 * DAY + 5 * 60_000, 0) == "in 2 days"  # no hours: no minutes either
+    assert until(0, 3 * hour + 5 * 60_000) == "3 hours 5 minutes ago"
+    assert until(61_000, 0) == "in 1 minute 1 second"
+    assert until(500, 0) == "in 0 seconds"
+
+
+def test_a_group_deal_says_where_it_stands_in_time() -> None:
+    grp = {"deadline": str(10 * DAY), "filled_at": str(4 * DAY), "size": "3", "members": "1"}
+    filling = group_sentence(5, "open", grp, DAY)
+    assert filling.startswith("Needs 2 more member(s) by 1970-01-11 00:00 UTC (in 9 days)")
+    late = group_sentence(5, "open", grp, 11 * DAY)
+    assert "Did not fill" in late and "agora group close 5" in late
+    filled = group_sentence(5, "filled", grp, 5 * DAY)
+    assert filled.startswith("Filled 1970-01-05 00:00 UTC (1 day ago)")
+    assert "fills by" not in filled and "Needs" not in filled
+    assert group_sentence(5, "failed", grp, 11 * DAY).startswith(
+        "Failed: it did not fill by 1970-01-11 00:00 UTC")
 
 
 # ---------------------------------------------------------------------- the session
