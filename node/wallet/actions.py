@@ -23,6 +23,7 @@ from .amounts import (
 from .errors import BadInput, Refused
 from .explain import (
     ENDED,
+    NOBODY,
     group_sentence,
     next_steps,
     refused_transition,
@@ -33,8 +34,6 @@ from .explain import (
 )
 from .session import Sent, Session, now_ms
 from .text import one_line
-
-NOBODY = bytes(20)
 
 
 @dataclass

@@ -10,8 +10,9 @@ from chain.address import address_to_text
 
 from .amounts import format_duration
 
-#: an order's arbiter when it has none
-NOBODY_TEXT = address_to_text(bytes(20))
+#: the address of no one: an order's arbiter when it has none, a listing never made
+NOBODY = bytes(20)
+NOBODY_TEXT = address_to_text(NOBODY)
 
 #: state -> (what it means, [(who, command, until/after, what it does)])
 #: ``when``: "by" (until the deadline), "after" (once it has passed) or "" (any time).
@@ -135,14 +136,13 @@ def _return_steps(order_id: int, order: dict[str, Any], now_ms: int) -> list[str
     accepting, a return met with silence within one answer window more; after that the
     return lapses and a claim pays the merchant."""
     deadline = int(order["deadline"])
-    accepted = bool(order.get("return_accepted"))
-    ship_by = deadline if accepted else deadline + int(order.get("answer_window", 0))
-    arbiter = str(order.get("arbiter", ""))
+    accepted = bool(order["return_accepted"])
+    ship_by = deadline if accepted else deadline + int(order["answer_window"])
     out = []
     if not accepted and now_ms <= deadline:
         out.append(f"merchant: accept the return by {when(deadline)} "
                    f"(agora order accept-return {order_id})")
-        if arbiter and arbiter != NOBODY_TEXT:
+        if order["arbiter"] != NOBODY_TEXT:
             out.append(f"merchant: contest the return before the arbiter by {when(deadline)} "
                        f"(agora order contest {order_id})")
         else:
